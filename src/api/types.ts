@@ -1,0 +1,157 @@
+// The PodMigration resource (migration.ai-storage.io/v1alpha1), as the CRD in crds/ defines it.
+
+export const GROUP = 'migration.ai-storage.io';
+export const VERSION = 'v1alpha1';
+export const PLURAL = 'podmigrations';
+export const KIND = 'PodMigration';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** On every object the operator creates: the name of the PodMigration that made it. */
+export const LABEL_MIGRATION = `${GROUP}/migration`;
+/** On the target pod: the source pod's name. */
+export const ANNOTATION_MIGRATED_FROM = `${GROUP}/migrated-from`;
+/** On every object the operator creates: the UID of the PodMigration that made it. */
+export const ANNOTATION_MIGRATION_UID = `${GROUP}/migration-uid`;
+
+export const CHECKPOINT_VOLUME = 'checkpoint-volume';
+export const CHECKPOINT_MOUNT_PATH = '/migration-checkpoint';
+export const CHECKPOINT_LABELS = {
+  app: 'ai-storage-orchestrator',
+  component: 'migration-checkpoint',
+} as const;
+
+export const PHASES = [
+  'Pending',
+  'CapturingState',
+  'Checkpointing',
+  'CreatingTargetPod',
+  'DeletingSourcePod',
+  'CollectingMetrics',
+  'Completed',
+  'Failed',
+  'Cancelled',
+] as const;
+export type Phase = (typeof PHASES)[number];
+export const TERMINAL_PHASES: readonly Phase[] = ['Completed', 'Failed', 'Cancelled'];
+
+export type StepState = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
+
+export interface PodMigrationSpec {
+  podName: string;
+  sourceNode: string;
+  targetNode: string;
+  preservePV?: boolean;
+  checkpoint?: { size?: string; storageClassName?: string };
+  timeoutSeconds?: number;
+  readyTimeoutSeconds?: number;
+  metricsDelaySeconds?: number;
+}
+
+export interface PodRef {
+  name: string;
+  uid: string;
+  node: string;
+}
+
+export interface StepStatus {
+  name: string;
+  state: StepState;
+  startTime?: string;
+  completionTime?: string;
+  message?: string;
+}
+
+export interface ContainerRecord {
+  name: string;
+  state: 'running' | 'waiting' | 'terminated';
+  reason?: string;
+  restartCount: number;
+  migrated: boolean;
+}
+
+export interface ResourceFigures {
+  cpu: string;
+  memory: string;
+}
+
+export interface Savings {
+  cpuPercent?: number;
+  memoryPercent?: number;
+  cpu: string;
+  memory: string;
+  basis: 'requests';
+}
+
+export interface Usage {
+  available: boolean;
+  message?: string;
+  before?: ResourceFigures;
+  after?: ResourceFigures;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface PodMigrationStatus {
+  observedGeneration?: number;
+  phase?: Phase;
+  step?: number;
+  progress?: string;
+  reason?: string;
+  message?: string;
+  startTime?: string;
+  completionTime?: string;
+  durationSeconds?: number;
+  steps?: StepStatus[];
+  sourcePod?: PodRef;
+  targetPod?: PodRef;
+  checkpointPVC?: string;
+  containers?: ContainerRecord[];
+  resources?: {
+    original?: ResourceFigures;
+    optimized?: ResourceFigures;
+    savings?: Savings;
+    usage?: Usage;
+  };
+  conditions?: Condition[];
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+}
+
+export interface PodMigration {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: PodMigrationSpec;
+  status?: PodMigrationStatus;
+}
+
+/** Spec values with the CRD's defaults applied (the API server applies them too). */
+export function withDefaults(spec: PodMigrationSpec) {
+  return {
+    ...spec,
+    preservePV: spec.preservePV ?? false,
+    checkpointSize: spec.checkpoint?.size ?? '1Gi',
+    storageClassName: spec.checkpoint?.storageClassName,
+    timeoutSeconds: spec.timeoutSeconds ?? 600,
+    readyTimeoutSeconds: spec.readyTimeoutSeconds ?? 300,
+    metricsDelaySeconds: spec.metricsDelaySeconds ?? 30,
+  };
+}

@@ -1,0 +1,100 @@
+// Wires the informers to the work queue and runs a bounded number of workers, each of
+// which takes a key (namespace/name) and reconciles it. Event handlers only enqueue.
+import type { KubeConfig, KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { GROUP, LABEL_MIGRATION, PLURAL, VERSION, type PodMigration } from '../api/types';
+import { isConflict } from '../errors';
+import { KubeClient } from '../kube/client';
+import { Informer } from '../kube/informer';
+import { EventRecorder } from './events';
+import { Reconciler } from './reconciler';
+import { WorkQueue } from './workqueue';
+
+export interface ControllerOptions {
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /** Namespace to watch; all when undefined. */
+  namespace?: string;
+  /** Migrations reconciled at the same time. */
+  workers: number;
+  /** Identifies this process in Events. */
+  instance: string;
+}
+
+export class Controller {
+  readonly queue = new WorkQueue();
+  private readonly migrations: Informer<PodMigration & KubernetesObject>;
+  private readonly targetPods: Informer<V1Pod>;
+  private readonly reconciler: Reconciler;
+  private readonly log: Logger;
+  private workers: Promise<void>[] = [];
+  private running = false;
+
+  constructor(private readonly o: ControllerOptions) {
+    this.log = o.log;
+    const client = new KubeClient(o.kubeConfig);
+    const ns = o.namespace;
+    this.migrations = new Informer({
+      kubeConfig: o.kubeConfig,
+      client,
+      path: ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      log: o.log,
+      onChange: (obj) => this.queue.add(`${obj.metadata!.namespace}/${obj.metadata!.name}`),
+    });
+    this.targetPods = new Informer({
+      kubeConfig: o.kubeConfig,
+      client,
+      path: ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods',
+      labelSelector: LABEL_MIGRATION,
+      log: o.log,
+      // A pod maps back to the migration named by its label, in its own namespace.
+      onChange: (obj) => this.queue.add(`${obj.metadata!.namespace}/${obj.metadata!.labels![LABEL_MIGRATION]}`),
+    });
+    this.reconciler = new Reconciler({
+      client,
+      migrations: this.migrations,
+      targetPods: this.targetPods,
+      events: new EventRecorder(client, o.log, o.instance),
+      log: o.log,
+    });
+  }
+
+  /** Starts the informers and, once both caches have synced, the workers. */
+  async start(): Promise<void> {
+    this.running = true;
+    await Promise.all([this.targetPods.start(), this.migrations.start()]);
+    while (this.running && !this.hasSynced) await new Promise((r) => setTimeout(r, 100));
+    if (!this.running) return;
+    this.log.info({ workers: this.o.workers, namespace: this.o.namespace ?? '(all)' }, 'caches synced; starting workers');
+    this.workers = Array.from({ length: this.o.workers }, () => this.work());
+  }
+
+  get hasSynced(): boolean {
+    return this.migrations.hasSynced && this.targetPods.hasSynced;
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.queue.shutDown();
+    await Promise.all([this.migrations.stop(), this.targetPods.stop()]);
+    await Promise.all(this.workers);
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        const after = await this.reconciler.reconcile(key);
+        this.queue.forget(key);
+        if (after !== undefined) this.queue.addAfter(key, after);
+      } catch (e) {
+        const retryInMs = this.queue.addRateLimited(key);
+        const level = isConflict(e) ? 'debug' : 'error';
+        this.log[level]({ migration: key, err: e instanceof Error ? e.message : String(e), retryInMs }, 'reconcile failed; retrying');
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+}

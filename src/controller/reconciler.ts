@@ -1,0 +1,185 @@
+// The reconcile function: read the cached PodMigration, pick the step its phase calls
+// for, run it, and write the status (only when it changed). Level-triggered and
+// idempotent; everything it needs to resume is in the status.
+import { isDeepStrictEqual } from 'node:util';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import {
+  ANNOTATION_MIGRATION_UID,
+  GROUP,
+  LABEL_MIGRATION,
+  PLURAL,
+  VERSION,
+  withDefaults,
+  type PodMigration,
+  type PodMigrationStatus,
+} from '../api/types';
+import { MigrationFailure, isNotFound } from '../errors';
+import { type KubeClient, paths } from '../kube/client';
+import { STEPS } from '../steps';
+import type { StepContext } from '../steps/context';
+import type { EventRecorder } from './events';
+import {
+  STEP_PHASES,
+  TOTAL_STEPS,
+  advance,
+  begin,
+  canRollBack,
+  fail,
+  isTerminal,
+  markRunning,
+  remainingMs,
+  setConditions,
+  stepIndex,
+  stepTransitions,
+  waiting,
+} from './status';
+
+export interface Cache<T> {
+  get(name: string, namespace?: string): T | undefined;
+  list(namespace?: string): readonly T[];
+}
+
+export interface ReconcilerOptions {
+  client: KubeClient;
+  migrations: Cache<PodMigration>;
+  targetPods: Cache<V1Pod>;
+  events: EventRecorder;
+  log: Logger;
+}
+
+export const statusPath = (ns: string, name: string) =>
+  `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}/${encodeURIComponent(name)}/status`;
+
+export class Reconciler {
+  constructor(private readonly o: ReconcilerOptions) {}
+
+  /** Converges one migration; returns when to look again (ms), if at a fixed time. */
+  async reconcile(key: string): Promise<number | undefined> {
+    const [namespace, name] = key.split('/');
+    const pm = this.o.migrations.get(name, namespace);
+    if (!pm) return undefined; // deleted; nothing of ours to undo after step 4, see README
+
+    const before = pm.status ?? {};
+    const status = structuredClone(before);
+    const now = new Date().toISOString();
+    const log = this.o.log.child({ migration: key, phase: status.phase ?? 'Pending', step: status.step ?? 0 });
+    const timeoutSeconds = withDefaults(pm.spec).timeoutSeconds;
+    let requeueAfterMs: number | undefined;
+    let warning: { reason: string; message: string } | undefined;
+
+    if (isTerminal(status.phase)) {
+      if (status.phase !== 'Completed') await this.removeTargetPods(pm, status, log);
+    } else if (!status.phase || status.phase === 'Pending') {
+      begin(status, now);
+    } else if (canRollBack(status.phase) && remainingMs(status.startTime, timeoutSeconds, now) <= 0) {
+      fail(status, 'Failed', 'Timeout', `the migration did not finish within spec.timeoutSeconds (${timeoutSeconds}s); the source pod is untouched`, now);
+    } else {
+      ({ requeueAfterMs, warning } = await this.runStep(pm, status, now, log));
+      if (requeueAfterMs !== undefined && canRollBack(status.phase)) {
+        requeueAfterMs = Math.min(requeueAfterMs, remainingMs(status.startTime, timeoutSeconds, now) + 100);
+      }
+    }
+    setConditions(status, pm.metadata.generation, now);
+
+    if (!isDeepStrictEqual(before, status)) {
+      await this.o.client.replace(statusPath(namespace, name), { ...pm, status });
+      log.info({ newPhase: status.phase, newStep: status.step, reason: status.reason, message: status.message }, 'status updated');
+      await this.recordEvents(pm, before, status);
+      if (warning) await this.o.events.record(pm, 'Warning', warning.reason, warning.message);
+      if (status.phase !== before.phase && (status.phase === 'Failed' || status.phase === 'Cancelled')) {
+        await this.removeTargetPods(pm, status, log);
+      }
+    }
+    return requeueAfterMs;
+  }
+
+  private async runStep(
+    pm: PodMigration,
+    status: PodMigrationStatus,
+    now: string,
+    log: Logger,
+  ): Promise<{ requeueAfterMs?: number; warning?: { reason: string; message: string } }> {
+    const i = stepIndex(status.phase);
+    markRunning(status, now);
+    const ctx: StepContext = { migration: pm, status, client: this.o.client, targetPods: this.o.targetPods, now, log };
+    try {
+      const outcome = await STEPS[i](ctx);
+      if (!outcome.done) {
+        waiting(status, outcome.message);
+        return { requeueAfterMs: outcome.requeueAfterMs };
+      }
+      advance(status, now, outcome.message, outcome.skipped);
+      return { warning: outcome.warning };
+    } catch (e) {
+      if (!(e instanceof MigrationFailure)) throw e;
+      fail(status, 'Failed', e.reason, e.message, now);
+      return {};
+    }
+  }
+
+  /**
+   * Removes the pods this migration created, after a failure or cancellation, but only
+   * while the source pod (same UID) still exists: the workload is never left with no pod.
+   */
+  private async removeTargetPods(pm: PodMigration, status: PodMigrationStatus, log: Logger): Promise<void> {
+    const { namespace, name, uid } = pm.metadata;
+    const pods = this.o.targetPods
+      .list(namespace)
+      .filter((p) => p.metadata?.labels?.[LABEL_MIGRATION] === name && p.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] === uid);
+    if (pods.length === 0) return;
+    if (status.sourcePod) {
+      let source: V1Pod | undefined;
+      try {
+        source = await this.o.client.get<V1Pod>(paths.pod(namespace, status.sourcePod.name));
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      if (source?.metadata?.uid !== status.sourcePod.uid) {
+        log.warn({ targets: pods.map((p) => p.metadata?.name) }, 'source pod is gone; keeping the target pod so the workload keeps running');
+        return;
+      }
+    }
+    for (const p of pods) {
+      if (p.metadata?.deletionTimestamp) continue;
+      try {
+        await this.o.client.delete(paths.pod(namespace, p.metadata!.name!), {
+          apiVersion: 'v1',
+          kind: 'DeleteOptions',
+          preconditions: { uid: p.metadata!.uid },
+        });
+      } catch (e) {
+        if (!isNotFound(e)) throw e;
+      }
+      log.info({ pod: p.metadata!.name }, 'removed target pod');
+      await this.o.events.record(pm, 'Normal', 'TargetPodRemoved', `removed pod ${p.metadata!.name}; the source pod is untouched`);
+    }
+  }
+
+  private async recordEvents(pm: PodMigration, before: PodMigrationStatus, after: PodMigrationStatus): Promise<void> {
+    for (const s of stepTransitions(before, after)) {
+      const n = STEP_PHASES.findIndex((p) => p.name === s.name) + 1;
+      const label = `step ${n}/${TOTAL_STEPS} ${s.name}`;
+      switch (s.state) {
+        case 'Running':
+          await this.o.events.record(pm, 'Normal', 'StepStarted', `${label} started`);
+          break;
+        case 'Succeeded':
+          await this.o.events.record(pm, 'Normal', 'StepSucceeded', `${label} succeeded: ${s.message ?? ''}`);
+          break;
+        case 'Skipped':
+          await this.o.events.record(pm, 'Normal', 'StepSkipped', `${label} skipped: ${s.message ?? ''}`);
+          break;
+        case 'Failed':
+          await this.o.events.record(pm, 'Warning', 'StepFailed', `${label} failed: ${s.message ?? ''}`);
+          break;
+      }
+    }
+    if (after.phase === before.phase) return;
+    if (after.phase === 'Completed') {
+      await this.o.events.record(pm, 'Normal', 'MigrationCompleted', after.message ?? 'completed');
+    } else if (after.phase === 'Failed' || after.phase === 'Cancelled') {
+      await this.o.events.record(pm, 'Warning', after.reason ?? after.phase, after.message ?? after.phase);
+    }
+  }
+}

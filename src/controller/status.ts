@@ -1,0 +1,147 @@
+// Phase transitions and conditions of a PodMigration's status. Pure functions: they take
+// the status and "now" and return or change the status, nothing else.
+import type { Condition, Phase, PodMigrationStatus, StepStatus } from '../api/types';
+import { TERMINAL_PHASES } from '../api/types';
+
+/** The five steps in order, with the phase each one runs in. */
+export const STEP_PHASES = [
+  { name: 'CaptureState', phase: 'CapturingState' },
+  { name: 'Checkpoint', phase: 'Checkpointing' },
+  { name: 'CreateTargetPod', phase: 'CreatingTargetPod' },
+  { name: 'DeleteSourcePod', phase: 'DeletingSourcePod' },
+  { name: 'CollectMetrics', phase: 'CollectingMetrics' },
+] as const satisfies readonly { name: string; phase: Phase }[];
+
+export const TOTAL_STEPS = STEP_PHASES.length;
+
+export const isTerminal = (phase: Phase | undefined): boolean => !!phase && TERMINAL_PHASES.includes(phase);
+
+/** Index (0-based) of the step that runs in `phase`, or -1 outside the steps. */
+export function stepIndex(phase: Phase | undefined): number {
+  return STEP_PHASES.findIndex((s) => s.phase === phase);
+}
+
+/**
+ * Until the source pod is removed (step 4) nothing of the user's has been touched, so a
+ * failure or a timeout can roll back.
+ */
+export function canRollBack(phase: Phase | undefined): boolean {
+  const i = stepIndex(phase);
+  return i >= 0 && i <= stepIndex('DeletingSourcePod');
+}
+
+function setStep(status: PodMigrationStatus, index: number): void {
+  status.step = index + 1;
+  status.progress = `${index + 1}/${TOTAL_STEPS}`;
+}
+
+/** Pending -> CapturingState: the clock starts. */
+export function begin(status: PodMigrationStatus, now: string): void {
+  status.phase = STEP_PHASES[0].phase;
+  status.startTime = now;
+  status.steps = STEP_PHASES.map((s): StepStatus => ({ name: s.name, state: 'Pending' }));
+  status.message = 'migration started';
+  delete status.reason;
+  setStep(status, 0);
+  markRunning(status, now);
+}
+
+/** The current step's entry becomes Running (once). */
+export function markRunning(status: PodMigrationStatus, now: string): void {
+  const i = stepIndex(status.phase);
+  const entry = status.steps?.[i];
+  if (entry && entry.state === 'Pending') {
+    entry.state = 'Running';
+    entry.startTime = now;
+  }
+}
+
+/** The current step is done (or skipped); the next one starts, or the migration completes. */
+export function advance(status: PodMigrationStatus, now: string, message: string, skipped = false): void {
+  const i = stepIndex(status.phase);
+  const entry = status.steps![i];
+  entry.state = skipped ? 'Skipped' : 'Succeeded';
+  entry.startTime ??= now;
+  entry.completionTime = now;
+  entry.message = message;
+  const next = STEP_PHASES[i + 1];
+  if (!next) {
+    finish(status, 'Completed', now, message);
+    return;
+  }
+  status.phase = next.phase;
+  status.message = message;
+  setStep(status, i + 1);
+  markRunning(status, now);
+}
+
+/** A message about the current step while it waits. */
+export function waiting(status: PodMigrationStatus, message: string): void {
+  status.message = message;
+  const entry = status.steps?.[stepIndex(status.phase)];
+  if (entry) entry.message = message;
+}
+
+/** The migration ends in Failed or Cancelled with a reason; the current step is marked Failed. */
+export function fail(status: PodMigrationStatus, phase: 'Failed' | 'Cancelled', reason: string, message: string, now: string): void {
+  const entry = status.steps?.[stepIndex(status.phase)];
+  if (entry && (entry.state === 'Running' || entry.state === 'Pending')) {
+    entry.state = 'Failed';
+    entry.completionTime = now;
+    entry.message = message;
+  }
+  status.reason = reason;
+  finish(status, phase, now, message);
+}
+
+function finish(status: PodMigrationStatus, phase: Phase, now: string, message: string): void {
+  status.phase = phase;
+  status.message = message;
+  status.startTime ??= now;
+  status.completionTime = now;
+  status.durationSeconds = Math.round((Date.parse(now) - Date.parse(status.startTime)) / 100) / 10;
+}
+
+/** Milliseconds left before `seconds` after `from`; negative once passed. */
+export function remainingMs(from: string | undefined, seconds: number, now: string): number {
+  if (!from) return seconds * 1000;
+  return Date.parse(from) + seconds * 1000 - Date.parse(now);
+}
+
+/**
+ * Ready / Reconciling / Stalled, as kstatus reads them. lastTransitionTime only moves
+ * when a condition's status changes.
+ */
+export function setConditions(status: PodMigrationStatus, generation: number | undefined, now: string): void {
+  const phase = status.phase ?? 'Pending';
+  const reason = status.reason || phase;
+  const message = status.message ?? '';
+  const done = phase === 'Completed';
+  const stalled = phase === 'Failed' || phase === 'Cancelled';
+  const wanted: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>[] = [
+    { type: 'Ready', status: done ? 'True' : 'False', reason: done ? 'Completed' : reason, message },
+    { type: 'Reconciling', status: !done && !stalled ? 'True' : 'False', reason: phase, message },
+    { type: 'Stalled', status: stalled ? 'True' : 'False', reason: stalled ? reason : phase, message },
+  ];
+  const old = new Map((status.conditions ?? []).map((c) => [c.type, c]));
+  status.conditions = wanted.map((c) => {
+    const prev = old.get(c.type);
+    const lastTransitionTime = prev && prev.status === c.status ? prev.lastTransitionTime : now;
+    return { ...c, observedGeneration: generation, lastTransitionTime };
+  });
+  status.observedGeneration = generation;
+}
+
+/** Step transitions between two statuses, for Events: [step name, new state, message]. */
+export function stepTransitions(before: PodMigrationStatus | undefined, after: PodMigrationStatus): StepStatus[] {
+  const prev = new Map((before?.steps ?? []).map((s) => [s.name, s.state]));
+  const out: StepStatus[] = [];
+  for (const s of after.steps ?? []) {
+    const was = prev.get(s.name) ?? 'Pending';
+    if (was === s.state) continue;
+    // A step that started and ended within one write gets both events.
+    if (was === 'Pending' && (s.state === 'Succeeded' || s.state === 'Failed')) out.push({ ...s, state: 'Running', message: undefined });
+    out.push(s);
+  }
+  return out;
+}

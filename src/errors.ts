@@ -1,0 +1,32 @@
+// The two kinds of error the operator distinguishes.
+
+/** A response of the Kubernetes API server other than 2xx. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const isNotFound = (e: unknown): boolean => e instanceof ApiError && e.code === 404;
+export const isAlreadyExists = (e: unknown): boolean =>
+  e instanceof ApiError && e.code === 409 && e.reason === 'AlreadyExists';
+export const isConflict = (e: unknown): boolean => e instanceof ApiError && e.code === 409;
+
+/**
+ * The migration cannot go on: it ends in phase Failed with this CamelCase reason and
+ * message. Anything else a step throws is transient and retried with backoff.
+ */
+export class MigrationFailure extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MigrationFailure';
+  }
+}

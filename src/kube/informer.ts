@@ -1,0 +1,73 @@
+// An informer (client-node's ListWatch) that keeps running: client-node relists on 410
+// Gone but stops on any other watch or list error, so this restarts it with backoff.
+import { type KubeConfig, type KubernetesListObject, type KubernetesObject, makeInformer } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { KubeClient, Query } from './client';
+
+export interface InformerOptions {
+  kubeConfig: KubeConfig;
+  client: KubeClient;
+  /** Collection path, e.g. /api/v1/pods. */
+  path: string;
+  labelSelector?: string;
+  log: Logger;
+  /** Called with every added, changed or deleted object. */
+  onChange: (obj: KubernetesObject) => void;
+}
+
+export class Informer<T extends KubernetesObject> {
+  private readonly informer;
+  private stopped = false;
+  private synced = false;
+  private restartDelayMs = 0;
+  private restartTimer?: NodeJS.Timeout;
+
+  constructor(private readonly opts: InformerOptions) {
+    const query: Query = { labelSelector: opts.labelSelector };
+    const list = async () => {
+      const result = await opts.client.get<KubernetesListObject<T>>(opts.path, query);
+      this.synced = true;
+      this.restartDelayMs = 0;
+      return result;
+    };
+    this.informer = makeInformer<T>(opts.kubeConfig, opts.path, list, opts.labelSelector);
+    this.informer.on('add', opts.onChange);
+    this.informer.on('update', opts.onChange);
+    this.informer.on('delete', opts.onChange);
+    this.informer.on('error', (err: unknown) => this.restart(err));
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.informer.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.restartTimer);
+    await this.informer.stop();
+  }
+
+  /** True once the first list succeeded: the cache holds the cluster's state. */
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  get(name: string, namespace?: string): T | undefined {
+    return this.informer.get(name, namespace);
+  }
+
+  list(namespace?: string): readonly T[] {
+    return this.informer.list(namespace);
+  }
+
+  private restart(err: unknown): void {
+    if (this.stopped) return;
+    this.restartDelayMs = Math.min(Math.max(this.restartDelayMs * 2, 500), 30_000);
+    this.opts.log.warn({ path: this.opts.path, err: String(err), retryInMs: this.restartDelayMs }, 'watch failed; restarting');
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => {
+      if (!this.stopped) this.informer.start().catch((e: unknown) => this.restart(e));
+    }, this.restartDelayMs);
+  }
+}

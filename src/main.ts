@@ -1,0 +1,58 @@
+// The operator's entry point: flags, logger, kubeconfig, controller, signals.
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import pino from 'pino';
+import { Controller } from './controller/controller';
+import { USAGE, UsageError, parseOptions } from './options';
+
+async function main(): Promise<number> {
+  let opts;
+  try {
+    opts = parseOptions(process.argv.slice(2), process.env);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`error: ${e.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (opts === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const log = pino({ level: opts.logLevel, base: { component: 'podmigration-operator' } });
+  const kc = new KubeConfig();
+  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else kc.loadFromCluster();
+
+  const controller = new Controller({
+    kubeConfig: kc,
+    log,
+    namespace: opts.namespace,
+    workers: opts.workers,
+    instance: hostname(),
+  });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    controller.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  log.info({ server: kc.getCurrentCluster()?.server, namespace: opts.namespace ?? '(all)' }, 'starting');
+  await controller.start();
+  return -1; // keep running until a signal
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (e: unknown) => {
+    process.stderr.write(`fatal: ${e instanceof Error ? e.stack : String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,88 @@
+import type { V1Pod } from '@kubernetes/client-node';
+import { buildTargetPod, checkpointPVCName, targetPodName } from './optimizedPod';
+
+const source: V1Pod = {
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: {
+    name: 'tensorflow-pod',
+    namespace: 'ml',
+    uid: 'src-uid',
+    resourceVersion: '42',
+    creationTimestamp: new Date(0),
+    labels: { app: 'tf' },
+    annotations: { note: 'x' },
+    ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'cm', uid: 'u' }],
+    finalizers: ['example.com/keep'],
+    managedFields: [{ manager: 'kubectl' }],
+  },
+  spec: {
+    nodeName: 'node-1',
+    containers: [
+      { name: 'trainer', image: 't', volumeMounts: [{ name: 'data', mountPath: '/data' }, { name: 'kube-api-access-abcde', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }] },
+      { name: 'downloader', image: 'd' },
+    ],
+    volumes: [
+      { name: 'data', emptyDir: {} },
+      { name: 'kube-api-access-abcde', projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } },
+    ],
+    ephemeralContainers: [{ name: 'debug', image: 'busybox' }],
+  },
+  status: { phase: 'Running' },
+};
+
+const opts = { name: 'tensorflow-pod-mig-abcde', targetNode: 'node-2', migrationName: 'move', migrationUid: 'pm-uid', keep: new Set(['trainer']) };
+
+describe('buildTargetPod', () => {
+  const pod = buildTargetPod(source, opts);
+
+  it('keeps only the containers asked for, on the target node', () => {
+    expect(pod.spec!.containers.map((c) => c.name)).toEqual(['trainer']);
+    expect(pod.spec!.nodeName).toBe('node-2');
+  });
+
+  it('copies nothing the server or other controllers set', () => {
+    expect(pod.status).toBeUndefined();
+    expect(pod.metadata).toEqual({
+      name: 'tensorflow-pod-mig-abcde',
+      namespace: 'ml',
+      labels: { app: 'tf', 'migration.ai-storage.io/migration': 'move' },
+      annotations: {
+        note: 'x',
+        'migration.ai-storage.io/migrated-from': 'tensorflow-pod',
+        'migration.ai-storage.io/migration-uid': 'pm-uid',
+      },
+    });
+    expect(pod.spec!.ephemeralContainers).toBeUndefined();
+  });
+
+  it('drops the injected service-account token volume so admission injects a fresh one', () => {
+    expect(pod.spec!.volumes!.map((v) => v.name)).toEqual(['data']);
+    expect(pod.spec!.containers[0].volumeMounts).toEqual([{ name: 'data', mountPath: '/data' }]);
+  });
+
+  it('does not change the source', () => {
+    expect(source.spec!.containers).toHaveLength(2);
+    expect(source.spec!.nodeName).toBe('node-1');
+  });
+
+  it('mounts the checkpoint claim in every kept container', () => {
+    const withCkpt = buildTargetPod(source, { ...opts, keep: new Set(['trainer', 'downloader']), checkpointPVC: 'checkpoint-tensorflow-pod-1' });
+    expect(withCkpt.spec!.volumes).toContainEqual({ name: 'checkpoint-volume', persistentVolumeClaim: { claimName: 'checkpoint-tensorflow-pod-1' } });
+    for (const c of withCkpt.spec!.containers) {
+      expect(c.volumeMounts).toContainEqual({ name: 'checkpoint-volume', mountPath: '/migration-checkpoint' });
+    }
+  });
+});
+
+describe('names', () => {
+  it('derives the target pod name from the migration UID, deterministically', () => {
+    expect(targetPodName('tf', 'uid-1')).toBe(targetPodName('tf', 'uid-1'));
+    expect(targetPodName('tf', 'uid-1')).not.toBe(targetPodName('tf', 'uid-2'));
+    expect(targetPodName('tf', 'uid-1')).toMatch(/^tf-mig-[0-9a-f]{5}$/);
+    expect(targetPodName('a'.repeat(253), 'u').length).toBeLessThanOrEqual(253);
+  });
+  it('names the checkpoint claim checkpoint-{pod}-{unixSeconds of the start time}', () => {
+    expect(checkpointPVCName('tensorflow-pod', '2025-11-26T21:06:40.123Z')).toBe('checkpoint-tensorflow-pod-1764191200');
+  });
+});

@@ -1,0 +1,95 @@
+// Building the optimized copy of the source pod (step 3). Pure function.
+import { createHash } from 'node:crypto';
+import type { V1Pod, V1Volume } from '@kubernetes/client-node';
+import {
+  ANNOTATION_MIGRATED_FROM,
+  ANNOTATION_MIGRATION_UID,
+  CHECKPOINT_MOUNT_PATH,
+  CHECKPOINT_VOLUME,
+  LABEL_MIGRATION,
+} from '../api/types';
+
+export interface TargetPodOptions {
+  name: string;
+  targetNode: string;
+  migrationName: string;
+  migrationUid: string;
+  /** Names of the containers to keep (the running ones). */
+  keep: ReadonlySet<string>;
+  checkpointPVC?: string;
+}
+
+/**
+ * Name of the new pod: deterministic from the migration's UID, so a restarted operator
+ * finds the pod it already made instead of making a second one.
+ */
+export function targetPodName(podName: string, migrationUid: string): string {
+  const suffix = createHash('sha256').update(migrationUid).digest('hex').slice(0, 5);
+  return `${podName.slice(0, 253 - 10).replace(/[-.]+$/, '')}-mig-${suffix}`;
+}
+
+/** Name of the checkpoint claim: the seed's pattern, from the migration's persisted start time. */
+export function checkpointPVCName(podName: string, startTime: string): string {
+  const unixSeconds = Math.floor(Date.parse(startTime) / 1000);
+  return `checkpoint-${podName.slice(0, 253 - 22).replace(/[-.]+$/, '')}-${unixSeconds}`;
+}
+
+/** The service-account token volume that admission injects; it re-injects it on the copy. */
+function isInjectedTokenVolume(v: V1Volume): boolean {
+  return v.name.startsWith('kube-api-access-') && !!v.projected?.sources?.some((s) => s.serviceAccountToken);
+}
+
+/**
+ * A copy of `source` bound to the target node that keeps only the containers in
+ * `opts.keep`, with the checkpoint volume mounted in each of them when there is one.
+ * Nothing the API server or other controllers set on the source is copied: no status,
+ * uid, resourceVersion, owner references, finalizers or injected token volume.
+ */
+export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
+  const spec = structuredClone(source.spec!);
+  const meta = source.metadata!;
+
+  const dropped = new Set((spec.volumes ?? []).filter(isInjectedTokenVolume).map((v) => v.name));
+  const volumes = (spec.volumes ?? []).filter((v) => !dropped.has(v.name));
+  const withoutInjected = <T extends { volumeMounts?: { name: string }[] }>(c: T): T => ({
+    ...c,
+    volumeMounts: (c.volumeMounts ?? []).filter((m) => !dropped.has(m.name)),
+  });
+
+  let containers = spec.containers.filter((c) => opts.keep.has(c.name)).map(withoutInjected);
+  const initContainers = spec.initContainers?.map(withoutInjected);
+  if (opts.checkpointPVC) {
+    volumes.push({ name: CHECKPOINT_VOLUME, persistentVolumeClaim: { claimName: opts.checkpointPVC } });
+    containers = containers.map((c) => ({
+      ...c,
+      volumeMounts: [...(c.volumeMounts ?? []), { name: CHECKPOINT_VOLUME, mountPath: CHECKPOINT_MOUNT_PATH }],
+    }));
+  }
+  const tidy = <T extends { volumeMounts?: unknown[] }>(c: T): T => {
+    if (c.volumeMounts && c.volumeMounts.length === 0) delete c.volumeMounts;
+    return c;
+  };
+
+  delete spec.ephemeralContainers;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: opts.name,
+      namespace: meta.namespace,
+      labels: { ...(meta.labels ?? {}), [LABEL_MIGRATION]: opts.migrationName },
+      annotations: {
+        ...(meta.annotations ?? {}),
+        [ANNOTATION_MIGRATED_FROM]: meta.name!,
+        [ANNOTATION_MIGRATION_UID]: opts.migrationUid,
+      },
+    },
+    spec: {
+      ...spec,
+      nodeName: opts.targetNode,
+      containers: containers.map(tidy),
+      ...(initContainers ? { initContainers: initContainers.map(tidy) } : {}),
+      volumes,
+    },
+  };
+}

@@ -1,0 +1,29 @@
+// What every step gets, and what it answers.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { PodMigration, PodMigrationStatus } from '../api/types';
+import type { KubeClient } from '../kube/client';
+
+export interface StepContext {
+  /** The migration as read from the informer cache. Read only. */
+  readonly migration: PodMigration;
+  /** The status being built; a step records its findings here. */
+  readonly status: PodMigrationStatus;
+  readonly client: KubeClient;
+  /** The pods this operator created, from the informer cache (labelled by migration). */
+  readonly targetPods: { get(name: string, namespace: string): V1Pod | undefined };
+  /** The time of this reconcile, ISO 8601. */
+  readonly now: string;
+  readonly log: Logger;
+}
+
+/**
+ * A step either finishes (the migration moves on), or waits for something and asks to be
+ * run again after `requeueAfterMs` at the latest. A step that cannot go on throws
+ * MigrationFailure; any other error is transient and retried.
+ */
+export type StepOutcome =
+  | { done: true; message: string; skipped?: boolean; warning?: { reason: string; message: string } }
+  | { done: false; message: string; requeueAfterMs: number };
+
+export type Step = (ctx: StepContext) => Promise<StepOutcome>;

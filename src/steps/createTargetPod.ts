@@ -1,0 +1,71 @@
+// Step 3: create the optimized copy of the pod on the target node, then wait (by watch,
+// with a deadline kept in status) until it is Ready. A pod that fails or cannot start
+// fails the migration at once.
+import type { V1Pod } from '@kubernetes/client-node';
+import { ANNOTATION_MIGRATION_UID, withDefaults } from '../api/types';
+import { remainingMs } from '../controller/status';
+import { ApiError, MigrationFailure, isAlreadyExists } from '../errors';
+import { paths } from '../kube/client';
+import { buildTargetPod, targetPodName } from '../migration/optimizedPod';
+import { targetPodState } from '../migration/podState';
+import type { Step, StepContext } from './context';
+import { getOrUndefined } from './captureState';
+
+export const createTargetPod: Step = async (ctx) => {
+  const { migration, status, now } = ctx;
+  const spec = withDefaults(migration.spec);
+  const pod = await ensureTargetPod(ctx);
+  status.targetPod = { name: pod.metadata!.name!, uid: pod.metadata!.uid!, node: spec.targetNode };
+
+  const state = targetPodState(pod);
+  if (state.kind === 'failed') throw new MigrationFailure(state.reason, state.message);
+  if (state.kind === 'ready') return { done: true, message: `pod ${pod.metadata!.name} is Ready on ${spec.targetNode}` };
+
+  const stepStart = status.steps?.find((s) => s.name === 'CreateTargetPod')?.startTime ?? now;
+  const left = remainingMs(stepStart, spec.readyTimeoutSeconds, now);
+  if (left <= 0) {
+    throw new MigrationFailure('TargetPodNotReady', `pod ${pod.metadata!.name} did not become Ready within ${spec.readyTimeoutSeconds}s`);
+  }
+  const deadline = new Date(Date.parse(now) + left).toISOString();
+  return { done: false, requeueAfterMs: left, message: `${state.message}; ready deadline ${deadline}` };
+};
+
+/** The target pod: the one already made for this migration, or a new one. */
+async function ensureTargetPod({ migration, status, client, targetPods }: StepContext): Promise<V1Pod> {
+  const { namespace, name, uid } = migration.metadata;
+  const podName = targetPodName(migration.spec.podName, uid);
+  const existing = targetPods.get(podName, namespace) ?? (await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, podName))));
+  if (existing) return ours(existing, uid);
+  if (status.targetPod?.uid) {
+    throw new MigrationFailure('TargetPodDeleted', `pod ${podName} was deleted by someone else before it became Ready`);
+  }
+
+  const source = await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, migration.spec.podName)));
+  if (!source || source.metadata?.uid !== status.sourcePod?.uid) {
+    throw new MigrationFailure('SourcePodChanged', `pod ${migration.spec.podName} was deleted or replaced after its state was captured`);
+  }
+  const body = buildTargetPod(source, {
+    name: podName,
+    targetNode: migration.spec.targetNode,
+    migrationName: name,
+    migrationUid: uid,
+    keep: new Set((status.containers ?? []).filter((c) => c.migrated).map((c) => c.name)),
+    checkpointPVC: status.checkpointPVC,
+  });
+  try {
+    return await client.create<V1Pod>(paths.pods(namespace), body);
+  } catch (e) {
+    if (isAlreadyExists(e)) return ours(await client.get<V1Pod>(paths.pod(namespace, podName)), uid);
+    if (e instanceof ApiError && (e.code === 400 || e.code === 403 || e.code === 422)) {
+      throw new MigrationFailure('TargetPodRejected', `the API server refused pod ${podName}: ${e.message}`);
+    }
+    throw e;
+  }
+}
+
+function ours(pod: V1Pod, migrationUid: string): V1Pod {
+  if (pod.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] !== migrationUid) {
+    throw new MigrationFailure('TargetNameConflict', `a pod named ${pod.metadata?.name} exists and was not made by this migration`);
+  }
+  return pod;
+}

@@ -1,0 +1,5 @@
+import { release } from './provider';
+
+export default function globalTeardown(): void {
+  release();
+}
