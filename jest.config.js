@@ -19,7 +19,7 @@ module.exports = {
       testMatch: ['<rootDir>/test/**/*.test.ts'],
       globalSetup: '<rootDir>/test/cluster/globalSetup.ts',
       globalTeardown: '<rootDir>/test/cluster/globalTeardown.ts',
-      testTimeout: 180_000,
+      setupFilesAfterEnv: ['<rootDir>/test/cluster/timeouts.ts'],
     },
   ],
 };

@@ -9,14 +9,14 @@
 #
 # CLUSTER_DIR defaults to .cluster in the repository. Besides the admin kubeconfig it
 # writes operator.kubeconfig: the identity of the operator's ServiceAccount
-# (podmigration-system/podmigration-controller-manager), bound only by config/rbac.
+# (podmigration-system/podmigration-operator), bound only by config/rbac.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${CLUSTER_DIR:-$root/.cluster}
 nodes=${CLUSTER_NODES:-node-1 node-2 node-3}
 operator_ns=podmigration-system
-operator_sa=podmigration-controller-manager
+operator_sa=podmigration-operator
 components=(etcd kube-apiserver kube-controller-manager kwok)
 
 log() { echo "[cluster] $*" >&2; }
@@ -24,12 +24,14 @@ log() { echo "[cluster] $*" >&2; }
 alive() { [[ -f "$dir/$1.pid" ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
 running() {
+  [[ -f "$dir/ready" ]] || return 1
   local c
   for c in "${components[@]}"; do alive "$c" || return 1; done
   "$bin/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz >/dev/null 2>&1
 }
 
 stop() {
+  rm -f "$dir/ready"
   local c i pid
   for ((i = ${#components[@]} - 1; i >= 0; i--)); do
     c=${components[i]}
@@ -58,6 +60,14 @@ wait_for() { # wait_for WHAT SECONDS COMMAND...
   local what=$1 secs=$2; shift 2
   local deadline=$((SECONDS + secs))
   until "$@" >/dev/null 2>&1; do
+    local c
+    for c in "${components[@]}"; do
+      if [[ -f "$dir/$c.pid" ]] && ! alive "$c"; then
+        log "$c exited while waiting for $what; last log lines:"
+        tail -n 30 "$dir/$c.log" >&2 || true
+        return 1
+      fi
+    done
     if ((SECONDS > deadline)); then
       log "$what did not come up in ${secs}s; last log lines:"
       tail -n 30 "$dir"/*.log >&2 || true
@@ -149,6 +159,7 @@ up() {
     --service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
     --service-account-issuer=https://kubernetes.default.svc \
     --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true --profiling=false \
+    --endpoint-reconciler-type=none \
     --v=1
   wait_for kube-apiserver 120 "$bin/kubectl" --kubeconfig "$dir/kubeconfig" get --raw /readyz
 
@@ -162,7 +173,8 @@ up() {
     --node-lease-duration-seconds=40 --cidr=10.1.0.0/16
 
   local k=("$bin/kubectl" --kubeconfig "$dir/kubeconfig")
-  "${k[@]}" apply --server-side -f "$root/crds/" >/dev/null
+  "${k[@]}" apply --server-side -k "$root/crds" >/dev/null
+  "${k[@]}" create namespace "$operator_ns" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
   "${k[@]}" apply --server-side -k "$root/config/rbac" >/dev/null
   local n
   for n in $nodes; do
@@ -187,6 +199,7 @@ EOF
   "${k[@]}" wait --for=condition=Established crd/podmigrations.migration.ai-storage.io --timeout=60s >/dev/null
   "${k[@]}" wait --for=condition=Ready node --all --timeout=60s >/dev/null
   wait_for "default ServiceAccount" 60 "${k[@]}" get serviceaccount default -n default
+  touch "$dir/ready"
   log "ready: export KUBECONFIG=$dir/kubeconfig"
 }
 

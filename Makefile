@@ -1,0 +1,54 @@
+# PodMigration operator. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+IMG ?= podmigration-operator:dev
+CLUSTER_DIR ?= $(CURDIR)/.cluster
+KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
+export CLUSTER_DIR
+
+.PHONY: help demo test test-unit build tools cluster-up cluster-down run deploy undeploy docker-build docker-push clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+demo: node_modules/.installed ## Start the local control plane and migrate a sample AI pod from node-1 to node-2
+	hack/demo.sh
+
+test: node_modules/.installed ## Run every test (unit + integration on a real local control plane)
+	npx jest
+
+test-unit: node_modules/.installed ## Run the unit tests only
+	npx jest --selectProjects unit
+
+build: node_modules/.installed ## Compile TypeScript to dist/
+	npx tsc -p tsconfig.json
+
+tools: ## Build (once, cached) etcd, kube-apiserver, kube-controller-manager, kubectl and kwok
+	hack/build-tools.sh
+
+cluster-up: ## Start etcd + kube-apiserver + kube-controller-manager + kwok on 127.0.0.1 (idempotent)
+	hack/cluster.sh up
+
+cluster-down: ## Stop the local control plane and remove its state
+	hack/cluster.sh down
+
+run: build ## Run the operator against $$KUBECONFIG (default .cluster/kubeconfig)
+	node dist/main.js --kubeconfig "$(KUBECONFIG)"
+
+deploy: ## Install the operator into the cluster of $$KUBECONFIG (kubectl apply -k config/default)
+	kubectl --kubeconfig "$(KUBECONFIG)" apply -k config/default
+
+undeploy: ## Remove the operator (the CRD and so every PodMigration too)
+	kubectl --kubeconfig "$(KUBECONFIG)" delete -k config/default --ignore-not-found
+
+docker-build: ## Build the operator image $$IMG
+	docker build -t $(IMG) .
+
+docker-push: ## Push the operator image $$IMG
+	docker push $(IMG)
+
+clean: ## Remove build output
+	rm -rf dist coverage

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The operator's main job, end to end, on the local control plane: start the cluster,
+# create an AI-style pod on node-1 (two running containers, one finished), start the
+# operator, apply config/samples/podmigration.yaml, show the phases as they advance, and
+# print the result.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export CLUSTER_DIR=${CLUSTER_DIR:-$root/.cluster}
+hack/cluster.sh up
+bin=$(hack/cluster.sh bin)
+export KUBECONFIG=$CLUSTER_DIR/kubeconfig
+k() { "$bin/kubectl" "$@"; }
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+npx tsc -p tsconfig.json
+
+say "Starting over: removing an earlier run of the demo, if any"
+k delete podmigration move-tensorflow --ignore-not-found --wait=true >/dev/null
+k delete pod -l migration.ai-storage.io/migration=move-tensorflow --ignore-not-found --grace-period=0 --force >/dev/null 2>&1 || true
+k delete pod tensorflow-pod --ignore-not-found --grace-period=0 --force >/dev/null 2>&1 || true
+
+say "Creating the AI training pod on node-1"
+k apply -f config/samples/ai-training-pod.yaml
+k wait --for=jsonpath='{.status.phase}'=Running pod/tensorflow-pod --timeout=60s >/dev/null
+k get pod tensorflow-pod -o wide
+k get pod tensorflow-pod -o jsonpath='{range .status.containerStatuses[*]}  {.name}: {.state}{"\n"}{end}'
+
+say "Starting the operator (as its own ServiceAccount identity, bound by config/rbac)"
+node dist/main.js --kubeconfig "$CLUSTER_DIR/operator.kubeconfig" >"$CLUSTER_DIR/operator.log" 2>&1 &
+operator=$!
+watcher=
+cleanup() {
+  [[ -n "$watcher" ]] && kill "$watcher" 2>/dev/null || true
+  kill "$operator" 2>/dev/null || true
+}
+trap cleanup EXIT
+echo "operator pid $operator, logs in $CLUSTER_DIR/operator.log"
+
+say "kubectl apply -f config/samples/podmigration.yaml"
+k apply -f config/samples/podmigration.yaml
+
+say "kubectl get podmigrations -w"
+"$bin/kubectl" get podmigrations -w &
+watcher=$!
+for _ in $(seq 600); do
+  phase=$(k get podmigration move-tensorflow -o jsonpath='{.status.phase}')
+  [[ "$phase" == Completed || "$phase" == Failed ]] && break
+  sleep 0.2
+done
+sleep 0.5
+kill "$watcher" 2>/dev/null || true
+wait "$watcher" 2>/dev/null || true
+watcher=
+
+say "Result"
+k get podmigration move-tensorflow -o wide
+k get pods -o wide
+echo
+k get podmigration move-tensorflow -o jsonpath='phase:          {.status.phase} {.status.reason}
+target pod:     {.status.targetPod.name} on {.status.targetPod.node}
+containers:     {range .status.containers[*]}{.name}={.state}(migrated={.migrated}) {end}
+checkpoint PVC: {.status.checkpointPVC}
+requests:       original cpu {.status.resources.original.cpu} memory {.status.resources.original.memory} -> optimized cpu {.status.resources.optimized.cpu} memory {.status.resources.optimized.memory}
+saved:          cpu {.status.resources.savings.cpu}, memory {.status.resources.savings.memory} (basis: {.status.resources.savings.basis})
+usage:          {.status.resources.usage.message}
+duration:       {.status.durationSeconds}s
+'
+
+say "Events (kubectl describe podmigration move-tensorflow)"
+k describe podmigration move-tensorflow | sed -n '/^Events:/,$p'
+echo
+echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG; 'make cluster-down' stops it."
+[[ "$phase" == Completed ]]

@@ -1,0 +1,197 @@
+// Shared pieces of the integration tests: an admin client, namespaces, pods, kubectl, and
+// the operator as a real process (so it can be killed).
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { GROUP, PLURAL, VERSION, type Phase, type PodMigration, type PodMigrationSpec } from '../src/api/types';
+import { isNotFound } from '../src/errors';
+import { KubeClient, paths } from '../src/kube/client';
+import { CLUSTER_DIR, ROOT, testEnv } from './cluster/provider';
+
+export const env = testEnv();
+
+export function adminClient(): KubeClient {
+  const kc = new KubeConfig();
+  kc.loadFromFile(env.kubeconfig);
+  return new KubeClient(kc);
+}
+
+export const k8s = adminClient();
+
+export const pmPath = (ns: string, name?: string) =>
+  `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}${name ? `/${name}` : ''}`;
+
+export async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `fn` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(100);
+  }
+}
+
+export async function createNamespace(prefix: string): Promise<string> {
+  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  await k8s.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+  // Pods are admitted only once the namespace's default ServiceAccount exists.
+  await eventually(`serviceaccount default in ${name}`, () => k8s.get(`/api/v1/namespaces/${name}/serviceaccounts/default`));
+  return name;
+}
+
+export async function deleteNamespace(name: string): Promise<void> {
+  await k8s.delete(`/api/v1/namespaces/${name}`).catch(() => undefined);
+}
+
+export interface ContainerSpec {
+  name: string;
+  cpu: string;
+  memory: string;
+}
+
+/** An AI-style pod on `node`; the kwok annotations choose how the fake kubelet plays it. */
+export function podManifest(ns: string, name: string, node: string, containers: ContainerSpec[], annotations: Record<string, string> = {}): V1Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: ns, labels: { app: name }, annotations },
+    spec: {
+      nodeName: node,
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 5,
+      containers: containers.map((c) => ({
+        name: c.name,
+        image: `registry.example/${c.name}:1`,
+        resources: { requests: { cpu: c.cpu, memory: c.memory } },
+      })),
+    },
+  };
+}
+
+/** The three-container pod whose figures the tests know: 1500m/768Mi, 1000m/256Mi migrated. */
+export const TRAINING_CONTAINERS: ContainerSpec[] = [
+  { name: 'trainer', cpu: '750m', memory: '128Mi' },
+  { name: 'exporter', cpu: '250m', memory: '128Mi' },
+  { name: 'downloader', cpu: '500m', memory: '512Mi' },
+];
+export const DOWNLOADER_DONE = { 'kwok.podmigration.test/terminated': 'downloader' };
+
+export async function getPod(ns: string, name: string): Promise<V1Pod | undefined> {
+  try {
+    return await k8s.get<V1Pod>(paths.pod(ns, name));
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}
+
+/** Creates the pod and waits until the fake kubelet reports it in `phase` (Running). */
+export async function createRunningPod(pod: V1Pod, phase = 'Running'): Promise<V1Pod> {
+  const ns = pod.metadata!.namespace!;
+  await k8s.create(paths.pods(ns), pod);
+  return eventually(`pod ${pod.metadata!.name} ${phase}`, async () => {
+    const p = await getPod(ns, pod.metadata!.name!);
+    return p?.status?.phase === phase ? p : undefined;
+  });
+}
+
+export function migration(ns: string, name: string, spec: PodMigrationSpec): PodMigration {
+  return { apiVersion: `${GROUP}/${VERSION}`, kind: 'PodMigration', metadata: { name, namespace: ns } as PodMigration['metadata'], spec };
+}
+
+export async function getMigration(ns: string, name: string): Promise<PodMigration> {
+  return k8s.get<PodMigration>(pmPath(ns, name));
+}
+
+export async function waitForPhase(ns: string, name: string, phases: Phase[], timeoutMs = 60_000): Promise<PodMigration> {
+  return eventually(`migration ${name} in ${phases.join('|')}`, async () => {
+    const pm = await getMigration(ns, name);
+    return pm.status?.phase && phases.includes(pm.status.phase) ? pm : undefined;
+  }, timeoutMs);
+}
+
+export async function podsOfMigration(ns: string, name: string): Promise<V1Pod[]> {
+  const list = await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: `${GROUP}/migration=${name}` });
+  return list.items;
+}
+
+export async function claimsOfMigration(ns: string, name: string) {
+  const list = await k8s.get<{ items: { metadata: { name: string } }[] }>(`/api/v1/namespaces/${ns}/persistentvolumeclaims`, {
+    labelSelector: `${GROUP}/migration=${name}`,
+  });
+  return list.items;
+}
+
+export async function eventsOf(ns: string, name: string) {
+  const list = await k8s.get<{ items: { reason: string; type: string; message: string }[] }>(paths.events(ns), {
+    fieldSelector: `involvedObject.name=${name},involvedObject.kind=PodMigration`,
+  });
+  return list.items;
+}
+
+export interface CommandResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The real kubectl, built with the control plane, as the admin user. */
+export function kubectl(args: string[], input?: string): CommandResult {
+  const r = spawnSync(join(env.bin, 'kubectl'), ['--kubeconfig', env.kubeconfig, ...args], { input, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The operator as a separate process under its own ServiceAccount identity. */
+export class OperatorProcess {
+  private child?: ChildProcess;
+  readonly logFile: string;
+
+  constructor(
+    private readonly namespace: string,
+    private readonly extraArgs: string[] = [],
+  ) {
+    mkdirSync(join(CLUSTER_DIR, 'logs'), { recursive: true });
+    this.logFile = join(CLUSTER_DIR, 'logs', `operator-${namespace}.log`);
+  }
+
+  start(): void {
+    const out = createWriteStream(this.logFile, { flags: 'a' });
+    this.child = spawn(
+      process.execPath,
+      [join(ROOT, 'dist/main.js'), '--kubeconfig', env.operatorKubeconfig, '--namespace', this.namespace, '--log-level', 'debug', ...this.extraArgs],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    this.child.stdout!.pipe(out);
+    this.child.stderr!.pipe(out);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.child?.kill(sig);
+  }
+
+  /** Stops the process (SIGKILL by default) and waits until it is gone. */
+  async stop(sig: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(sig);
+    await exited;
+    this.child = undefined;
+  }
+}

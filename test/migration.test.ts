@@ -1,0 +1,175 @@
+// The happy path on the real control plane, without and with a checkpoint claim.
+import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import {
+  DOWNLOADER_DONE,
+  OperatorProcess,
+  TRAINING_CONTAINERS,
+  claimsOfMigration,
+  createNamespace,
+  createRunningPod,
+  deleteNamespace,
+  eventsOf,
+  eventually,
+  getPod,
+  k8s,
+  kubectl,
+  podManifest,
+  podsOfMigration,
+  waitForPhase,
+} from './helpers';
+
+let ns: string;
+let operator: OperatorProcess;
+
+beforeAll(async () => {
+  ns = await createNamespace('happy');
+  operator = new OperatorProcess(ns);
+  operator.start();
+});
+
+afterAll(async () => {
+  await operator.stop('SIGTERM');
+  await deleteNamespace(ns);
+});
+
+function applyMigration(name: string, podName: string, extra: string): void {
+  const r = kubectl(['apply', '-f', '-'], `apiVersion: migration.ai-storage.io/v1alpha1
+kind: PodMigration
+metadata:
+  name: ${name}
+  namespace: ${ns}
+spec:
+  podName: ${podName}
+  sourceNode: node-1
+  targetNode: node-2
+  metricsDelaySeconds: 1
+${extra}`);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+}
+
+it('moves a pod to the target node keeping only its running containers', async () => {
+  const source = await createRunningPod(podManifest(ns, 'trainer', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
+  applyMigration('move-trainer', 'trainer', '');
+
+  const pm = await waitForPhase(ns, 'move-trainer', ['Completed', 'Failed']);
+  const s = pm.status!;
+  expect(s).toMatchObject({
+    phase: 'Completed',
+    step: 5,
+    progress: '5/5',
+    observedGeneration: 1,
+    sourcePod: { name: 'trainer', uid: source.metadata!.uid, node: 'node-1' },
+    targetPod: { node: 'node-2' },
+    containers: [
+      { name: 'trainer', state: 'running', restartCount: 0, migrated: true },
+      { name: 'exporter', state: 'running', restartCount: 0, migrated: true },
+      { name: 'downloader', state: 'terminated', reason: 'Completed', restartCount: 0, migrated: false },
+    ],
+    resources: {
+      original: { cpu: '1500m', memory: '768Mi' },
+      optimized: { cpu: '1000m', memory: '256Mi' },
+      savings: { cpuPercent: 33.3, memoryPercent: 66.7, cpu: '33.3%', memory: '66.7%', basis: 'requests' },
+      usage: { available: false },
+    },
+  });
+  expect(s.reason ?? '').toBe('');
+  expect(s.checkpointPVC).toBeUndefined();
+  expect(s.resources!.usage!.message).toMatch(/metrics\.k8s\.io/);
+  expect(s.steps!.map((x) => [x.name, x.state])).toEqual([
+    ['CaptureState', 'Succeeded'],
+    ['Checkpoint', 'Skipped'],
+    ['CreateTargetPod', 'Succeeded'],
+    ['DeleteSourcePod', 'Succeeded'],
+    ['CollectMetrics', 'Succeeded'],
+  ]);
+  for (const step of s.steps!) {
+    expect(Date.parse(step.completionTime!)).toBeGreaterThanOrEqual(Date.parse(step.startTime!));
+  }
+  // Duration is computed from the recorded times, and step 5 waited its stabilisation delay.
+  const start = Date.parse(s.startTime!);
+  const end = Date.parse(s.completionTime!);
+  expect(s.durationSeconds).toBeCloseTo((end - start) / 1000, 1);
+  const step5 = s.steps![4];
+  expect(Date.parse(step5.completionTime!) - Date.parse(step5.startTime!)).toBeGreaterThanOrEqual(1000);
+  const conditions = Object.fromEntries(s.conditions!.map((c) => [c.type, c.status]));
+  expect(conditions).toEqual({ Ready: 'True', Reconciling: 'False', Stalled: 'False' });
+
+  // What the API server holds: one new pod on node-2 with the two running containers ...
+  const targets = await podsOfMigration(ns, 'move-trainer');
+  expect(targets).toHaveLength(1);
+  const target = targets[0];
+  expect(target.metadata!.name).toBe(s.targetPod!.name);
+  expect(target.metadata!.uid).toBe(s.targetPod!.uid);
+  expect(target.metadata!.name).toMatch(/^trainer-mig-[0-9a-f]{5}$/);
+  expect(target.spec!.nodeName).toBe('node-2');
+  expect(target.spec!.containers.map((c) => c.name)).toEqual(['trainer', 'exporter']);
+  expect(target.metadata!.labels).toMatchObject({ app: 'trainer', 'migration.ai-storage.io/migration': 'move-trainer' });
+  expect(target.metadata!.annotations).toMatchObject({ 'migration.ai-storage.io/migrated-from': 'trainer' });
+  expect(target.metadata!.ownerReferences).toBeUndefined();
+  expect(target.spec!.volumes!.some((v) => v.name === 'checkpoint-volume')).toBe(false);
+  expect(target.status!.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
+
+  // ... and the source pod is gone.
+  await eventually('source pod gone', async () => ((await getPod(ns, 'trainer')) ? undefined : true), 30_000);
+
+  // An Event for every step start and finish.
+  const events = await eventsOf(ns, 'move-trainer');
+  const count = (reason: string) => events.filter((e) => e.reason === reason).length;
+  expect(count('StepStarted')).toBe(5); // the skipped step starts, finds nothing to do, and says so
+  expect(count('StepSucceeded')).toBe(4);
+  expect(count('StepSkipped')).toBe(1);
+  expect(count('MigrationCompleted')).toBe(1);
+});
+
+it('creates, mounts and keeps the checkpoint claim when preservePV is true', async () => {
+  await createRunningPod(podManifest(ns, 'ckpt', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
+  applyMigration('move-ckpt', 'ckpt', '  preservePV: true\n  checkpoint:\n    size: 2Gi\n');
+
+  const pm = await waitForPhase(ns, 'move-ckpt', ['Completed', 'Failed']);
+  const s = pm.status!;
+  expect(s.phase).toBe('Completed');
+  const expectedName = `checkpoint-ckpt-${Math.floor(Date.parse(s.startTime!) / 1000)}`;
+  expect(s.checkpointPVC).toBe(expectedName);
+  expect(s.steps![1]).toMatchObject({ name: 'Checkpoint', state: 'Succeeded' });
+
+  const claim = await k8s.get<V1PersistentVolumeClaim>(`/api/v1/namespaces/${ns}/persistentvolumeclaims/${expectedName}`);
+  expect(claim.metadata!.labels).toEqual({
+    app: 'ai-storage-orchestrator',
+    component: 'migration-checkpoint',
+    'migration.ai-storage.io/migration': 'move-ckpt',
+  });
+  expect(claim.spec!.accessModes).toEqual(['ReadWriteOnce']);
+  expect(claim.spec!.resources!.requests!.storage).toBe('2Gi');
+  expect(await claimsOfMigration(ns, 'move-ckpt')).toHaveLength(1);
+
+  const [target] = await podsOfMigration(ns, 'move-ckpt');
+  expect(target.spec!.volumes).toContainEqual({ name: 'checkpoint-volume', persistentVolumeClaim: { claimName: expectedName } });
+  for (const c of target.spec!.containers) {
+    expect(c.volumeMounts).toContainEqual(expect.objectContaining({ name: 'checkpoint-volume', mountPath: '/migration-checkpoint' }));
+  }
+  await eventually('source pod gone', async () => ((await getPod(ns, 'ckpt')) ? undefined : true), 30_000);
+  // The claim is data: it stays after the migration.
+  expect((await claimsOfMigration(ns, 'move-ckpt')).map((c) => c.metadata.name)).toEqual([expectedName]);
+});
+
+it('keeps the pod spec fields it does not manage', async () => {
+  const pod = podManifest(ns, 'rich', 'node-1', TRAINING_CONTAINERS.slice(0, 1));
+  pod.spec!.containers[0].env = [{ name: 'EPOCHS', value: '12' }];
+  pod.spec!.containers[0].args = ['--lr', '0.01'];
+  pod.spec!.volumes = [{ name: 'scratch', emptyDir: {} }];
+  pod.spec!.containers[0].volumeMounts = [{ name: 'scratch', mountPath: '/scratch' }];
+  pod.spec!.tolerations = [{ key: 'gpu', operator: 'Exists', effect: 'NoSchedule' }];
+  await createRunningPod(pod);
+  applyMigration('move-rich', 'rich', '');
+  expect((await waitForPhase(ns, 'move-rich', ['Completed', 'Failed'])).status!.phase).toBe('Completed');
+  const [target] = await podsOfMigration(ns, 'move-rich');
+  const c = target.spec!.containers[0];
+  expect(c.env).toEqual([{ name: 'EPOCHS', value: '12' }]);
+  expect(c.args).toEqual(['--lr', '0.01']);
+  expect(c.volumeMounts).toContainEqual(expect.objectContaining({ name: 'scratch', mountPath: '/scratch' }));
+  expect(target.spec!.tolerations).toContainEqual(expect.objectContaining({ key: 'gpu', operator: 'Exists' }));
+  // The service-account token volume is injected afresh by admission, once.
+  const tokenVolumes = (target.spec!.volumes ?? []).filter((v) => v.name.startsWith('kube-api-access-'));
+  expect(tokenVolumes).toHaveLength(1);
+});
