@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Controller } from './controller/controller';
+import { startHealthServer } from './health';
 import { USAGE, UsageError, parseOptions } from './options';
 
 async function main(): Promise<number> {
@@ -43,6 +44,10 @@ async function main(): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   log.info({ server: kc.getCurrentCluster()?.server, namespace: opts.namespace ?? '(all)' }, 'starting');
+  if (opts.healthProbeAddress) {
+    const { port } = await startHealthServer({ address: opts.healthProbeAddress, ready: () => controller.hasSynced });
+    log.info({ address: opts.healthProbeAddress, port }, 'serving /healthz and /readyz');
+  }
   await controller.start();
   return -1; // keep running until a signal
 }

@@ -1,11 +1,13 @@
 // Command-line flags (each also readable from an environment variable).
 import { parseArgs } from 'node:util';
+import { parseAddress } from './health';
 
 export interface Options {
   kubeconfig?: string;
   namespace?: string;
   workers: number;
   logLevel: string;
+  healthProbeAddress?: string;
 }
 
 export const USAGE = `Usage: podmigration-operator [flags]
@@ -19,6 +21,9 @@ Flags (environment variable in brackets):
                            migrations reconciled at the same time, 1-100 (default 4)
                            [MAX_CONCURRENT_MIGRATIONS]
   --log-level LEVEL        trace, debug, info, warn, error or fatal (default info) [LOG_LEVEL]
+  --health-probe-bind-address HOST:PORT
+                           serve /healthz and /readyz there; "0" turns it off
+                           (default 127.0.0.1:8081) [HEALTH_PROBE_BIND_ADDRESS]
   -h, --help               show this help
 `;
 
@@ -36,6 +41,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         namespace: { type: 'string' },
         'max-concurrent-migrations': { type: 'string' },
         'log-level': { type: 'string' },
+        'health-probe-bind-address': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -54,7 +60,16 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   if (!LEVELS.includes(logLevel)) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(logLevel)}`);
   }
+  const health = values['health-probe-bind-address'] ?? env.HEALTH_PROBE_BIND_ADDRESS ?? '127.0.0.1:8081';
+  if (health !== '0') {
+    try {
+      parseAddress(health);
+    } catch (e) {
+      throw new UsageError(`--health-probe-bind-address: ${(e as Error).message}`);
+    }
+  }
   return {
+    healthProbeAddress: health === '0' ? undefined : health,
     kubeconfig: values.kubeconfig ?? (env.KUBECONFIG || undefined),
     namespace: values.namespace ?? (env.WATCH_NAMESPACE || undefined),
     workers,

@@ -2,7 +2,7 @@
 // the operator as a real process (so it can be killed).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type Phase, type PodMigration, type PodMigrationSpec } from '../src/api/types';
@@ -170,11 +170,27 @@ export class OperatorProcess {
     const out = createWriteStream(this.logFile, { flags: 'a' });
     this.child = spawn(
       process.execPath,
-      [join(ROOT, 'dist/main.js'), '--kubeconfig', env.operatorKubeconfig, '--namespace', this.namespace, '--log-level', 'debug', ...this.extraArgs],
+      [
+        join(ROOT, 'dist/main.js'),
+        '--kubeconfig', env.operatorKubeconfig,
+        '--namespace', this.namespace,
+        '--log-level', 'debug',
+        '--health-probe-bind-address', '127.0.0.1:0',
+        ...this.extraArgs,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.child.stdout!.pipe(out);
     this.child.stderr!.pipe(out);
+  }
+
+  /** The port of /healthz and /readyz, once the operator has logged it. */
+  async healthPort(): Promise<number> {
+    return eventually('health server', async () => {
+      const lines = readFileSync(this.logFile, 'utf8').split('\n');
+      const line = lines.reverse().find((l) => l.includes('serving /healthz'));
+      return line ? (JSON.parse(line) as { port: number }).port : undefined;
+    });
   }
 
   get pid(): number | undefined {

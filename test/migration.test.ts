@@ -48,6 +48,17 @@ ${extra}`);
   expect(r.code).toBe(0);
 }
 
+it('reports ready on /readyz once its caches have synced, and live on /healthz', async () => {
+  const port = await operator.healthPort();
+  const ready = await eventually('readyz 200', async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/readyz`);
+    return r.status === 200 ? r : undefined;
+  });
+  expect(await ready.text()).toBe('ok\n');
+  expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+  expect((await fetch(`http://127.0.0.1:${port}/nothing`)).status).toBe(404);
+});
+
 it('moves a pod to the target node keeping only its running containers', async () => {
   const source = await createRunningPod(podManifest(ns, 'trainer', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
   applyMigration('move-trainer', 'trainer', '');
