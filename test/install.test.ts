@@ -1,0 +1,43 @@
+// The manifests install the way users install them: kubectl apply -k config/default.
+import { kubectl } from './helpers';
+
+afterAll(() => {
+  kubectl(['delete', 'deployment', 'podmigration-controller-manager', '-n', 'podmigration-system', '--ignore-not-found']);
+});
+
+it('applies config/default on the real API server', () => {
+  const r = kubectl(['apply', '--server-side', '--force-conflicts', '-k', 'config/default']);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  for (const line of [
+    'namespace/podmigration-system',
+    'customresourcedefinition.apiextensions.k8s.io/podmigrations.migration.ai-storage.io',
+    'serviceaccount/podmigration-operator',
+    'clusterrole.rbac.authorization.k8s.io/podmigration-manager',
+    'clusterrolebinding.rbac.authorization.k8s.io/podmigration-manager',
+    'deployment.apps/podmigration-controller-manager',
+  ]) {
+    expect(r.stdout).toContain(line);
+  }
+  const d = JSON.parse(kubectl(['get', 'deployment', 'podmigration-controller-manager', '-n', 'podmigration-system', '-o', 'json']).stdout);
+  const pod = d.spec.template.spec;
+  expect(pod.serviceAccountName).toBe('podmigration-operator');
+  expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+  expect(pod.containers[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+});
+
+it('grants the operator no write on nodes, no secrets and no wildcards', () => {
+  const role = JSON.parse(kubectl(['get', 'clusterrole', 'podmigration-manager', '-o', 'json']).stdout);
+  for (const rule of role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
+    expect(rule.verbs).not.toContain('*');
+    expect(rule.resources).not.toContain('*');
+    expect(rule.apiGroups).not.toContain('*');
+    expect(rule.resources).not.toContain('secrets');
+    if (rule.resources.includes('nodes')) expect(rule.verbs.every((v) => ['get', 'list', 'watch'].includes(v))).toBe(true);
+  }
+  // And the identity the tests run the operator under really is that narrow.
+  const as = ['--as', 'system:serviceaccount:podmigration-system:podmigration-operator'];
+  expect(kubectl(['auth', 'can-i', 'delete', 'nodes', ...as]).stdout.trim()).toBe('no');
+  expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-A', ...as]).stdout.trim()).toBe('no');
+  expect(kubectl(['auth', 'can-i', 'create', 'pods', '-n', 'default', ...as]).stdout.trim()).toBe('yes');
+});
