@@ -18,7 +18,8 @@ demo: node_modules/.installed ## Start the local control plane and migrate a sam
 	hack/demo.sh
 
 test: node_modules/.installed ## Run every test (unit + integration on a real local control plane)
-	npx jest
+	npx jest --json --outputFile=.jest-results.json
+	@node -e 'const r=require("./.jest-results.json"); console.log(`$${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
 
 test-unit: node_modules/.installed ## Run the unit tests only
 	npx jest --selectProjects unit
