@@ -153,7 +153,7 @@ export function kubectl(args: string[], input?: string): CommandResult {
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** The operator as a separate process under its own ServiceAccount identity. */
+/** The operator as a separate process under its own ServiceAccount identity; '' watches every namespace. */
 export class OperatorProcess {
   private child?: ChildProcess;
   readonly logFile: string;
@@ -163,7 +163,7 @@ export class OperatorProcess {
     private readonly extraArgs: string[] = [],
   ) {
     mkdirSync(join(CLUSTER_DIR, 'logs'), { recursive: true });
-    this.logFile = join(CLUSTER_DIR, 'logs', `operator-${namespace}.log`);
+    this.logFile = join(CLUSTER_DIR, 'logs', `operator-${namespace || 'all-namespaces'}.log`);
   }
 
   start(): void {
@@ -173,7 +173,7 @@ export class OperatorProcess {
       [
         join(ROOT, 'dist/main.js'),
         '--kubeconfig', env.operatorKubeconfig,
-        '--namespace', this.namespace,
+        ...(this.namespace ? ['--namespace', this.namespace] : []),
         '--log-level', 'debug',
         '--health-probe-bind-address', '127.0.0.1:0',
         ...this.extraArgs,

@@ -67,6 +67,7 @@ export class Reconciler {
     const timeoutSeconds = withDefaults(pm.spec).timeoutSeconds;
     let requeueAfterMs: number | undefined;
     let warning: { reason: string; message: string } | undefined;
+    let waitingReason: string | undefined;
 
     if (isTerminal(status.phase)) {
       if (status.phase !== 'Completed') await this.removeTargetPods(pm, status, log);
@@ -75,12 +76,12 @@ export class Reconciler {
     } else if (canRollBack(status.phase) && remainingMs(status.startTime, timeoutSeconds, now) <= 0) {
       fail(status, 'Failed', 'Timeout', `the migration did not finish within spec.timeoutSeconds (${timeoutSeconds}s); the source pod is untouched`, now);
     } else {
-      ({ requeueAfterMs, warning } = await this.runStep(pm, status, now, log));
+      ({ requeueAfterMs, warning, waitingReason } = await this.runStep(pm, status, now, log));
       if (requeueAfterMs !== undefined && canRollBack(status.phase)) {
         requeueAfterMs = Math.min(requeueAfterMs, remainingMs(status.startTime, timeoutSeconds, now) + 100);
       }
     }
-    setConditions(status, pm.metadata.generation, now);
+    setConditions(status, pm.metadata.generation, now, waitingReason);
 
     if (!isDeepStrictEqual(before, status)) {
       await this.o.client.replace(statusPath(namespace, name), { ...pm, status });
@@ -99,15 +100,23 @@ export class Reconciler {
     status: PodMigrationStatus,
     now: string,
     log: Logger,
-  ): Promise<{ requeueAfterMs?: number; warning?: { reason: string; message: string } }> {
+  ): Promise<{ requeueAfterMs?: number; waitingReason?: string; warning?: { reason: string; message: string } }> {
     const i = stepIndex(status.phase);
     markRunning(status, now);
-    const ctx: StepContext = { migration: pm, status, client: this.o.client, targetPods: this.o.targetPods, now, log };
+    const ctx: StepContext = {
+      migration: pm,
+      status,
+      client: this.o.client,
+      migrations: this.o.migrations,
+      targetPods: this.o.targetPods,
+      now,
+      log,
+    };
     try {
       const outcome = await STEPS[i](ctx);
       if (!outcome.done) {
         waiting(status, outcome.message);
-        return { requeueAfterMs: outcome.requeueAfterMs };
+        return { requeueAfterMs: outcome.requeueAfterMs, waitingReason: outcome.reason };
       }
       advance(status, now, outcome.message, outcome.skipped);
       return { warning: outcome.warning };

@@ -110,9 +110,10 @@ export function remainingMs(from: string | undefined, seconds: number, now: stri
 
 /**
  * Ready / Reconciling / Stalled, as kstatus reads them. lastTransitionTime only moves
- * when a condition's status changes.
+ * when a condition's status changes. While a step is blocked, Reconciling carries the
+ * reason (for example EvictionBlocked).
  */
-export function setConditions(status: PodMigrationStatus, generation: number | undefined, now: string): void {
+export function setConditions(status: PodMigrationStatus, generation: number | undefined, now: string, waitingReason?: string): void {
   const phase = status.phase ?? 'Pending';
   const reason = status.reason || phase;
   const message = status.message ?? '';
@@ -120,7 +121,7 @@ export function setConditions(status: PodMigrationStatus, generation: number | u
   const stalled = phase === 'Failed' || phase === 'Cancelled';
   const wanted: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>[] = [
     { type: 'Ready', status: done ? 'True' : 'False', reason: done ? 'Completed' : reason, message },
-    { type: 'Reconciling', status: !done && !stalled ? 'True' : 'False', reason: phase, message },
+    { type: 'Reconciling', status: !done && !stalled ? 'True' : 'False', reason: waitingReason ?? phase, message },
     { type: 'Stalled', status: stalled ? 'True' : 'False', reason: stalled ? reason : phase, message },
   ];
   const old = new Map((status.conditions ?? []).map((c) => [c.type, c]));

@@ -84,6 +84,7 @@ function safeJson(text: string): unknown {
 export const paths = {
   pods: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods'),
   pod: (ns: string, name: string) => `/api/v1/namespaces/${ns}/pods/${encodeURIComponent(name)}`,
+  eviction: (ns: string, name: string) => `/api/v1/namespaces/${ns}/pods/${encodeURIComponent(name)}/eviction`,
   node: (name: string) => `/api/v1/nodes/${encodeURIComponent(name)}`,
   pvcs: (ns: string) => `/api/v1/namespaces/${ns}/persistentvolumeclaims`,
   pvc: (ns: string, name: string) => `/api/v1/namespaces/${ns}/persistentvolumeclaims/${encodeURIComponent(name)}`,

@@ -75,6 +75,17 @@ describe('buildTargetPod', () => {
   });
 });
 
+it('replaces the checkpoint of an earlier migration with this one', () => {
+  const migrated = buildTargetPod(source, { ...opts, checkpointPVC: 'checkpoint-old-1' });
+  const again = buildTargetPod(migrated, { ...opts, checkpointPVC: 'checkpoint-new-2' });
+  expect(again.spec!.volumes!.filter((v) => v.name === 'checkpoint-volume')).toEqual([
+    { name: 'checkpoint-volume', persistentVolumeClaim: { claimName: 'checkpoint-new-2' } },
+  ]);
+  expect(again.spec!.containers[0].volumeMounts!.filter((m) => m.name === 'checkpoint-volume')).toHaveLength(1);
+  const noCkpt = buildTargetPod(migrated, opts);
+  expect(noCkpt.spec!.volumes!.some((v) => v.name === 'checkpoint-volume')).toBe(false);
+});
+
 describe('names', () => {
   it('derives the target pod name from the migration UID, deterministically', () => {
     expect(targetPodName('tf', 'uid-1')).toBe(targetPodName('tf', 'uid-1'));

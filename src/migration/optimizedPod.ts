@@ -49,7 +49,11 @@ export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
   const spec = structuredClone(source.spec!);
   const meta = source.metadata!;
 
-  const dropped = new Set((spec.volumes ?? []).filter(isInjectedTokenVolume).map((v) => v.name));
+  // Dropped: the token volume admission injects (it injects a fresh one), and the checkpoint
+  // of an earlier migration (this migration mounts its own, if any).
+  const dropped = new Set(
+    (spec.volumes ?? []).filter((v) => isInjectedTokenVolume(v) || v.name === CHECKPOINT_VOLUME).map((v) => v.name),
+  );
   const volumes = (spec.volumes ?? []).filter((v) => !dropped.has(v.name));
   const withoutInjected = <T extends { volumeMounts?: { name: string }[] }>(c: T): T => ({
     ...c,

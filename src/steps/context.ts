@@ -10,6 +10,8 @@ export interface StepContext {
   /** The status being built; a step records its findings here. */
   readonly status: PodMigrationStatus;
   readonly client: KubeClient;
+  /** Every PodMigration, from the informer cache. */
+  readonly migrations: { list(namespace?: string): readonly PodMigration[] };
   /** The pods this operator created, from the informer cache (labelled by migration). */
   readonly targetPods: { get(name: string, namespace: string): V1Pod | undefined };
   /** The time of this reconcile, ISO 8601. */
@@ -19,11 +21,12 @@ export interface StepContext {
 
 /**
  * A step either finishes (the migration moves on), or waits for something and asks to be
- * run again after `requeueAfterMs` at the latest. A step that cannot go on throws
+ * run again after `requeueAfterMs` at the latest; `reason` says why it is blocked, when
+ * that is worth a condition. A step that cannot go on throws
  * MigrationFailure; any other error is transient and retried.
  */
 export type StepOutcome =
   | { done: true; message: string; skipped?: boolean; warning?: { reason: string; message: string } }
-  | { done: false; message: string; requeueAfterMs: number };
+  | { done: false; message: string; requeueAfterMs: number; reason?: string };
 
 export type Step = (ctx: StepContext) => Promise<StepOutcome>;

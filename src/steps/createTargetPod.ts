@@ -56,6 +56,9 @@ async function ensureTargetPod({ migration, status, client, targetPods }: StepCo
     return await client.create<V1Pod>(paths.pods(namespace), body);
   } catch (e) {
     if (isAlreadyExists(e)) return ours(await client.get<V1Pod>(paths.pod(namespace, podName)), uid);
+    if (e instanceof ApiError && e.code === 403 && /exceeded quota/.test(e.message)) {
+      throw new MigrationFailure('QuotaExceeded', `a ResourceQuota refused pod ${podName}: ${e.message}`);
+    }
     if (e instanceof ApiError && (e.code === 400 || e.code === 403 || e.code === 422)) {
       throw new MigrationFailure('TargetPodRejected', `the API server refused pod ${podName}: ${e.message}`);
     }

@@ -1,0 +1,94 @@
+import type { V1Node, V1Pod } from '@kubernetes/client-node';
+import type { PodMigration } from '../api/types';
+import { claimNames, conflictingMigration, controllingOwner, freeOnNode, singleNodeClaims, tolerates, untoleratedTaints } from './preflight';
+
+describe('controllingOwner', () => {
+  it('finds only a controller: true owner', () => {
+    expect(controllingOwner({ metadata: { ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', uid: '1' }] } })).toBeUndefined();
+    expect(
+      controllingOwner({ metadata: { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: '2', controller: true }] } }),
+    ).toEqual({ kind: 'ReplicaSet', name: 'rs' });
+  });
+});
+
+describe('volumes', () => {
+  it('names the claims only one node can attach', () => {
+    const claim = (name: string, modes: string[]) => ({ metadata: { name }, spec: { accessModes: modes } });
+    expect(singleNodeClaims([claim('a', ['ReadWriteOnce']), claim('b', ['ReadWriteMany']), claim('c', ['ReadWriteOncePod'])])).toEqual(['a', 'c']);
+  });
+  it('ignores the checkpoint of an earlier migration', () => {
+    const pod: V1Pod = {
+      spec: {
+        containers: [],
+        volumes: [
+          { name: 'data', persistentVolumeClaim: { claimName: 'data' } },
+          { name: 'checkpoint-volume', persistentVolumeClaim: { claimName: 'checkpoint-p-1' } },
+          { name: 'tmp', emptyDir: {} },
+        ],
+      },
+    };
+    expect(claimNames(pod)).toEqual(['data']);
+  });
+});
+
+describe('taints', () => {
+  const taint = { key: 'gpu', value: 'a100', effect: 'NoSchedule' };
+  it.each([
+    [{ key: 'gpu', operator: 'Exists' }, true],
+    [{ key: 'gpu', operator: 'Equal', value: 'a100' }, true],
+    [{ key: 'gpu', operator: 'Equal', value: 'h100' }, false],
+    [{ key: 'gpu', operator: 'Exists', effect: 'NoExecute' }, false],
+    [{ operator: 'Exists' }, true],
+    [{ key: 'other', operator: 'Exists' }, false],
+  ])('%j tolerates gpu=a100:NoSchedule: %s', (t, ok) => expect(tolerates(t, taint)).toBe(ok));
+
+  it('lists the NoSchedule/NoExecute taints the pod does not tolerate', () => {
+    const node: V1Node = {
+      spec: { taints: [taint, { key: 'soft', effect: 'PreferNoSchedule' }, { key: 'maint', effect: 'NoExecute' }] },
+    };
+    const pod: V1Pod = { spec: { containers: [], tolerations: [{ key: 'gpu', operator: 'Exists' }] } };
+    expect(untoleratedTaints(pod, node).map((t) => t.key)).toEqual(['maint']);
+  });
+});
+
+describe('freeOnNode', () => {
+  it('subtracts the requests of live pods from allocatable', () => {
+    const node: V1Node = { status: { allocatable: { cpu: '4', memory: '8Gi' } } };
+    const pod = (cpu: string, memory: string, phase = 'Running'): V1Pod => ({
+      spec: { containers: [{ name: 'c', resources: { requests: { cpu, memory } } }] },
+      status: { phase },
+    });
+    const free = freeOnNode(node, [pod('1', '1Gi'), pod('500m', '512Mi'), pod('2', '2Gi', 'Succeeded')]);
+    expect(free.cpu).toBeCloseTo(2.5);
+    expect(free.memory).toBe(8 * 2 ** 30 - 1.5 * 2 ** 30);
+  });
+});
+
+describe('conflictingMigration', () => {
+  const pm = (name: string, created: string, podName = 'p', phase?: string): PodMigration =>
+    ({
+      metadata: { name, uid: name, namespace: 'ns', creationTimestamp: created },
+      spec: { podName, sourceNode: 'a', targetNode: 'b' },
+      status: phase ? { phase } : undefined,
+    }) as PodMigration;
+  const early = pm('a', '2026-01-01T00:00:00Z');
+  const late = pm('b', '2026-01-01T00:00:05Z');
+
+  it('lets the earlier of two unfinished migrations go on', () => {
+    expect(conflictingMigration(late, [early, late])?.metadata.name).toBe('a');
+    expect(conflictingMigration(early, [early, late])).toBeUndefined();
+  });
+  it('breaks ties by name', () => {
+    const twin = pm('c', '2026-01-01T00:00:00Z');
+    expect(conflictingMigration(twin, [early, twin])?.metadata.name).toBe('a');
+    expect(conflictingMigration(early, [early, twin])).toBeUndefined();
+  });
+  it('gives way to one already past step 1, whatever its age', () => {
+    const started = pm('z', '2026-01-01T00:00:09Z', 'p', 'CreatingTargetPod');
+    expect(conflictingMigration(early, [early, started])?.metadata.name).toBe('z');
+  });
+  it('ignores finished migrations and other pods', () => {
+    expect(conflictingMigration(late, [pm('a', '2026-01-01T00:00:00Z', 'p', 'Completed'), late])).toBeUndefined();
+    expect(conflictingMigration(late, [pm('a', '2026-01-01T00:00:00Z', 'q'), late])).toBeUndefined();
+  });
+});

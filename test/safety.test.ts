@@ -1,0 +1,221 @@
+// What goes wrong in pod migration, made explicit: controller-owned pods, ReadWriteOnce
+// volumes, concurrent migrations of one pod, unfit target nodes, quotas and disruption
+// budgets. Each ends in a distinct, documented outcome with nothing lost.
+import { randomBytes } from 'node:crypto';
+import type { V1Pod } from '@kubernetes/client-node';
+import type { PodMigration, PodMigrationSpec } from '../src/api/types';
+import {
+  OperatorProcess,
+  TRAINING_CONTAINERS,
+  claimsOfMigration,
+  createNamespace,
+  createRunningPod,
+  deleteNamespace,
+  eventually,
+  getMigration,
+  getPod,
+  k8s,
+  migration,
+  pmPath,
+  podManifest,
+  podsOfMigration,
+  waitForPhase,
+} from './helpers';
+
+let ns: string;
+let operator: OperatorProcess;
+const nodes: string[] = [];
+const extraNamespaces: string[] = [];
+
+beforeAll(async () => {
+  ns = await createNamespace('safety');
+  operator = new OperatorProcess('', ['--max-concurrent-migrations', '4']);
+  operator.start();
+});
+
+afterAll(async () => {
+  await operator.stop('SIGTERM');
+  await deleteNamespace(ns);
+  for (const n of extraNamespaces) await deleteNamespace(n);
+  for (const n of nodes) await k8s.delete(`/api/v1/nodes/${n}`).catch(() => undefined);
+});
+
+async function refused(namespace: string, pod: V1Pod, spec: Partial<PodMigrationSpec>, reason: string, message: RegExp): Promise<PodMigration> {
+  const podName = pod.metadata!.name!;
+  const name = `move-${podName}`;
+  await k8s.create(pmPath(namespace), migration(namespace, name, { podName, sourceNode: 'node-1', targetNode: 'node-2', preservePV: true, ...spec }));
+  const pm = await waitForPhase(namespace, name, ['Failed', 'Completed']);
+  expect(pm.status).toMatchObject({ phase: 'Failed', reason });
+  expect(pm.status!.message).toMatch(message);
+  expect(await podsOfMigration(namespace, name)).toEqual([]);
+  if (pm.status!.step === 1) expect(await claimsOfMigration(namespace, name)).toEqual([]);
+  const after = await getPod(namespace, podName);
+  expect(after!.metadata!.uid).toBe(pod.metadata!.uid);
+  expect(after!.metadata!.deletionTimestamp).toBeUndefined();
+  return pm;
+}
+
+/** A kwok node of this test's own; `managed: false` leaves it never Ready. */
+async function node(suffix: string, extra: { unschedulable?: boolean; taints?: object[]; cpu?: string; managed?: boolean } = {}) {
+  const name = `pf-${randomBytes(2).toString('hex')}-${suffix}`;
+  nodes.push(name);
+  await k8s.create('/api/v1/nodes', {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, annotations: extra.managed === false ? {} : { 'kwok.x-k8s.io/node': 'fake' }, labels: { type: 'kwok' } },
+    spec: { unschedulable: extra.unschedulable, taints: extra.taints },
+    status: { allocatable: { cpu: extra.cpu ?? '16', memory: '64Gi', pods: '110' }, capacity: { cpu: extra.cpu ?? '16', memory: '64Gi', pods: '110' } },
+  });
+  if (extra.managed !== false) {
+    await eventually(`node ${name} Ready`, async () => {
+      const n = await k8s.get<{ spec?: { taints?: { key: string }[] }; status?: { conditions?: { type: string; status: string }[] } }>(
+        `/api/v1/nodes/${name}`,
+      );
+      // Ready, and the node lifecycle controller has lifted its not-ready taint.
+      const settled = !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/not-ready'));
+      return settled && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+    });
+  }
+  return name;
+}
+
+it('refuses a pod controlled by a ReplicaSet (OwnedByController), touching nothing', async () => {
+  const rs = await k8s.create<{ metadata: { uid: string } }>(`/apis/apps/v1/namespaces/${ns}/replicasets`, {
+    apiVersion: 'apps/v1',
+    kind: 'ReplicaSet',
+    metadata: { name: 'web' },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: 'web' } },
+      template: {
+        metadata: { labels: { app: 'web' } },
+        spec: { nodeName: 'node-1', containers: [{ name: 'web', image: 'nginx', resources: { requests: { cpu: '100m', memory: '64Mi' } } }] },
+      },
+    },
+  });
+  const pod = await eventually('ReplicaSet pod Running', async () => {
+    const list = await k8s.get<{ items: V1Pod[] }>(`/api/v1/namespaces/${ns}/pods`, { labelSelector: 'app=web' });
+    return list.items.find((p) => p.status?.phase === 'Running');
+  });
+  expect(pod.metadata!.ownerReferences![0].uid).toBe(rs.metadata.uid);
+  await refused(ns, pod, {}, 'OwnedByController', /controlled by ReplicaSet web, which would recreate it/);
+});
+
+it('refuses a pod with a ReadWriteOnce claim (ReadWriteOnceVolume), naming the claim', async () => {
+  await k8s.create(`/api/v1/namespaces/${ns}/persistentvolumeclaims`, {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: 'weights' },
+    spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+  });
+  const manifest = podManifest(ns, 'rwo', 'node-1', TRAINING_CONTAINERS.slice(0, 1));
+  manifest.spec!.volumes = [{ name: 'weights', persistentVolumeClaim: { claimName: 'weights' } }];
+  const pod = await createRunningPod(manifest);
+  await refused(ns, pod, {}, 'ReadWriteOnceVolume', /ReadWriteOnce claims \(weights\)/);
+});
+
+it('refuses a second migration of a pod that is being migrated (MigrationInProgress)', async () => {
+  const pod = await createRunningPod(podManifest(ns, 'busy', 'node-1', TRAINING_CONTAINERS.slice(0, 1), { 'kwok.podmigration.test/unready-on': 'node-2' }));
+  await k8s.create(pmPath(ns), migration(ns, 'first', { podName: 'busy', sourceNode: 'node-1', targetNode: 'node-2', readyTimeoutSeconds: 120 }));
+  await waitForPhase(ns, 'first', ['CreatingTargetPod']);
+  await k8s.create(pmPath(ns), migration(ns, 'second', { podName: 'busy', sourceNode: 'node-1', targetNode: 'node-3' }));
+  const second = await waitForPhase(ns, 'second', ['Failed', 'Completed']);
+  expect(second.status).toMatchObject({ phase: 'Failed', reason: 'MigrationInProgress' });
+  expect(second.status!.message).toMatch(/already being migrated by PodMigration first/);
+  expect(await podsOfMigration(ns, 'second')).toEqual([]);
+  // The first one goes on undisturbed.
+  expect((await getMigration(ns, 'first')).status!.phase).toBe('CreatingTargetPod');
+  expect(await podsOfMigration(ns, 'first')).toHaveLength(1);
+  expect((await getPod(ns, 'busy'))!.metadata!.uid).toBe(pod.metadata!.uid);
+});
+
+describe('target node pre-flight', () => {
+  let pod: V1Pod;
+  beforeAll(async () => {
+    pod = await createRunningPod(podManifest(ns, 'preflight', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
+  });
+  let n = 0;
+  const check = async (target: string, reason: string, message: RegExp) => {
+    n += 1;
+    const name = `pf-${n}`;
+    await k8s.create(pmPath(ns), migration(ns, name, { podName: 'preflight', sourceNode: 'node-1', targetNode: target }));
+    const pm = await waitForPhase(ns, name, ['Failed', 'Completed']);
+    expect(pm.status).toMatchObject({ phase: 'Failed', reason, step: 1 });
+    expect(pm.status!.message).toMatch(message);
+    expect(await podsOfMigration(ns, name)).toEqual([]);
+    expect((await getPod(ns, 'preflight'))!.metadata!.uid).toBe(pod.metadata!.uid);
+  };
+
+  it('refuses a node that is not Ready', async () => {
+    await check(await node('notready', { managed: false }), 'TargetNodeNotReady', /is not Ready/);
+  });
+  it('refuses a cordoned node', async () => {
+    await check(await node('cordoned', { unschedulable: true }), 'TargetNodeUnschedulable', /is cordoned/);
+  });
+  it('refuses a node whose taints the pod does not tolerate', async () => {
+    await check(await node('tainted', { taints: [{ key: 'dedicated', value: 'inference', effect: 'NoSchedule' }] }), 'TargetNodeTaintNotTolerated', /dedicated=inference:NoSchedule/);
+  });
+  it('refuses a node without room for the migrated containers', async () => {
+    // The two containers request 1000m; the node has 1200m of which a pod takes 500m.
+    const small = await node('small', { cpu: '1200m' });
+    await createRunningPod(podManifest(ns, 'neighbour', small, [{ name: 'n', cpu: '500m', memory: '64Mi' }]));
+    await check(small, 'InsufficientCapacity', /cpu 700m .* unrequested; the migrated containers request cpu 1000m/);
+  });
+});
+
+it('ends in QuotaExceeded when a ResourceQuota refuses the new pod, source intact', async () => {
+  const quotaNs = await createNamespace('quota');
+  extraNamespaces.push(quotaNs);
+  await k8s.create(`/api/v1/namespaces/${quotaNs}/resourcequotas`, {
+    apiVersion: 'v1',
+    kind: 'ResourceQuota',
+    metadata: { name: 'one-pod' },
+    spec: { hard: { pods: '1' } },
+  });
+  await eventually('quota observed', async () => {
+    const q = await k8s.get<{ status?: { used?: Record<string, string> } }>(`/api/v1/namespaces/${quotaNs}/resourcequotas/one-pod`);
+    return q.status?.used ? true : undefined;
+  });
+  const pod = await createRunningPod(podManifest(quotaNs, 'quota', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
+  const pm = await refused(quotaNs, pod, { preservePV: false }, 'QuotaExceeded', /exceeded quota: one-pod/);
+  expect(pm.status!.step).toBe(3);
+});
+
+describe('PodDisruptionBudgets', () => {
+  const pdb = (name: string, spec: object) =>
+    k8s.create(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets`, {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name },
+      spec: { selector: { matchLabels: { app: name } }, ...spec },
+    });
+
+  it('evicts the source once the budget allows it (the Ready copy counts)', async () => {
+    await pdb('pdb-ok', { minAvailable: 1 });
+    await createRunningPod(podManifest(ns, 'pdb-ok', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
+    await k8s.create(pmPath(ns), migration(ns, 'move-pdb-ok', { podName: 'pdb-ok', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+    const pm = await waitForPhase(ns, 'move-pdb-ok', ['Completed', 'Failed']);
+    expect(pm.status!.phase).toBe('Completed');
+    expect(pm.status!.steps![3].message).toMatch(/evicted/);
+    await eventually('source gone', async () => ((await getPod(ns, 'pdb-ok')) ? undefined : true), 30_000);
+  });
+
+  it('waits while the budget blocks eviction, then rolls back at the deadline', async () => {
+    await pdb('pdb-blocked', { maxUnavailable: 0 });
+    const pod = await createRunningPod(podManifest(ns, 'pdb-blocked', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
+    await k8s.create(pmPath(ns), migration(ns, 'move-pdb-blocked', { podName: 'pdb-blocked', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 10 }));
+    const blocked = await eventually('EvictionBlocked condition', async () => {
+      const pm = await getMigration(ns, 'move-pdb-blocked');
+      const c = pm.status?.conditions?.find((x) => x.type === 'Reconciling');
+      return c?.reason === 'EvictionBlocked' ? pm : undefined;
+    });
+    expect(blocked.status!.phase).toBe('DeletingSourcePod');
+    expect(blocked.status!.message).toMatch(/disruption budget/);
+    const pm = await waitForPhase(ns, 'move-pdb-blocked', ['Failed', 'Completed'], 60_000);
+    expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'Timeout' });
+    await eventually('target removed', async () => ((await podsOfMigration(ns, 'move-pdb-blocked')).length === 0 ? true : undefined), 30_000);
+    const source = await getPod(ns, 'pdb-blocked');
+    expect(source!.metadata!.uid).toBe(pod.metadata!.uid);
+    expect(source!.metadata!.deletionTimestamp).toBeUndefined();
+  });
+});
