@@ -1,9 +1,12 @@
 // The operator's entry point: flags, logger, kubeconfig, controller, signals.
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Controller } from './controller/controller';
 import { startHealthServer } from './health';
+import { KubeClient } from './kube/client';
+import { LeaderElector } from './leaderelection';
 import { USAGE, UsageError, parseOptions } from './options';
 
 async function main(): Promise<number> {
@@ -31,24 +34,42 @@ async function main(): Promise<number> {
     workers: opts.workers,
     instance: hostname(),
   });
+  const elector = opts.leaderElection
+    ? new LeaderElector({
+        ...opts.leaderElection,
+        client: new KubeClient(kc),
+        identity: `${hostname()}_${randomBytes(4).toString('hex')}`,
+        log,
+      })
+    : undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'stopping');
-    controller.stop().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    // Finish the reconciles in flight, then hand the lease to a standby.
+    controller
+      .stop()
+      .then(() => elector?.release())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   log.info({ server: kc.getCurrentCluster()?.server, namespace: opts.namespace ?? '(all)' }, 'starting');
   if (opts.healthProbeAddress) {
-    const { port } = await startHealthServer({ address: opts.healthProbeAddress, ready: () => controller.hasSynced });
+    // A standby is ready: it is doing its job, which is to wait.
+    const ready = () => (elector && !elector.isLeader ? true : controller.hasSynced);
+    const { port } = await startHealthServer({ address: opts.healthProbeAddress, ready });
     log.info({ address: opts.healthProbeAddress, port }, 'serving /healthz and /readyz');
   }
-  await controller.start();
+  if (elector) {
+    log.info({ lease: `${opts.leaderElection!.namespace}/${opts.leaderElection!.name}` }, 'waiting for leadership');
+    await elector.acquire(() => process.exit(1));
+  }
+  if (!stopping) await controller.start();
   return -1; // keep running until a signal
 }
 

@@ -8,6 +8,13 @@ export interface Options {
   workers: number;
   logLevel: string;
   healthProbeAddress?: string;
+  leaderElection?: {
+    namespace: string;
+    name: string;
+    leaseDurationSeconds: number;
+    renewDeadlineSeconds: number;
+    retryPeriodSeconds: number;
+  };
 }
 
 export const USAGE = `Usage: podmigration-operator [flags]
@@ -24,6 +31,16 @@ Flags (environment variable in brackets):
   --health-probe-bind-address HOST:PORT
                            serve /healthz and /readyz there; "0" turns it off
                            (default 127.0.0.1:8081) [HEALTH_PROBE_BIND_ADDRESS]
+  --leader-elect           only the holder of a coordination.k8s.io Lease reconciles; run
+                           more than one replica only with this on [LEADER_ELECT=true]
+  --leader-election-namespace NS
+                           namespace of the Lease (default $POD_NAMESPACE, else
+                           podmigration-system)
+  --leader-election-id NAME
+                           name of the Lease (default podmigration-operator)
+  --leader-election-lease-duration S, --leader-election-renew-deadline S,
+  --leader-election-retry-period S
+                           lease timing in seconds (default 15, 10, 2)
   -h, --help               show this help
 `;
 
@@ -42,6 +59,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         'max-concurrent-migrations': { type: 'string' },
         'log-level': { type: 'string' },
         'health-probe-bind-address': { type: 'string' },
+        'leader-elect': { type: 'boolean' },
+        'leader-election-namespace': { type: 'string' },
+        'leader-election-id': { type: 'string' },
+        'leader-election-lease-duration': { type: 'string' },
+        'leader-election-renew-deadline': { type: 'string' },
+        'leader-election-retry-period': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -68,7 +91,27 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
       throw new UsageError(`--health-probe-bind-address: ${(e as Error).message}`);
     }
   }
+  const seconds = (flag: string, fallback: number) => {
+    const text = (values as Record<string, string | undefined>)[flag] ?? String(fallback);
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1) throw new UsageError(`--${flag} must be a whole number of seconds, at least 1, not ${JSON.stringify(text)}`);
+    return n;
+  };
+  let leaderElection: Options['leaderElection'];
+  if (values['leader-elect'] ?? env.LEADER_ELECT === 'true') {
+    leaderElection = {
+      namespace: values['leader-election-namespace'] ?? (env.POD_NAMESPACE || 'podmigration-system'),
+      name: values['leader-election-id'] ?? 'podmigration-operator',
+      leaseDurationSeconds: seconds('leader-election-lease-duration', 15),
+      renewDeadlineSeconds: seconds('leader-election-renew-deadline', 10),
+      retryPeriodSeconds: seconds('leader-election-retry-period', 2),
+    };
+    if (leaderElection.renewDeadlineSeconds >= leaderElection.leaseDurationSeconds) {
+      throw new UsageError('--leader-election-renew-deadline must be shorter than --leader-election-lease-duration');
+    }
+  }
   return {
+    leaderElection,
     healthProbeAddress: health === '0' ? undefined : health,
     kubeconfig: values.kubeconfig ?? (env.KUBECONFIG || undefined),
     namespace: values.namespace ?? (env.WATCH_NAMESPACE || undefined),

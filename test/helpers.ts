@@ -2,7 +2,7 @@
 // the operator as a real process (so it can be killed).
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { GROUP, PLURAL, VERSION, type Phase, type PodMigration, type PodMigrationSpec } from '../src/api/types';
@@ -161,9 +161,10 @@ export class OperatorProcess {
   constructor(
     private readonly namespace: string,
     private readonly extraArgs: string[] = [],
+    label = namespace || 'all-namespaces',
   ) {
     mkdirSync(join(CLUSTER_DIR, 'logs'), { recursive: true });
-    this.logFile = join(CLUSTER_DIR, 'logs', `operator-${namespace || 'all-namespaces'}.log`);
+    this.logFile = join(CLUSTER_DIR, 'logs', `operator-${label}.log`);
   }
 
   start(): void {
@@ -180,6 +181,9 @@ export class OperatorProcess {
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    // Recorded so the global teardown can stop it even if this test process dies.
+    mkdirSync(join(CLUSTER_DIR, 'pids'), { recursive: true });
+    writeFileSync(join(CLUSTER_DIR, 'pids', String(this.child.pid)), '');
     this.child.stdout!.pipe(out);
     this.child.stderr!.pipe(out);
   }
@@ -191,6 +195,15 @@ export class OperatorProcess {
       const line = lines.reverse().find((l) => l.includes('serving /healthz'));
       return line ? (JSON.parse(line) as { port: number }).port : undefined;
     });
+  }
+
+  /** The operator's log so far. */
+  log(): string {
+    try {
+      return readFileSync(this.logFile, 'utf8');
+    } catch {
+      return '';
+    }
   }
 
   get pid(): number | undefined {

@@ -125,7 +125,11 @@ it('moves a pod to the target node keeping only its running containers', async (
   await eventually('source pod gone', async () => ((await getPod(ns, 'trainer')) ? undefined : true), 30_000);
 
   // An Event for every step start and finish.
-  const events = await eventsOf(ns, 'move-trainer');
+  // Events are recorded right after the status write that they describe.
+  const events = await eventually('all step events', async () => {
+    const list = await eventsOf(ns, 'move-trainer');
+    return list.some((e) => e.reason === 'MigrationCompleted') ? list : undefined;
+  }, 10_000);
   const count = (reason: string) => events.filter((e) => e.reason === reason).length;
   expect(count('StepStarted')).toBe(5); // the skipped step starts, finds nothing to do, and says so
   expect(count('StepSucceeded')).toBe(4);

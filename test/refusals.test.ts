@@ -10,6 +10,7 @@ import {
   createRunningPod,
   deleteNamespace,
   eventsOf,
+  eventually,
   getPod,
   k8s,
   migration,
@@ -58,7 +59,8 @@ it.each([
   expect(pm.status!.steps![0]).toMatchObject({ name: 'CaptureState', state: 'Failed' });
   const conditions = Object.fromEntries(pm.status!.conditions!.map((c) => [c.type, [c.status, c.reason]]));
   expect(conditions).toEqual({ Ready: ['False', reason], Reconciling: ['False', 'Failed'], Stalled: ['True', reason] });
-  expect((await eventsOf(ns, name)).some((e) => e.type === 'Warning' && e.reason === reason)).toBe(true);
+  // Events are recorded right after the status write.
+  await eventually(`Warning event ${reason}`, async () => ((await eventsOf(ns, name)).some((e) => e.type === 'Warning' && e.reason === reason) ? true : undefined), 10_000);
 
   // Nothing created, nothing touched.
   expect(await podsOfMigration(ns, name)).toEqual([]);

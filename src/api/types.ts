@@ -13,6 +13,11 @@ export const ANNOTATION_MIGRATED_FROM = `${GROUP}/migrated-from`;
 /** On every object the operator creates: the UID of the PodMigration that made it. */
 export const ANNOTATION_MIGRATION_UID = `${GROUP}/migration-uid`;
 
+/** Held while a migration may have something to clean up when its record is deleted. */
+export const FINALIZER = `${GROUP}/cleanup`;
+/** Set to "true" to cancel a migration and keep its record (the spec is immutable). */
+export const ANNOTATION_CANCEL = `${GROUP}/cancel`;
+
 export const CHECKPOINT_VOLUME = 'checkpoint-volume';
 export const CHECKPOINT_MOUNT_PATH = '/migration-checkpoint';
 export const CHECKPOINT_LABELS = {

@@ -5,7 +5,9 @@ import { isDeepStrictEqual } from 'node:util';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
+  ANNOTATION_CANCEL,
   ANNOTATION_MIGRATION_UID,
+  FINALIZER,
   GROUP,
   LABEL_MIGRATION,
   PLURAL,
@@ -48,8 +50,8 @@ export interface ReconcilerOptions {
   log: Logger;
 }
 
-export const statusPath = (ns: string, name: string) =>
-  `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}/${encodeURIComponent(name)}/status`;
+export const objectPath = (ns: string, name: string) => `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}/${encodeURIComponent(name)}`;
+export const statusPath = (ns: string, name: string) => `${objectPath(ns, name)}/status`;
 
 export class Reconciler {
   constructor(private readonly o: ReconcilerOptions) {}
@@ -58,7 +60,13 @@ export class Reconciler {
   async reconcile(key: string): Promise<number | undefined> {
     const [namespace, name] = key.split('/');
     const pm = this.o.migrations.get(name, namespace);
-    if (!pm) return undefined; // deleted; nothing of ours to undo after step 4, see README
+    if (!pm) return undefined; // gone: its finalizer already did the cleanup
+    if (pm.metadata.deletionTimestamp) return this.finalize(pm);
+    if (!isTerminal(pm.status?.phase) && !pm.metadata.finalizers?.includes(FINALIZER)) {
+      // Before anything is created: deleting the record must be able to clean up.
+      await this.setFinalizer(pm, true);
+      return undefined;
+    }
 
     const before = pm.status ?? {};
     const status = structuredClone(before);
@@ -70,7 +78,10 @@ export class Reconciler {
     let waitingReason: string | undefined;
 
     if (isTerminal(status.phase)) {
-      if (status.phase !== 'Completed') await this.removeTargetPods(pm, status, log);
+      const clean = status.phase === 'Completed' || (await this.removeTargetPods(pm, status, log));
+      if (clean) await this.setFinalizer(pm, false);
+    } else if (pm.metadata.annotations?.[ANNOTATION_CANCEL] === 'true' && (status.phase === 'Pending' || !status.phase || canRollBack(status.phase))) {
+      fail(status, 'Cancelled', 'CancelRequested', `cancelled by the ${ANNOTATION_CANCEL} annotation; the source pod is untouched`, now);
     } else if (!status.phase || status.phase === 'Pending') {
       begin(status, now);
     } else if (canRollBack(status.phase) && remainingMs(status.startTime, timeoutSeconds, now) <= 0) {
@@ -128,15 +139,40 @@ export class Reconciler {
   }
 
   /**
+   * The record is being deleted. Before the source pod is removed that cancels the
+   * migration: the pods it created go (while the source exists). After that there is
+   * nothing to undo. Then the finalizer is released.
+   */
+  private async finalize(pm: PodMigration): Promise<undefined> {
+    if (!pm.metadata.finalizers?.includes(FINALIZER)) return undefined;
+    const phase = pm.status?.phase;
+    const log = this.o.log.child({ migration: `${pm.metadata.namespace}/${pm.metadata.name}`, phase: phase ?? 'Pending', step: pm.status?.step ?? 0 });
+    if (phase !== 'Completed' && phase !== 'CollectingMetrics') await this.removeTargetPods(pm, pm.status ?? {}, log);
+    await this.setFinalizer(pm, false);
+    log.info('deleted; finalizer released');
+    return undefined;
+  }
+
+  private async setFinalizer(pm: PodMigration, present: boolean): Promise<void> {
+    const current = pm.metadata.finalizers ?? [];
+    if (current.includes(FINALIZER) === present) return;
+    const finalizers = present ? [...current, FINALIZER] : current.filter((f) => f !== FINALIZER);
+    await this.o.client.mergePatch(objectPath(pm.metadata.namespace, pm.metadata.name), {
+      metadata: { finalizers, resourceVersion: pm.metadata.resourceVersion },
+    });
+  }
+
+  /**
    * Removes the pods this migration created, after a failure or cancellation, but only
    * while the source pod (same UID) still exists: the workload is never left with no pod.
+   * Lists from the API server, not the cache, so a pod created a moment ago is not missed.
+   * Returns true when nothing of ours is left to remove.
    */
-  private async removeTargetPods(pm: PodMigration, status: PodMigrationStatus, log: Logger): Promise<void> {
+  private async removeTargetPods(pm: PodMigration, status: PodMigrationStatus, log: Logger): Promise<boolean> {
     const { namespace, name, uid } = pm.metadata;
-    const pods = this.o.targetPods
-      .list(namespace)
-      .filter((p) => p.metadata?.labels?.[LABEL_MIGRATION] === name && p.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] === uid);
-    if (pods.length === 0) return;
+    const list = await this.o.client.get<{ items: V1Pod[] }>(paths.pods(namespace), { labelSelector: `${LABEL_MIGRATION}=${name}` });
+    const pods = list.items.filter((p) => p.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] === uid);
+    if (pods.length === 0) return true;
     if (status.sourcePod) {
       let source: V1Pod | undefined;
       try {
@@ -146,7 +182,7 @@ export class Reconciler {
       }
       if (source?.metadata?.uid !== status.sourcePod.uid) {
         log.warn({ targets: pods.map((p) => p.metadata?.name) }, 'source pod is gone; keeping the target pod so the workload keeps running');
-        return;
+        return true;
       }
     }
     for (const p of pods) {
@@ -163,6 +199,7 @@ export class Reconciler {
       log.info({ pod: p.metadata!.name }, 'removed target pod');
       await this.o.events.record(pm, 'Normal', 'TargetPodRemoved', `removed pod ${p.metadata!.name}; the source pod is untouched`);
     }
+    return true;
   }
 
   private async recordEvents(pm: PodMigration, before: PodMigrationStatus, after: PodMigrationStatus): Promise<void> {

@@ -2,7 +2,7 @@
 // (hack/cluster.sh: real etcd, kube-apiserver, kube-controller-manager and kwok), or an
 // existing cluster named by TEST_KUBECONFIG (its nodes must be managed by kwok).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(__dirname, '../..');
@@ -51,6 +51,17 @@ export function provide(): TestEnv {
 
 export function release(): void {
   const env = testEnv();
+  const pids = join(CLUSTER_DIR, 'pids');
+  if (existsSync(pids)) {
+    for (const pid of readdirSync(pids)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    rmSync(pids, { recursive: true, force: true });
+  }
   if (env.started && !process.env.KEEP_CLUSTER) {
     execFileSync(join(ROOT, 'hack/cluster.sh'), ['down'], { env: { ...process.env, CLUSTER_DIR }, stdio: 'inherit' });
   }
