@@ -15,6 +15,7 @@ import {
   kubectl,
   podManifest,
   podsOfMigration,
+  sleep,
   waitForPhase,
 } from './helpers';
 
@@ -187,4 +188,31 @@ it('keeps the pod spec fields it does not manage', async () => {
   // The service-account token volume is injected afresh by admission, once.
   const tokenVolumes = (target.spec!.volumes ?? []).filter((v) => v.name.startsWith('kube-api-access-'));
   expect(tokenVolumes).toHaveLength(1);
+});
+
+it('retries status writes that conflict with other writers, never failing on them', async () => {
+  await createRunningPod(podManifest(ns, 'contended', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
+  applyMigration('move-contended', 'contended', '  metricsDelaySeconds: 2\n');
+  // Another writer keeps changing the object, so the operator's writes (which carry the
+  // resourceVersion it read) meet 409 Conflict.
+  let writing = true;
+  let writes = 0;
+  const writer = (async () => {
+    while (writing) {
+      await k8s
+        .mergePatch(`/apis/migration.ai-storage.io/v1alpha1/namespaces/${ns}/podmigrations/move-contended`, {
+          metadata: { labels: { touched: String(writes++) } },
+        })
+        .catch(() => undefined);
+      await sleep(30);
+    }
+  })();
+  const pm = await waitForPhase(ns, 'move-contended', ['Completed', 'Failed']);
+  writing = false;
+  await writer;
+  expect(pm.status!.phase).toBe('Completed');
+  expect(writes).toBeGreaterThan(10);
+  // The conflicts happened, and were retried rather than reported as errors.
+  expect(operator.log()).toMatch(/status write conflicted with a metadata change/);
+  expect(operator.log()).not.toMatch(/"level":50[^\n]*modified/);
 });

@@ -16,7 +16,7 @@ import {
   type PodMigration,
   type PodMigrationStatus,
 } from '../api/types';
-import { MigrationFailure, isNotFound } from '../errors';
+import { MigrationFailure, isConflict, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { STEPS } from '../steps';
 import type { StepContext } from '../steps/context';
@@ -95,7 +95,7 @@ export class Reconciler {
     setConditions(status, pm.metadata.generation, now, waitingReason);
 
     if (!isDeepStrictEqual(before, status)) {
-      await this.o.client.replace(statusPath(namespace, name), { ...pm, status });
+      await this.writeStatus(pm, before, status, log);
       log.info({ newPhase: status.phase, newStep: status.step, reason: status.reason, message: status.message }, 'status updated');
       await this.recordEvents(pm, before, status);
       if (warning) await this.o.events.record(pm, 'Warning', warning.reason, warning.message);
@@ -104,6 +104,30 @@ export class Reconciler {
       }
     }
     return requeueAfterMs;
+  }
+
+  /**
+   * Writes the status with the resourceVersion it was computed from. On a conflict that
+   * came from another writer touching only metadata (labels, annotations), the status
+   * this was computed from is still current, so the write is retried at once with the
+   * fresh resourceVersion; if the status itself moved on, the conflict goes back to the
+   * queue and the migration is reconciled afresh.
+   */
+  private async writeStatus(pm: PodMigration, before: PodMigrationStatus, status: PodMigrationStatus, log: Logger): Promise<void> {
+    const { namespace, name } = pm.metadata;
+    let resourceVersion = pm.metadata.resourceVersion;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.o.client.replace(statusPath(namespace, name), { ...pm, metadata: { ...pm.metadata, resourceVersion }, status });
+        return;
+      } catch (e) {
+        if (!isConflict(e) || attempt >= 5) throw e;
+        const fresh = await this.o.client.get<PodMigration>(objectPath(namespace, name));
+        if (!isDeepStrictEqual(fresh.status ?? {}, before)) throw e;
+        log.debug({ attempt }, 'status write conflicted with a metadata change; retrying with the fresh resourceVersion');
+        resourceVersion = fresh.metadata.resourceVersion;
+      }
+    }
   }
 
   private async runStep(
