@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Controller } from './controller/controller';
-import { startHealthServer } from './health';
+import { healthRoutes, serve } from './http';
 import { KubeClient } from './kube/client';
 import { LeaderElector } from './leaderelection';
 import { USAGE, UsageError, parseOptions } from './options';
@@ -62,8 +62,15 @@ async function main(): Promise<number> {
   if (opts.healthProbeAddress) {
     // A standby is ready: it is doing its job, which is to wait.
     const ready = () => (elector && !elector.isLeader ? true : controller.hasSynced);
-    const { port } = await startHealthServer({ address: opts.healthProbeAddress, ready });
+    const { port } = await serve(opts.healthProbeAddress, healthRoutes(ready));
     log.info({ address: opts.healthProbeAddress, port }, 'serving /healthz and /readyz');
+  }
+  if (opts.metricsAddress) {
+    const registry = controller.metrics.registry;
+    const { port } = await serve(opts.metricsAddress, {
+      '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }),
+    });
+    log.info({ address: opts.metricsAddress, port }, 'serving /metrics');
   }
   if (elector) {
     log.info({ lease: `${opts.leaderElection!.namespace}/${opts.leaderElection!.name}` }, 'waiting for leadership');

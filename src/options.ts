@@ -1,6 +1,6 @@
 // Command-line flags (each also readable from an environment variable).
 import { parseArgs } from 'node:util';
-import { parseAddress } from './health';
+import { parseAddress } from './http';
 
 export interface Options {
   kubeconfig?: string;
@@ -8,6 +8,7 @@ export interface Options {
   workers: number;
   logLevel: string;
   healthProbeAddress?: string;
+  metricsAddress?: string;
   leaderElection?: {
     namespace: string;
     name: string;
@@ -31,6 +32,9 @@ Flags (environment variable in brackets):
   --health-probe-bind-address HOST:PORT
                            serve /healthz and /readyz there; "0" turns it off
                            (default 127.0.0.1:8081) [HEALTH_PROBE_BIND_ADDRESS]
+  --metrics-bind-address HOST:PORT
+                           serve Prometheus /metrics there; "0" turns it off
+                           (default 127.0.0.1:8080) [METRICS_BIND_ADDRESS]
   --leader-elect           only the holder of a coordination.k8s.io Lease reconciles; run
                            more than one replica only with this on [LEADER_ELECT=true]
   --leader-election-namespace NS
@@ -59,6 +63,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         'max-concurrent-migrations': { type: 'string' },
         'log-level': { type: 'string' },
         'health-probe-bind-address': { type: 'string' },
+        'metrics-bind-address': { type: 'string' },
         'leader-elect': { type: 'boolean' },
         'leader-election-namespace': { type: 'string' },
         'leader-election-id': { type: 'string' },
@@ -83,14 +88,18 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   if (!LEVELS.includes(logLevel)) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(logLevel)}`);
   }
-  const health = values['health-probe-bind-address'] ?? env.HEALTH_PROBE_BIND_ADDRESS ?? '127.0.0.1:8081';
-  if (health !== '0') {
+  const address = (flag: 'health-probe-bind-address' | 'metrics-bind-address', fromEnv: string | undefined, fallback: string) => {
+    const text = values[flag] ?? fromEnv ?? fallback;
+    if (text === '0') return undefined;
     try {
-      parseAddress(health);
+      parseAddress(text);
     } catch (e) {
-      throw new UsageError(`--health-probe-bind-address: ${(e as Error).message}`);
+      throw new UsageError(`--${flag}: ${(e as Error).message}`);
     }
-  }
+    return text;
+  };
+  const healthProbeAddress = address('health-probe-bind-address', env.HEALTH_PROBE_BIND_ADDRESS, '127.0.0.1:8081');
+  const metricsAddress = address('metrics-bind-address', env.METRICS_BIND_ADDRESS, '127.0.0.1:8080');
   const seconds = (flag: string, fallback: number) => {
     const text = (values as Record<string, string | undefined>)[flag] ?? String(fallback);
     const n = Number(text);
@@ -112,7 +121,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   }
   return {
     leaderElection,
-    healthProbeAddress: health === '0' ? undefined : health,
+    healthProbeAddress,
+    metricsAddress,
     kubeconfig: values.kubeconfig ?? (env.KUBECONFIG || undefined),
     namespace: values.namespace ?? (env.WATCH_NAMESPACE || undefined),
     workers,

@@ -177,6 +177,7 @@ export class OperatorProcess {
         ...(this.namespace ? ['--namespace', this.namespace] : []),
         '--log-level', 'debug',
         '--health-probe-bind-address', '127.0.0.1:0',
+        '--metrics-bind-address', '127.0.0.1:0',
         ...this.extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -188,11 +189,10 @@ export class OperatorProcess {
     this.child.stderr!.pipe(out);
   }
 
-  /** The port of /healthz and /readyz, once the operator has logged it. */
-  async healthPort(): Promise<number> {
-    return eventually('health server', async () => {
-      const lines = readFileSync(this.logFile, 'utf8').split('\n');
-      const line = lines.reverse().find((l) => l.includes('serving /healthz'));
+  /** The port of /healthz and /readyz, or of /metrics, once the operator has logged it. */
+  async port(what: 'healthz' | 'metrics'): Promise<number> {
+    return eventually(`${what} server`, async () => {
+      const line = this.log().split('\n').reverse().find((l) => l.includes(`serving /${what}`));
       return line ? (JSON.parse(line) as { port: number }).port : undefined;
     });
   }

@@ -50,7 +50,7 @@ ${extra}`);
 }
 
 it('reports ready on /readyz once its caches have synced, and live on /healthz', async () => {
-  const port = await operator.healthPort();
+  const port = await operator.port('healthz');
   const ready = await eventually('readyz 200', async () => {
     const r = await fetch(`http://127.0.0.1:${port}/readyz`);
     return r.status === 200 ? r : undefined;
@@ -215,4 +215,25 @@ it('retries status writes that conflict with other writers, never failing on the
   // The conflicts happened, and were retried rather than reported as errors.
   expect(operator.log()).toMatch(/status write conflicted with a metadata change/);
   expect(operator.log()).not.toMatch(/"level":50[^\n]*modified/);
+});
+
+it('exposes Prometheus metrics computed from what it did', async () => {
+  const port = await operator.port('metrics');
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+  const text = await res.text();
+  const value = (line: string) => Number(text.split('\n').find((l) => l.startsWith(line))?.slice(line.length).trim());
+  // Four migrations above completed: trainer and ckpt (500m and 512Mi dropped each),
+  // rich (nothing dropped) and contended (500m, 512Mi).
+  expect(value('podmigration_migrations_total{result="Completed",reason=""}')).toBe(4);
+  expect(value('podmigration_migration_duration_seconds_count{result="Completed"}')).toBe(4);
+  expect(value('podmigration_cpu_requests_saved_cores_total')).toBeCloseTo(1.5, 6);
+  expect(value('podmigration_memory_requests_saved_bytes_total')).toBe(3 * 512 * 2 ** 20);
+  expect(value('podmigration_step_duration_seconds_count{step="CreateTargetPod",state="Succeeded"}')).toBe(4);
+  expect(value('podmigration_step_duration_seconds_count{step="Checkpoint",state="Skipped"}')).toBe(3);
+  expect(value('podmigration_migrations_in_flight')).toBe(0);
+  expect(value('podmigration_workqueue_depth')).toBe(0);
+  expect(text).toMatch(/^podmigration_reconcile_errors_total \d+$/m);
+  expect(text).toMatch(/^podmigration_process_cpu_seconds_total /m);
 });

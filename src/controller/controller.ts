@@ -7,7 +7,9 @@ import { isConflict } from '../errors';
 import { KubeClient } from '../kube/client';
 import { Informer } from '../kube/informer';
 import { EventRecorder } from './events';
+import { Metrics } from '../metrics';
 import { Reconciler } from './reconciler';
+import { isTerminal } from './status';
 import { WorkQueue } from './workqueue';
 
 export interface ControllerOptions {
@@ -26,6 +28,7 @@ export class Controller {
   private readonly migrations: Informer<PodMigration & KubernetesObject>;
   private readonly targetPods: Informer<V1Pod>;
   private readonly reconciler: Reconciler;
+  readonly metrics: Metrics;
   private readonly log: Logger;
   private workers: Promise<void>[] = [];
   private running = false;
@@ -50,7 +53,12 @@ export class Controller {
       // A pod maps back to the migration named by its label, in its own namespace.
       onChange: (obj) => this.queue.add(`${obj.metadata!.namespace}/${obj.metadata!.labels![LABEL_MIGRATION]}`),
     });
+    this.metrics = new Metrics({
+      inFlight: () => this.migrations.list().filter((m) => !isTerminal(m.status?.phase)).length,
+      queueDepth: () => this.queue.length,
+    });
     this.reconciler = new Reconciler({
+      metrics: this.metrics,
       client,
       migrations: this.migrations,
       targetPods: this.targetPods,
@@ -90,6 +98,7 @@ export class Controller {
         if (after !== undefined) this.queue.addAfter(key, after);
       } catch (e) {
         const retryInMs = this.queue.addRateLimited(key);
+        this.metrics.reconcileErrors.inc();
         const level = isConflict(e) ? 'debug' : 'error';
         this.log[level]({ migration: key, err: e instanceof Error ? e.message : String(e), retryInMs }, 'reconcile failed; retrying');
       } finally {

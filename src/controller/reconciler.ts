@@ -20,6 +20,8 @@ import { MigrationFailure, isConflict, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { STEPS } from '../steps';
 import type { StepContext } from '../steps/context';
+import type { Metrics } from '../metrics';
+import { fromFigures } from '../migration/resources';
 import type { EventRecorder } from './events';
 import {
   STEP_PHASES,
@@ -47,6 +49,7 @@ export interface ReconcilerOptions {
   migrations: Cache<PodMigration>;
   targetPods: Cache<V1Pod>;
   events: EventRecorder;
+  metrics: Metrics;
   log: Logger;
 }
 
@@ -98,6 +101,7 @@ export class Reconciler {
       await this.writeStatus(pm, before, status, log);
       log.info({ newPhase: status.phase, newStep: status.step, reason: status.reason, message: status.message }, 'status updated');
       await this.recordEvents(pm, before, status);
+      this.observe(before, status);
       if (warning) await this.o.events.record(pm, 'Warning', warning.reason, warning.message);
       if (status.phase !== before.phase && (status.phase === 'Failed' || status.phase === 'Cancelled')) {
         await this.removeTargetPods(pm, status, log);
@@ -224,6 +228,26 @@ export class Reconciler {
       await this.o.events.record(pm, 'Normal', 'TargetPodRemoved', `removed pod ${p.metadata!.name}; the source pod is untouched`);
     }
     return true;
+  }
+
+  /** Metrics for what this status write recorded: steps that ended, a migration that ended. */
+  private observe(before: PodMigrationStatus, after: PodMigrationStatus): void {
+    const m = this.o.metrics;
+    for (const s of stepTransitions(before, after)) {
+      if (s.startTime && s.completionTime && s.state !== 'Running') {
+        m.stepDuration.observe({ step: s.name, state: s.state }, (Date.parse(s.completionTime) - Date.parse(s.startTime)) / 1000);
+      }
+    }
+    if (after.phase === before.phase || !isTerminal(after.phase)) return;
+    m.migrations.inc({ result: after.phase, reason: after.reason ?? '' });
+    m.duration.observe({ result: after.phase! }, after.durationSeconds ?? 0);
+    const { original, optimized } = after.resources ?? {};
+    if (after.phase === 'Completed' && original && optimized) {
+      const o = fromFigures(original);
+      const n = fromFigures(optimized);
+      m.cpuSaved.inc(Math.max(o.cpu - n.cpu, 0));
+      m.memorySaved.inc(Math.max(o.memory - n.memory, 0));
+    }
   }
 
   private async recordEvents(pm: PodMigration, before: PodMigrationStatus, after: PodMigrationStatus): Promise<void> {
