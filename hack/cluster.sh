@@ -192,8 +192,8 @@ metadata:
     kubernetes.io/arch: amd64
     type: kwok
 status:
-  allocatable: {cpu: "16", memory: 64Gi, pods: "110"}
-  capacity: {cpu: "16", memory: 64Gi, pods: "110"}
+  allocatable: {cpu: "256", memory: 1Ti, pods: "1000"}
+  capacity: {cpu: "256", memory: 1Ti, pods: "1000"}
 EOF
   done
   "${k[@]}" wait --for=condition=Established crd/podmigrations.migration.ai-storage.io --timeout=60s >/dev/null
