@@ -1,0 +1,50 @@
+import { UsageError, parseOptions } from './options';
+
+describe('parseOptions', () => {
+  it('has safe defaults: loopback endpoints, all namespaces, no leader election', () => {
+    expect(parseOptions([], {})).toEqual({
+      kubeconfig: undefined,
+      namespace: undefined,
+      workers: 4,
+      logLevel: 'info',
+      healthProbeAddress: '127.0.0.1:8081',
+      metricsAddress: '127.0.0.1:8080',
+      leaderElection: undefined,
+    });
+  });
+
+  it('reads flags, and the environment where a flag is absent', () => {
+    const o = parseOptions(['--namespace', 'ml', '--max-concurrent-migrations=8', '--metrics-bind-address', '0'], {
+      KUBECONFIG: '/k',
+      LOG_LEVEL: 'debug',
+      LEADER_ELECT: 'true',
+      POD_NAMESPACE: 'ops',
+    });
+    expect(o).toMatchObject({ kubeconfig: '/k', namespace: 'ml', workers: 8, logLevel: 'debug', metricsAddress: undefined });
+    expect(o !== 'help' && o.leaderElection).toEqual({
+      namespace: 'ops',
+      name: 'podmigration-operator',
+      leaseDurationSeconds: 15,
+      renewDeadlineSeconds: 10,
+      retryPeriodSeconds: 2,
+    });
+  });
+
+  it.each([
+    [['--max-concurrent-migrations', '0'], /--max-concurrent-migrations must be a whole number from 1 to 100/],
+    [['--max-concurrent-migrations', 'lots'], /--max-concurrent-migrations/],
+    [['--log-level', 'loud'], /--log-level must be one of/],
+    [['--metrics-bind-address', 'localhost'], /--metrics-bind-address: invalid address/],
+    [['--health-probe-bind-address', ':99999'], /--health-probe-bind-address: invalid address/],
+    [['--leader-elect', '--leader-election-renew-deadline', '20'], /renew-deadline must be shorter/],
+    [['--leader-elect', '--leader-election-retry-period', '0'], /--leader-election-retry-period must be a whole number/],
+    [['--no-such-flag'], /Unknown option '--no-such-flag'/],
+  ])('refuses %j with a clear message', (argv, message) => {
+    expect(() => parseOptions(argv, {})).toThrow(UsageError);
+    expect(() => parseOptions(argv, {})).toThrow(message);
+  });
+
+  it('answers --help', () => {
+    expect(parseOptions(['--help'], {})).toBe('help');
+  });
+});
