@@ -82,3 +82,15 @@ it('waits for either outcome in one command (the README recipe)', () => {
   const ready = kubectl(['wait', '--for=condition=Ready', 'podmigration/doomed', '-n', ns, '--timeout=2s']);
   expect(ready.code).not.toBe(0);
 });
+
+it('logs JSON lines that name the migration, phase and step, and never a credential', () => {
+  const lines = operator.log().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const about = lines.filter((l) => l.migration !== undefined);
+  expect(about.length).toBeGreaterThan(5);
+  for (const l of about) {
+    expect(l.migration).toMatch(new RegExp(`^${ns}/`));
+    expect(typeof l.phase).toBe('string');
+    expect(typeof l.step).toBe('number');
+  }
+  expect(operator.log()).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE|Bearer |client-key|"token"/i);
+});

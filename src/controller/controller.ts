@@ -100,7 +100,12 @@ export class Controller {
         const retryInMs = this.queue.addRateLimited(key);
         this.metrics.reconcileErrors.inc();
         const level = isConflict(e) ? 'debug' : 'error';
-        this.log[level]({ migration: key, err: e instanceof Error ? e.message : String(e), retryInMs }, 'reconcile failed; retrying');
+        const [ns, name] = key.split('/');
+        const status = this.migrations.get(name, ns)?.status;
+        this.log[level](
+          { migration: key, phase: status?.phase ?? 'Pending', step: status?.step ?? 0, err: e instanceof Error ? e.message : String(e), retryInMs },
+          'reconcile failed; retrying',
+        );
       } finally {
         this.queue.done(key);
       }

@@ -43,7 +43,11 @@ export class EventRecorder {
     try {
       await this.client.create(paths.events(pm.metadata.namespace), event);
     } catch (e) {
-      this.log.warn({ err: String(e), reason }, 'could not record event');
+      const { namespace, name } = pm.metadata;
+      this.log.warn(
+        { migration: `${namespace}/${name}`, phase: pm.status?.phase ?? 'Pending', step: pm.status?.step ?? 0, err: String(e), reason },
+        'could not record event',
+      );
     }
   }
 }
