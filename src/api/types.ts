@@ -1,4 +1,5 @@
 // The PodMigration resource (migration.ai-storage.io/v1alpha1), as the CRD in crds/ defines it.
+import type { V1Pod } from '@kubernetes/client-node';
 
 export const GROUP = 'migration.ai-storage.io';
 export const VERSION = 'v1alpha1';
@@ -50,6 +51,7 @@ export interface PodMigrationSpec {
   timeoutSeconds?: number;
   readyTimeoutSeconds?: number;
   metricsDelaySeconds?: number;
+  strategy?: 'CreateBeforeDelete' | 'DeleteBeforeCreate';
 }
 
 export interface PodRef {
@@ -115,6 +117,8 @@ export interface PodMigrationStatus {
   durationSeconds?: number;
   steps?: StepStatus[];
   sourcePod?: PodRef;
+  /** With DeleteBeforeCreate: the source pod as captured in step 1, for the copy and a rollback. */
+  sourcePodManifest?: V1Pod;
   targetPod?: PodRef;
   checkpointPVC?: string;
   containers?: ContainerRecord[];
@@ -158,5 +162,6 @@ export function withDefaults(spec: PodMigrationSpec) {
     timeoutSeconds: spec.timeoutSeconds ?? 600,
     readyTimeoutSeconds: spec.readyTimeoutSeconds ?? 300,
     metricsDelaySeconds: spec.metricsDelaySeconds ?? 30,
+    deleteFirst: spec.strategy === 'DeleteBeforeCreate',
   };
 }

@@ -16,7 +16,7 @@ import {
   type PodMigration,
   type PodMigrationStatus,
 } from '../api/types';
-import { MigrationFailure, isConflict, isNotFound } from '../errors';
+import { MigrationFailure, isAlreadyExists, isConflict, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { STEPS } from '../steps';
 import type { StepContext } from '../steps/context';
@@ -81,8 +81,9 @@ export class Reconciler {
     let waitingReason: string | undefined;
 
     if (isTerminal(status.phase)) {
-      const clean = status.phase === 'Completed' || (await this.removeTargetPods(pm, status, log));
+      const clean = status.phase === 'Completed' || (await this.rollBack(pm, status, log));
       if (clean) await this.setFinalizer(pm, false);
+      else requeueAfterMs = 1_000;
     } else if (pm.metadata.annotations?.[ANNOTATION_CANCEL] === 'true' && (status.phase === 'Pending' || !status.phase || canRollBack(status.phase))) {
       fail(status, 'Cancelled', 'CancelRequested', `cancelled by the ${ANNOTATION_CANCEL} annotation; the source pod is untouched`, now);
     } else if (!status.phase || status.phase === 'Pending') {
@@ -104,7 +105,7 @@ export class Reconciler {
       this.observe(before, status);
       if (warning) await this.o.events.record(pm, 'Warning', warning.reason, warning.message);
       if (status.phase !== before.phase && (status.phase === 'Failed' || status.phase === 'Cancelled')) {
-        await this.removeTargetPods(pm, status, log);
+        await this.rollBack(pm, status, log);
       }
     }
     return requeueAfterMs;
@@ -171,11 +172,11 @@ export class Reconciler {
    * migration: the pods it created go (while the source exists). After that there is
    * nothing to undo. Then the finalizer is released.
    */
-  private async finalize(pm: PodMigration): Promise<undefined> {
+  private async finalize(pm: PodMigration): Promise<number | undefined> {
     if (!pm.metadata.finalizers?.includes(FINALIZER)) return undefined;
     const phase = pm.status?.phase;
     const log = this.o.log.child({ migration: `${pm.metadata.namespace}/${pm.metadata.name}`, phase: phase ?? 'Pending', step: pm.status?.step ?? 0 });
-    if (phase !== 'Completed' && phase !== 'CollectingMetrics') await this.removeTargetPods(pm, pm.status ?? {}, log);
+    if (phase !== 'Completed' && phase !== 'CollectingMetrics' && !(await this.rollBack(pm, pm.status ?? {}, log))) return 1_000;
     await this.setFinalizer(pm, false);
     log.info('deleted; finalizer released');
     return undefined;
@@ -191,27 +192,30 @@ export class Reconciler {
   }
 
   /**
-   * Removes the pods this migration created, after a failure or cancellation, but only
-   * while the source pod (same UID) still exists: the workload is never left with no pod.
+   * Undoes a migration that failed or was cancelled before the source pod was removed
+   * for good. Normally that means removing the pods it created, but only while the source
+   * pod (same UID) still exists: the workload is never left with no pod. With
+   * DeleteBeforeCreate the source is already gone: the copy is removed and, once it is
+   * gone, the source is recreated on its node from the manifest captured in step 1.
    * Lists from the API server, not the cache, so a pod created a moment ago is not missed.
-   * Returns true when nothing of ours is left to remove.
+   * Returns true when nothing is left to do.
    */
-  private async removeTargetPods(pm: PodMigration, status: PodMigrationStatus, log: Logger): Promise<boolean> {
+  private async rollBack(pm: PodMigration, status: PodMigrationStatus, log: Logger): Promise<boolean> {
     const { namespace, name, uid } = pm.metadata;
     const list = await this.o.client.get<{ items: V1Pod[] }>(paths.pods(namespace), { labelSelector: `${LABEL_MIGRATION}=${name}` });
     const pods = list.items.filter((p) => p.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] === uid);
-    if (pods.length === 0) return true;
-    if (status.sourcePod) {
-      let source: V1Pod | undefined;
-      try {
-        source = await this.o.client.get<V1Pod>(paths.pod(namespace, status.sourcePod.name));
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-      }
-      if (source?.metadata?.uid !== status.sourcePod.uid) {
-        log.warn({ targets: pods.map((p) => p.metadata?.name) }, 'source pod is gone; keeping the target pod so the workload keeps running');
-        return true;
-      }
+    const sourceName = status.sourcePod?.name ?? pm.spec.podName;
+    let source: V1Pod | undefined;
+    try {
+      source = await this.o.client.get<V1Pod>(paths.pod(namespace, sourceName));
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    const sourceMoved = status.steps?.find((s) => s.name === 'DeleteSourcePod')?.state === 'Succeeded';
+    const restore = status.sourcePodManifest && !sourceMoved ? status.sourcePodManifest : undefined;
+    if (status.sourcePod && source?.metadata?.uid !== status.sourcePod.uid && !restore) {
+      if (pods.length > 0) log.warn({ targets: pods.map((p) => p.metadata?.name) }, 'source pod is gone; keeping the target pod so the workload keeps running');
+      return true;
     }
     for (const p of pods) {
       if (p.metadata?.deletionTimestamp) continue;
@@ -225,10 +229,24 @@ export class Reconciler {
         if (!isNotFound(e)) throw e;
       }
       log.info({ pod: p.metadata!.name }, 'removed target pod');
-      await this.o.events.record(pm, 'Normal', 'TargetPodRemoved', `removed pod ${p.metadata!.name}; the source pod is untouched`);
+      await this.o.events.record(pm, 'Normal', 'TargetPodRemoved', `removed pod ${p.metadata!.name}`);
     }
+    if (!restore || source) {
+      // Nothing to recreate, or the source is still (or again) there; a terminating one is
+      // waited for so the new one can take its name.
+      return !(restore && source?.metadata?.deletionTimestamp);
+    }
+    if (pods.length > 0) return false; // recreate the source once its copy is gone (ReadWriteOnce claims)
+    try {
+      await this.o.client.create(paths.pods(namespace), restore);
+    } catch (e) {
+      if (!isAlreadyExists(e)) throw e;
+    }
+    log.info({ pod: sourceName, node: restore.spec?.nodeName }, 'recreated the source pod');
+    await this.o.events.record(pm, 'Normal', 'SourcePodRestored', `recreated pod ${sourceName} on ${restore.spec?.nodeName} from the spec captured in step 1`);
     return true;
   }
+
 
   /** Metrics for what this status write recorded: steps that ended, a migration that ended. */
   private observe(before: PodMigrationStatus, after: PodMigrationStatus): void {

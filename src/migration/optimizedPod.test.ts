@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { buildTargetPod, checkpointPVCName, targetPodName } from './optimizedPod';
+import { buildTargetPod, checkpointPVCName, restorablePod, targetPodName } from './optimizedPod';
 
 const source: V1Pod = {
   apiVersion: 'v1',
@@ -84,6 +84,14 @@ it('replaces the checkpoint of an earlier migration with this one', () => {
   expect(again.spec!.containers[0].volumeMounts!.filter((m) => m.name === 'checkpoint-volume')).toHaveLength(1);
   const noCkpt = buildTargetPod(migrated, opts);
   expect(noCkpt.spec!.volumes!.some((v) => v.name === 'checkpoint-volume')).toBe(false);
+});
+
+it('makes a restorable copy of the source: same name and node, every container, nothing server-set', () => {
+  const pod = restorablePod(source);
+  expect(pod.metadata).toEqual({ name: 'tensorflow-pod', namespace: 'ml', labels: { app: 'tf' }, annotations: { note: 'x' } });
+  expect(pod.spec!.nodeName).toBe('node-1');
+  expect(pod.spec!.containers.map((c) => c.name)).toEqual(['trainer', 'downloader']);
+  expect(pod.status).toBeUndefined();
 });
 
 describe('names', () => {

@@ -39,13 +39,11 @@ function isInjectedTokenVolume(v: V1Volume): boolean {
   return v.name.startsWith('kube-api-access-') && !!v.projected?.sources?.some((s) => s.serviceAccountToken);
 }
 
-/**
- * A copy of `source` bound to the target node that keeps only the containers in
- * `opts.keep`, with the checkpoint volume mounted in each of them when there is one.
- * Nothing the API server or other controllers set on the source is copied: no status,
- * uid, resourceVersion, owner references, finalizers or injected token volume.
- */
-export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
+/** A pod like `source` that the API server will accept as new: nothing server-set copied. */
+function copyPod(
+  source: V1Pod,
+  o: { name: string; nodeName: string; keep?: ReadonlySet<string>; checkpointPVC?: string; labels?: Record<string, string>; annotations?: Record<string, string> },
+): V1Pod {
   const spec = structuredClone(source.spec!);
   const meta = source.metadata!;
 
@@ -55,15 +53,15 @@ export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
     (spec.volumes ?? []).filter((v) => isInjectedTokenVolume(v) || v.name === CHECKPOINT_VOLUME).map((v) => v.name),
   );
   const volumes = (spec.volumes ?? []).filter((v) => !dropped.has(v.name));
-  const withoutInjected = <T extends { volumeMounts?: { name: string }[] }>(c: T): T => ({
+  const withoutDropped = <T extends { volumeMounts?: { name: string }[] }>(c: T): T => ({
     ...c,
     volumeMounts: (c.volumeMounts ?? []).filter((m) => !dropped.has(m.name)),
   });
 
-  let containers = spec.containers.filter((c) => opts.keep.has(c.name)).map(withoutInjected);
-  const initContainers = spec.initContainers?.map(withoutInjected);
-  if (opts.checkpointPVC) {
-    volumes.push({ name: CHECKPOINT_VOLUME, persistentVolumeClaim: { claimName: opts.checkpointPVC } });
+  let containers = spec.containers.filter((c) => !o.keep || o.keep.has(c.name)).map(withoutDropped);
+  const initContainers = spec.initContainers?.map(withoutDropped);
+  if (o.checkpointPVC) {
+    volumes.push({ name: CHECKPOINT_VOLUME, persistentVolumeClaim: { claimName: o.checkpointPVC } });
     containers = containers.map((c) => ({
       ...c,
       volumeMounts: [...(c.volumeMounts ?? []), { name: CHECKPOINT_VOLUME, mountPath: CHECKPOINT_MOUNT_PATH }],
@@ -79,21 +77,39 @@ export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
-      name: opts.name,
+      name: o.name,
       namespace: meta.namespace,
-      labels: { ...(meta.labels ?? {}), [LABEL_MIGRATION]: opts.migrationName },
-      annotations: {
-        ...(meta.annotations ?? {}),
-        [ANNOTATION_MIGRATED_FROM]: meta.name!,
-        [ANNOTATION_MIGRATION_UID]: opts.migrationUid,
-      },
+      labels: { ...(meta.labels ?? {}), ...(o.labels ?? {}) },
+      annotations: { ...(meta.annotations ?? {}), ...(o.annotations ?? {}) },
     },
     spec: {
       ...spec,
-      nodeName: opts.targetNode,
+      nodeName: o.nodeName,
       containers: containers.map(tidy),
       ...(initContainers ? { initContainers: initContainers.map(tidy) } : {}),
       volumes,
     },
   };
+}
+
+/**
+ * A copy of `source` bound to the target node that keeps only the containers in
+ * `opts.keep`, with the checkpoint volume mounted in each of them when there is one.
+ * Nothing the API server or other controllers set on the source is copied: no status,
+ * uid, resourceVersion, owner references, finalizers or injected token volume.
+ */
+export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
+  return copyPod(source, {
+    name: opts.name,
+    nodeName: opts.targetNode,
+    keep: opts.keep,
+    checkpointPVC: opts.checkpointPVC,
+    labels: { [LABEL_MIGRATION]: opts.migrationName },
+    annotations: { [ANNOTATION_MIGRATED_FROM]: source.metadata!.name!, [ANNOTATION_MIGRATION_UID]: opts.migrationUid },
+  });
+}
+
+/** The source pod as it can be created again, on its own node (DeleteBeforeCreate rollback). */
+export function restorablePod(source: V1Pod): V1Pod {
+  return copyPod(source, { name: source.metadata!.name!, nodeName: source.spec!.nodeName! });
 }

@@ -2,9 +2,10 @@
 // pod's resource figures. Nothing is created or changed; a refusal ends the migration
 // in Failed with a reason.
 import type { V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
-import type { PodMigration } from '../api/types';
+import { type PodMigration, withDefaults } from '../api/types';
 import { MigrationFailure, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
+import { restorablePod } from '../migration/optimizedPod';
 import { captureContainers } from '../migration/podState';
 import {
   claimNames,
@@ -31,12 +32,15 @@ export const captureState: Step = async ({ migration, status, client, migrations
   if (kept.length === 0) {
     throw new MigrationFailure('NoRunningContainers', `pod ${podName} has no running container to migrate`);
   }
-  await checkVolumes(client, pod);
+  const { deleteFirst } = withDefaults(migration.spec);
+  if (!deleteFirst) await checkVolumes(client, pod);
   const keptNames = new Set(kept.map((c) => c.name));
   await checkTargetNode(client, migration, pod, sumRequests(pod.spec!.containers.filter((c) => keptNames.has(c.name))));
 
   status.sourcePod = { name: podName, uid: pod.metadata!.uid!, node: migration.spec.sourceNode };
   status.containers = containers;
+  // Deleting first, the source is gone when the copy is built, and may need recreating.
+  if (deleteFirst) status.sourcePodManifest = restorablePod(pod);
   const usage = await readUsage(client, namespace, podName);
   status.resources = {
     original: toFigures(sumRequests(pod.spec!.containers)),
@@ -90,7 +94,7 @@ async function checkVolumes(client: KubeClient, pod: V1Pod): Promise<void> {
     throw new MigrationFailure(
       'ReadWriteOnceVolume',
       `pod ${pod.metadata!.name} mounts ReadWriteOnce claims (${rwo.join(', ')}) that the copy could not attach on another ` +
-        `node while the source holds them`,
+        `node while the source holds them; spec.strategy DeleteBeforeCreate moves them, with downtime`,
     );
   }
 }

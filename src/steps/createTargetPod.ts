@@ -8,13 +8,19 @@ import { ApiError, MigrationFailure, isAlreadyExists } from '../errors';
 import { paths } from '../kube/client';
 import { buildTargetPod, targetPodName } from '../migration/optimizedPod';
 import { targetPodState } from '../migration/podState';
-import type { Step, StepContext } from './context';
+import type { Step, StepContext, StepOutcome } from './context';
+import { evictSource } from './evict';
 import { getOrUndefined } from './captureState';
 
 export const createTargetPod: Step = async (ctx) => {
   const { migration, status, now } = ctx;
   const spec = withDefaults(migration.spec);
-  const pod = await ensureTargetPod(ctx);
+  const made = await findTargetPod(ctx);
+  if (!made && spec.deleteFirst) {
+    const wait = await sourceGone(ctx);
+    if (wait) return wait;
+  }
+  const pod = made ?? (await createPod(ctx));
   status.targetPod = { name: pod.metadata!.name!, uid: pod.metadata!.uid!, node: spec.targetNode };
 
   const state = targetPodState(pod);
@@ -30,18 +36,44 @@ export const createTargetPod: Step = async (ctx) => {
   return { done: false, requeueAfterMs: left, message: `${state.message}; ready deadline ${deadline}` };
 };
 
-/** The target pod: the one already made for this migration, or a new one. */
-async function ensureTargetPod({ migration, status, client, targetPods }: StepContext): Promise<V1Pod> {
-  const { namespace, name, uid } = migration.metadata;
+/** The pod already made for this migration, if any. */
+async function findTargetPod({ migration, status, client, targetPods }: StepContext): Promise<V1Pod | undefined> {
+  const { namespace, uid } = migration.metadata;
   const podName = targetPodName(migration.spec.podName, uid);
   const existing = targetPods.get(podName, namespace) ?? (await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, podName))));
   if (existing) return ours(existing, uid);
   if (status.targetPod?.uid) {
     throw new MigrationFailure('TargetPodDeleted', `pod ${podName} was deleted by someone else before it became Ready`);
   }
+  return undefined;
+}
 
-  const source = await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, migration.spec.podName)));
-  if (!source || source.metadata?.uid !== status.sourcePod?.uid) {
+/**
+ * DeleteBeforeCreate: evict the source and wait until it is gone (its ReadWriteOnce
+ * claims are then free to attach on the target node). Returns what to wait for, or
+ * undefined once the source is gone.
+ */
+async function sourceGone({ migration, status, client, now }: StepContext): Promise<StepOutcome | undefined> {
+  const { namespace } = migration.metadata;
+  const source = await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, status.sourcePod!.name)));
+  if (!source || source.metadata?.uid !== status.sourcePod!.uid) return undefined;
+  if (!source.metadata?.deletionTimestamp) {
+    const r = await evictSource(client, namespace, status, 'CreateTargetPod', now);
+    if (r.kind === 'blocked') {
+      return { done: false, reason: 'EvictionBlocked', requeueAfterMs: r.retryAfterMs, message: `eviction of source pod ${source.metadata!.name} is blocked: ${r.message}` };
+    }
+    if (r.kind === 'refused') throw new MigrationFailure('SourcePodNotEvicted', `could not evict source pod ${source.metadata!.name}: ${r.message}`);
+  }
+  return { done: false, requeueAfterMs: 2_000, message: `DeleteBeforeCreate: waiting for source pod ${source.metadata!.name} to terminate before creating its copy` };
+}
+
+/** Creates the copy: from the live source, or (DeleteBeforeCreate) from the captured manifest. */
+async function createPod({ migration, status, client }: StepContext): Promise<V1Pod> {
+  const { namespace, name, uid } = migration.metadata;
+  const podName = targetPodName(migration.spec.podName, uid);
+  const live = await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, migration.spec.podName)));
+  const source = live?.metadata?.uid === status.sourcePod?.uid ? live : status.sourcePodManifest;
+  if (!source) {
     throw new MigrationFailure('SourcePodChanged', `pod ${migration.spec.podName} was deleted or replaced after its state was captured`);
   }
   const body = buildTargetPod(source, {

@@ -5,11 +5,10 @@
 // the new pod is removed and the source keeps running. Other refusals are reported
 // (Event, status message) but do not fail the migration: the workload already runs on
 // the target node.
-import { ApiError, MigrationFailure, isNotFound } from '../errors';
-import { paths } from '../kube/client';
+import { MigrationFailure } from '../errors';
 import { isPodReady } from '../migration/podState';
-import { remainingMs } from '../controller/status';
 import type { Step } from './context';
+import { evictSource } from './evict';
 
 export const deleteSourcePod: Step = async ({ migration, status, client, targetPods, now, log }) => {
   const { namespace } = migration.metadata;
@@ -21,35 +20,23 @@ export const deleteSourcePod: Step = async ({ migration, status, client, targetP
     return { done: false, requeueAfterMs: 30_000, message: `waiting for pod ${targetName} to be Ready again before removing the source` };
   }
   const source = status.sourcePod!;
-  try {
-    await client.create(paths.eviction(namespace, source.name), {
-      apiVersion: 'policy/v1',
-      kind: 'Eviction',
-      metadata: { name: source.name, namespace },
-      deleteOptions: { preconditions: { uid: source.uid } },
-    });
-    return { done: true, message: `source pod ${source.name} evicted from ${source.node}` };
-  } catch (e) {
-    if (!(e instanceof ApiError)) throw e;
-    if (isNotFound(e) || e.code === 409) {
-      // Gone already, or replaced by another pod of the same name, which is not ours to remove.
+  const r = await evictSource(client, namespace, status, 'DeleteSourcePod', now);
+  switch (r.kind) {
+    case 'evicted':
+      return { done: true, message: `source pod ${source.name} evicted from ${source.node}` };
+    case 'gone':
       return { done: true, message: `source pod ${source.name} is already gone` };
-    }
-    if (e.code === 429) {
-      const stepStart = status.steps?.find((s) => s.name === 'DeleteSourcePod')?.startTime ?? now;
-      const waited = -remainingMs(stepStart, 0, now);
+    case 'blocked':
       return {
         done: false,
         reason: 'EvictionBlocked',
-        requeueAfterMs: Math.min(Math.max(waited / 2, 1_000), 30_000),
-        message: `eviction of source pod ${source.name} is blocked: ${e.message}; retrying until the migration's deadline`,
+        requeueAfterMs: r.retryAfterMs,
+        message: `eviction of source pod ${source.name} is blocked: ${r.message}; retrying until the migration's deadline`,
       };
-    }
-    if (e.code >= 400 && e.code < 500) {
-      log.warn({ err: e.message }, 'could not evict the source pod');
-      const message = `could not evict source pod ${source.name}: ${e.message}`;
+    case 'refused': {
+      log.warn({ err: r.message }, 'could not evict the source pod');
+      const message = `could not evict source pod ${source.name}: ${r.message}`;
       return { done: true, message, warning: { reason: 'SourcePodNotDeleted', message } };
     }
-    throw e;
   }
 };
