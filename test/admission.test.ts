@@ -31,6 +31,7 @@ it.each([
   ['a zero checkpoint size', 'zero-size', `${valid}  checkpoint:\n    size: "0"\n`, /spec\.checkpoint\.size: .*positive quantity/],
   ['an unknown field', 'unknown', `${valid}  targetNodes: node-3\n`, /unknown field "spec\.targetNodes"/],
   ['a pod name that is not a DNS name', 'bad-pod', '  podName: My_Pod\n  sourceNode: node-1\n  targetNode: node-2\n', /spec\.podName: Invalid value: "My_Pod"/],
+  ['an unknown strategy', 'bad-strategy', `${valid}  strategy: YOLO\n`, /spec\.strategy: Unsupported value: "YOLO"/],
   ['a wrong type', 'bad-type', `${valid}  preservePV: "yes please"\n`, /spec\.preservePV: Invalid value: "string"/],
   ['a name too long for a label value', 'n'.repeat(64), valid, /metadata\.name must be at most 63 characters/],
 ])('refuses %s', (_what, name, spec, message) => {
@@ -62,6 +63,7 @@ it('fills in the documented defaults', () => {
     timeoutSeconds: 600,
     readyTimeoutSeconds: 300,
     metricsDelaySeconds: 30,
+    strategy: 'CreateBeforeDelete',
   });
 });
 

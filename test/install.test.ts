@@ -1,4 +1,7 @@
 // The manifests install the way users install them: kubectl apply -k config/default.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { ROOT } from './cluster/provider';
 import { kubectl } from './helpers';
 
 afterAll(() => {
@@ -28,7 +31,9 @@ it('applies config/default on the real API server', () => {
 
 it('grants the operator no write on nodes, no secrets and no wildcards', () => {
   const role = JSON.parse(kubectl(['get', 'clusterrole', 'podmigration-manager', '-o', 'json']).stdout);
-  for (const rule of role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
+  const election = JSON.parse(kubectl(['get', 'role', 'podmigration-leader-election', '-n', 'podmigration-system', '-o', 'json']).stdout);
+  expect(election.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
+  for (const rule of [...role.rules, ...election.rules] as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
     expect(rule.verbs).not.toContain('*');
     expect(rule.resources).not.toContain('*');
     expect(rule.apiGroups).not.toContain('*');
@@ -40,4 +45,23 @@ it('grants the operator no write on nodes, no secrets and no wildcards', () => {
   expect(kubectl(['auth', 'can-i', 'delete', 'nodes', ...as]).stdout.trim()).toBe('no');
   expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-A', ...as]).stdout.trim()).toBe('no');
   expect(kubectl(['auth', 'can-i', 'create', 'pods', '-n', 'default', ...as]).stdout.trim()).toBe('yes');
+});
+
+it.each([
+  [['--log-level', 'loud'], /--log-level must be one of/],
+  [['--max-concurrent-migrations', '0'], /--max-concurrent-migrations must be a whole number/],
+  [['--bogus'], /Unknown option '--bogus'/],
+])('exits 2 with a clear message on bad flags %j', (args, message) => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist/main.js'), ...args], { encoding: 'utf8' });
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr).toMatch(/Usage: podmigration-operator/);
+});
+
+it('documents every flag in --help', () => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist/main.js'), '--help'], { encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  for (const flag of ['--kubeconfig', '--namespace', '--max-concurrent-migrations', '--log-level', '--health-probe-bind-address', '--metrics-bind-address', '--leader-elect']) {
+    expect(r.stdout).toContain(flag);
+  }
 });
