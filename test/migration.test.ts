@@ -219,11 +219,19 @@ it('retries status writes that conflict with other writers, never failing on the
 
 it('exposes Prometheus metrics computed from what it did', async () => {
   const port = await operator.port('metrics');
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  expect(res.status).toBe(200);
-  expect(res.headers.get('content-type')).toMatch(/text\/plain/);
-  const text = await res.text();
-  const value = (line: string) => Number(text.split('\n').find((l) => l.startsWith(line))?.slice(line.length).trim());
+  const scrape = async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    return res.text();
+  };
+  const read = (text: string, line: string) => Number(text.split('\n').find((l) => l.startsWith(line))?.slice(line.length).trim());
+  // The operator counts a migration right after the status write the test saw.
+  const text = await eventually('four completions counted', async () => {
+    const t = await scrape();
+    return read(t, 'podmigration_migrations_total{result="Completed",reason=""}') === 4 ? t : undefined;
+  }, 10_000);
+  const value = (line: string) => read(text, line);
   // Four migrations above completed: trainer and ckpt (500m and 512Mi dropped each),
   // rich (nothing dropped) and contended (500m, 512Mi).
   expect(value('podmigration_migrations_total{result="Completed",reason=""}')).toBe(4);

@@ -101,8 +101,8 @@ export class Reconciler {
     if (!isDeepStrictEqual(before, status)) {
       await this.writeStatus(pm, before, status, log);
       log.info({ newPhase: status.phase, newStep: status.step, reason: status.reason, message: status.message }, 'status updated');
-      await this.recordEvents(pm, before, status);
       this.observe(before, status);
+      await this.recordEvents(pm, before, status);
       if (warning) await this.o.events.record(pm, 'Warning', warning.reason, warning.message);
       if (status.phase !== before.phase && (status.phase === 'Failed' || status.phase === 'Cancelled')) {
         await this.rollBack(pm, status, log);
