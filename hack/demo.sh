@@ -17,7 +17,10 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 npx tsc -p tsconfig.json
 
 say "Starting over: removing an earlier run of the demo, if any"
+# (an interrupted earlier run may have left the operator's cleanup finalizer behind)
+k patch podmigration move-tensorflow --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
 k delete podmigration move-tensorflow --ignore-not-found --wait=true >/dev/null
+k delete pvc -l migration.ai-storage.io/migration=move-tensorflow --ignore-not-found --wait=false >/dev/null
 k delete pod -l migration.ai-storage.io/migration=move-tensorflow --ignore-not-found --grace-period=0 --force >/dev/null 2>&1 || true
 k delete pod tensorflow-pod --ignore-not-found --grace-period=0 --force >/dev/null 2>&1 || true
 
