@@ -18,6 +18,7 @@ demo: node_modules/.installed ## Start the local control plane and migrate a sam
 	hack/demo.sh
 
 test: node_modules/.installed ## Run every test (unit + integration on a real local control plane)
+	npx tsc -p tsconfig.jest.json --noEmit
 	npx jest --json --outputFile=.jest-results.json
 	@node -e 'const r=require("./.jest-results.json"); console.log(`$${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
 

@@ -5,14 +5,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLUSTER_DIR, ROOT } from './cluster/provider';
 import {
-  OperatorProcess,
   TRAINING_CONTAINERS,
-  createNamespace,
   createRunningPod,
-  deleteNamespace,
   env,
   k8s,
   migration,
+  operatorNamespace,
   pmPath,
   podManifest,
   podsOfMigration,
@@ -22,19 +20,7 @@ import {
 
 // Only on the local control plane, which this test may stop and start.
 const local = env.started ? it : it.skip;
-let ns: string;
-let operator: OperatorProcess;
-
-beforeAll(async () => {
-  ns = await createNamespace('apiserver');
-  operator = new OperatorProcess(ns);
-  operator.start();
-});
-
-afterAll(async () => {
-  await operator.stop('SIGTERM');
-  await deleteNamespace(ns);
-});
+const { ns, operator } = operatorNamespace('apiserver');
 
 local('completes a migration across a kube-apiserver restart', async () => {
   await createRunningPod(podManifest(ns, 'before', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));

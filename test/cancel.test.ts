@@ -1,37 +1,23 @@
 // Cancellation: deleting a PodMigration before the source is removed aborts it cleanly
 // (finalizer); the cancel annotation does the same and keeps the record as Cancelled.
 import {
-  OperatorProcess,
   TRAINING_CONTAINERS,
-  createNamespace,
   createRunningPod,
-  deleteNamespace,
   eventually,
   getMigration,
   getPod,
   k8s,
   kubectl,
   migration,
+  operatorNamespace,
   pmPath,
   podManifest,
   podsOfMigration,
   waitForPhase,
 } from './helpers';
 
-let ns: string;
-let operator: OperatorProcess;
+const { ns } = operatorNamespace('cancel');
 const FINALIZER = 'migration.ai-storage.io/cleanup';
-
-beforeAll(async () => {
-  ns = await createNamespace('cancel');
-  operator = new OperatorProcess(ns);
-  operator.start();
-});
-
-afterAll(async () => {
-  await operator.stop('SIGTERM');
-  await deleteNamespace(ns);
-});
 
 /** A migration stuck waiting for its new pod (never Ready on node-2), with that pod made. */
 async function stuck(podName: string) {

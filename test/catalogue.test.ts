@@ -4,33 +4,20 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { PodMigration } from '../src/api/types';
 import { paths } from '../src/kube/client';
 import {
-  OperatorProcess,
   TRAINING_CONTAINERS,
-  createNamespace,
   createRunningPod,
-  deleteNamespace,
   eventually,
   getPod,
   k8s,
   migration,
+  operatorNamespace,
   pmPath,
   podManifest,
   podsOfMigration,
   waitForPhase,
 } from './helpers';
 
-let ns: string;
-let operator: OperatorProcess;
-
-beforeAll(async () => {
-  ns = await createNamespace('catalogue');
-  operator = new OperatorProcess(ns);
-});
-
-afterAll(async () => {
-  await operator.stop('SIGTERM');
-  await deleteNamespace(ns);
-});
+const { ns, operator } = operatorNamespace('catalogue', { start: false });
 
 it('refuses a pod that is being deleted (PodTerminating)', async () => {
   const manifest = podManifest(ns, 'leaving', 'node-1', TRAINING_CONTAINERS.slice(0, 1));

@@ -5,13 +5,11 @@ import { GROUP, type PodMigration, TERMINAL_PHASES } from '../src/api/types';
 import { paths } from '../src/kube/client';
 import {
   DOWNLOADER_DONE,
-  OperatorProcess,
   TRAINING_CONTAINERS,
-  createNamespace,
   createRunningPod,
-  deleteNamespace,
   k8s,
   migration,
+  operatorNamespace,
   pmPath,
   podManifest,
   sleep,
@@ -19,18 +17,7 @@ import {
 
 const MIGRATIONS = 24;
 const MIN_KILLS = 6;
-let ns: string;
-let operator: OperatorProcess;
-
-beforeAll(async () => {
-  ns = await createNamespace('chaos');
-  operator = new OperatorProcess(ns, ['--max-concurrent-migrations', '4']);
-});
-
-afterAll(async () => {
-  await operator.stop();
-  await deleteNamespace(ns);
-});
+const { ns, operator } = operatorNamespace('chaos', { args: ['--max-concurrent-migrations', '4'], start: false });
 
 interface Sample {
   migrations: PodMigration[];

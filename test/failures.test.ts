@@ -1,21 +1,21 @@
 // Failures after something was created: the migration ends in Failed, the pod it created
 // is removed, and the source pod is untouched.
-import { OperatorProcess, TRAINING_CONTAINERS, createNamespace, createRunningPod, deleteNamespace, eventually, getPod, k8s, migration, pmPath, podManifest, podsOfMigration, waitForPhase } from './helpers';
+import {
+  TRAINING_CONTAINERS,
+  createRunningPod,
+  eventually,
+  getPod,
+  k8s,
+  migration,
+  operatorNamespace,
+  pmPath,
+  podManifest,
+  podsOfMigration,
+  waitForPhase,
+} from './helpers';
 import type { PodMigrationSpec } from '../src/api/types';
 
-let ns: string;
-let operator: OperatorProcess;
-
-beforeAll(async () => {
-  ns = await createNamespace('failures');
-  operator = new OperatorProcess(ns);
-  operator.start();
-});
-
-afterAll(async () => {
-  await operator.stop('SIGTERM');
-  await deleteNamespace(ns);
-});
+const { ns, operator } = operatorNamespace('failures');
 
 async function expectRolledBack(name: string, podName: string, sourceUid: string, reason: string, message: RegExp) {
   const pm = await waitForPhase(ns, name, ['Failed', 'Completed'], 90_000);

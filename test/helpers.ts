@@ -43,8 +43,9 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   }
 }
 
-export async function createNamespace(prefix: string): Promise<string> {
-  const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+const uniqueName = (prefix: string) => `${prefix}-${randomBytes(3).toString('hex')}`;
+
+export async function createNamespace(prefix: string, name = uniqueName(prefix)): Promise<string> {
   await k8s.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
   // Pods are admitted only once the namespace's default ServiceAccount exists.
   await eventually(`serviceaccount default in ${name}`, () => k8s.get(`/api/v1/namespaces/${name}/serviceaccounts/default`));
@@ -223,4 +224,22 @@ export class OperatorProcess {
     await exited;
     this.child = undefined;
   }
+}
+
+/**
+ * For one test file: a namespace of its own, created before its tests and deleted after
+ * them, and an operator process watching it (started first unless `start: false`).
+ */
+export function operatorNamespace(prefix: string, o: { args?: string[]; start?: boolean } = {}) {
+  const ns = uniqueName(prefix);
+  const operator = new OperatorProcess(ns, o.args ?? []);
+  beforeAll(async () => {
+    await createNamespace(prefix, ns);
+    if (o.start !== false) operator.start();
+  });
+  afterAll(async () => {
+    await operator.stop('SIGTERM');
+    await deleteNamespace(ns);
+  });
+  return { ns, operator };
 }

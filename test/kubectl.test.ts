@@ -3,29 +3,15 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import {
   DOWNLOADER_DONE,
-  OperatorProcess,
   TRAINING_CONTAINERS,
-  createNamespace,
   createRunningPod,
-  deleteNamespace,
   env,
   kubectl,
+  operatorNamespace,
   podManifest,
 } from './helpers';
 
-let ns: string;
-let operator: OperatorProcess;
-
-beforeAll(async () => {
-  ns = await createNamespace('kubectl');
-  operator = new OperatorProcess(ns);
-  operator.start();
-});
-
-afterAll(async () => {
-  await operator.stop('SIGTERM');
-  await deleteNamespace(ns);
-});
+const { ns, operator } = operatorNamespace('kubectl');
 
 const manifest = (name: string, pod: string, extra = '') => `apiVersion: migration.ai-storage.io/v1alpha1
 kind: PodMigration

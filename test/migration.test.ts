@@ -2,36 +2,22 @@
 import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import {
   DOWNLOADER_DONE,
-  OperatorProcess,
   TRAINING_CONTAINERS,
   claimsOfMigration,
-  createNamespace,
   createRunningPod,
-  deleteNamespace,
   eventsOf,
   eventually,
   getPod,
   k8s,
   kubectl,
+  operatorNamespace,
   podManifest,
   podsOfMigration,
   sleep,
   waitForPhase,
 } from './helpers';
 
-let ns: string;
-let operator: OperatorProcess;
-
-beforeAll(async () => {
-  ns = await createNamespace('happy');
-  operator = new OperatorProcess(ns);
-  operator.start();
-});
-
-afterAll(async () => {
-  await operator.stop('SIGTERM');
-  await deleteNamespace(ns);
-});
+const { ns, operator } = operatorNamespace('happy');
 
 function applyMigration(name: string, podName: string, extra: string): void {
   const r = kubectl(['apply', '-f', '-'], `apiVersion: migration.ai-storage.io/v1alpha1

@@ -6,37 +6,24 @@ import { KubeConfig } from '@kubernetes/client-node';
 import type { Phase, PodMigration } from '../src/api/types';
 import {
   DOWNLOADER_DONE,
-  OperatorProcess,
   TRAINING_CONTAINERS,
   claimsOfMigration,
-  createNamespace,
   createRunningPod,
-  deleteNamespace,
   env,
   eventually,
   getMigration,
   getPod,
   k8s,
   migration,
+  operatorNamespace,
   pmPath,
   podManifest,
   podsOfMigration,
   waitForPhase,
 } from './helpers';
 
-let ns: string;
-let operator: OperatorProcess;
+const { ns, operator } = operatorNamespace('restart', { start: false });
 let serial = 0;
-
-beforeAll(async () => {
-  ns = await createNamespace('restart');
-  operator = new OperatorProcess(ns);
-});
-
-afterAll(async () => {
-  await operator.stop();
-  await deleteNamespace(ns);
-});
 
 /**
  * Starts the operator and freezes it (SIGSTOP) the moment the migration's status shows

@@ -3,16 +3,14 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { paths } from '../src/kube/client';
 import {
-  OperatorProcess,
   TRAINING_CONTAINERS,
-  createNamespace,
   createRunningPod,
-  deleteNamespace,
   eventsOf,
   eventually,
   getPod,
   k8s,
   migration,
+  operatorNamespace,
   pmPath,
   podManifest,
   podsOfMigration,
@@ -20,19 +18,7 @@ import {
   waitForPhase,
 } from './helpers';
 
-let ns: string;
-let operator: OperatorProcess;
-
-beforeAll(async () => {
-  ns = await createNamespace('strategy');
-  operator = new OperatorProcess(ns);
-  operator.start();
-});
-
-afterAll(async () => {
-  await operator.stop('SIGTERM');
-  await deleteNamespace(ns);
-});
+const { ns, operator } = operatorNamespace('strategy');
 
 async function rwoPod(name: string, annotations: Record<string, string> = {}): Promise<V1Pod> {
   await k8s.create(paths.pvcs(ns), {

@@ -58,7 +58,7 @@ export class KubeClient {
   get<T>(path: string, query?: Query): Promise<T> {
     return this.request<T>('GET', path, { query });
   }
-  create<T>(path: string, body: T, query?: Query): Promise<T> {
+  create<T>(path: string, body: unknown, query?: Query): Promise<T> {
     return this.request<T>('POST', path, { body, query });
   }
   replace<T>(path: string, body: T): Promise<T> {
