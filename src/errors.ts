@@ -17,6 +17,16 @@ export const isAlreadyExists = (e: unknown): boolean =>
   e instanceof ApiError && e.code === 409 && e.reason === 'AlreadyExists';
 export const isConflict = (e: unknown): boolean => e instanceof ApiError && e.code === 409;
 
+/** The object the request returns, or undefined when the API server says 404. */
+export async function ignoreNotFound<T>(request: Promise<T>): Promise<T | undefined> {
+  try {
+    return await request;
+  } catch (e) {
+    if (isNotFound(e)) return undefined;
+    throw e;
+  }
+}
+
 /**
  * The migration cannot go on: it ends in phase Failed with this CamelCase reason and
  * message. Anything else a step throws is transient and retried with backoff.

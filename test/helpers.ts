@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
-import { GROUP, PLURAL, VERSION, type Phase, type PodMigration, type PodMigrationSpec } from '../src/api/types';
-import { isNotFound } from '../src/errors';
+import { API_VERSION, LABEL_MIGRATION, type Phase, type PodMigration, type PodMigrationSpec } from '../src/api/types';
+import { ignoreNotFound } from '../src/errors';
 import { KubeClient, paths } from '../src/kube/client';
 import { CLUSTER_DIR, ROOT, testEnv } from './cluster/provider';
 
@@ -20,8 +20,7 @@ export function adminClient(): KubeClient {
 
 export const k8s = adminClient();
 
-export const pmPath = (ns: string, name?: string) =>
-  `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}${name ? `/${name}` : ''}`;
+export const pmPath = (ns: string, name?: string) => (name ? paths.migration(ns, name) : paths.migrations(ns));
 
 export async function sleep(ms: number): Promise<void> {
   await new Promise((r) => setTimeout(r, ms));
@@ -90,12 +89,7 @@ export const TRAINING_CONTAINERS: ContainerSpec[] = [
 export const DOWNLOADER_DONE = { 'kwok.podmigration.test/terminated': 'downloader' };
 
 export async function getPod(ns: string, name: string): Promise<V1Pod | undefined> {
-  try {
-    return await k8s.get<V1Pod>(paths.pod(ns, name));
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
-  }
+  return ignoreNotFound(k8s.get<V1Pod>(paths.pod(ns, name)));
 }
 
 /** Creates the pod and waits until the fake kubelet reports it in `phase` (Running). */
@@ -109,7 +103,7 @@ export async function createRunningPod(pod: V1Pod, phase = 'Running'): Promise<V
 }
 
 export function migration(ns: string, name: string, spec: PodMigrationSpec): PodMigration {
-  return { apiVersion: `${GROUP}/${VERSION}`, kind: 'PodMigration', metadata: { name, namespace: ns } as PodMigration['metadata'], spec };
+  return { apiVersion: API_VERSION, kind: 'PodMigration', metadata: { name, namespace: ns } as PodMigration['metadata'], spec };
 }
 
 export async function getMigration(ns: string, name: string): Promise<PodMigration> {
@@ -124,13 +118,13 @@ export async function waitForPhase(ns: string, name: string, phases: Phase[], ti
 }
 
 export async function podsOfMigration(ns: string, name: string): Promise<V1Pod[]> {
-  const list = await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: `${GROUP}/migration=${name}` });
+  const list = await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: `${LABEL_MIGRATION}=${name}` });
   return list.items;
 }
 
 export async function claimsOfMigration(ns: string, name: string) {
   const list = await k8s.get<{ items: { metadata: { name: string } }[] }>(`/api/v1/namespaces/${ns}/persistentvolumeclaims`, {
-    labelSelector: `${GROUP}/migration=${name}`,
+    labelSelector: `${LABEL_MIGRATION}=${name}`,
   });
   return list.items;
 }

@@ -2,9 +2,9 @@
 // which takes a key (namespace/name) and reconciles it. Event handlers only enqueue.
 import type { KubeConfig, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { GROUP, LABEL_MIGRATION, PLURAL, VERSION, type PodMigration } from '../api/types';
+import { LABEL_MIGRATION, type PodMigration } from '../api/types';
 import { isConflict } from '../errors';
-import { KubeClient } from '../kube/client';
+import { KubeClient, paths } from '../kube/client';
 import { Informer } from '../kube/informer';
 import { EventRecorder } from './events';
 import { Metrics } from '../metrics';
@@ -40,14 +40,14 @@ export class Controller {
     this.migrations = new Informer({
       kubeConfig: o.kubeConfig,
       client,
-      path: ns ? `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}` : `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      path: paths.migrations(ns),
       log: o.log,
       onChange: (obj) => this.queue.add(`${obj.metadata!.namespace}/${obj.metadata!.name}`),
     });
     this.targetPods = new Informer({
       kubeConfig: o.kubeConfig,
       client,
-      path: ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods',
+      path: paths.pods(ns),
       labelSelector: LABEL_MIGRATION,
       log: o.log,
       // A pod maps back to the migration named by its label, in its own namespace.

@@ -8,10 +8,7 @@ import {
   ANNOTATION_CANCEL,
   ANNOTATION_MIGRATION_UID,
   FINALIZER,
-  GROUP,
   LABEL_MIGRATION,
-  PLURAL,
-  VERSION,
   withDefaults,
   type PodMigration,
   type PodMigrationStatus,
@@ -53,9 +50,6 @@ export interface ReconcilerOptions {
   log: Logger;
 }
 
-export const objectPath = (ns: string, name: string) => `/apis/${GROUP}/${VERSION}/namespaces/${ns}/${PLURAL}/${encodeURIComponent(name)}`;
-export const statusPath = (ns: string, name: string) => `${objectPath(ns, name)}/status`;
-
 export class Reconciler {
   constructor(private readonly o: ReconcilerOptions) {}
 
@@ -81,9 +75,13 @@ export class Reconciler {
     let waitingReason: string | undefined;
 
     if (isTerminal(status.phase)) {
-      const clean = status.phase === 'Completed' || (await this.rollBack(pm, status, log));
-      if (clean) await this.setFinalizer(pm, false);
-      else requeueAfterMs = 1_000;
+      // The write that made it terminal triggers this reconcile. The finalizer marks work
+      // left: once the rollback is complete it is released, and nothing is asked again.
+      if (pm.metadata.finalizers?.includes(FINALIZER)) {
+        const clean = status.phase === 'Completed' || (await this.rollBack(pm, status, log));
+        if (clean) await this.setFinalizer(pm, false);
+        else requeueAfterMs = 1_000;
+      }
     } else if (pm.metadata.annotations?.[ANNOTATION_CANCEL] === 'true' && (status.phase === 'Pending' || !status.phase || canRollBack(status.phase))) {
       fail(status, 'Cancelled', 'CancelRequested', `cancelled by the ${ANNOTATION_CANCEL} annotation; the source pod is untouched`, now);
     } else if (!status.phase || status.phase === 'Pending') {
@@ -104,9 +102,6 @@ export class Reconciler {
       this.observe(before, status);
       await this.recordEvents(pm, before, status);
       if (warning) await this.o.events.record(pm, 'Warning', warning.reason, warning.message);
-      if (status.phase !== before.phase && (status.phase === 'Failed' || status.phase === 'Cancelled')) {
-        await this.rollBack(pm, status, log);
-      }
     }
     return requeueAfterMs;
   }
@@ -123,11 +118,11 @@ export class Reconciler {
     let resourceVersion = pm.metadata.resourceVersion;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.o.client.replace(statusPath(namespace, name), { ...pm, metadata: { ...pm.metadata, resourceVersion }, status });
+        await this.o.client.replace(paths.migrationStatus(namespace, name), { ...pm, metadata: { ...pm.metadata, resourceVersion }, status });
         return;
       } catch (e) {
         if (!isConflict(e) || attempt >= 5) throw e;
-        const fresh = await this.o.client.get<PodMigration>(objectPath(namespace, name));
+        const fresh = await this.o.client.get<PodMigration>(paths.migration(namespace, name));
         if (!isDeepStrictEqual(fresh.status ?? {}, before)) throw e;
         log.debug({ attempt }, 'status write conflicted with a metadata change; retrying with the fresh resourceVersion');
         resourceVersion = fresh.metadata.resourceVersion;
@@ -186,7 +181,7 @@ export class Reconciler {
     const current = pm.metadata.finalizers ?? [];
     if (current.includes(FINALIZER) === present) return;
     const finalizers = present ? [...current, FINALIZER] : current.filter((f) => f !== FINALIZER);
-    await this.o.client.mergePatch(objectPath(pm.metadata.namespace, pm.metadata.name), {
+    await this.o.client.mergePatch(paths.migration(pm.metadata.namespace, pm.metadata.name), {
       metadata: { finalizers, resourceVersion: pm.metadata.resourceVersion },
     });
   }

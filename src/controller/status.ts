@@ -102,6 +102,11 @@ function finish(status: PodMigrationStatus, phase: Phase, now: string, message: 
   status.durationSeconds = Math.round((Date.parse(now) - Date.parse(status.startTime)) / 100) / 10;
 }
 
+/** When the named step started (its deadlines count from there); `now` if it has not. */
+export function stepStartTime(status: PodMigrationStatus, name: string, now: string): string {
+  return status.steps?.find((s) => s.name === name)?.startTime ?? now;
+}
+
 /** Milliseconds left before `seconds` after `from`; negative once passed. */
 export function remainingMs(from: string | undefined, seconds: number, now: string): number {
   if (!from) return seconds * 1000;

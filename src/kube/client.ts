@@ -6,6 +6,7 @@
 // KubeConfig (credentials, TLS) and the Watch/informer machinery are client-node's.
 import type { KubeConfig } from '@kubernetes/client-node';
 import fetch, { type RequestInit } from 'node-fetch';
+import { GROUP, PLURAL, VERSION } from '../api/types';
 import { ApiError } from '../errors';
 
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -81,7 +82,11 @@ function safeJson(text: string): unknown {
 }
 
 /** Paths of the resources the operator uses. */
+const migrationsBase = `/apis/${GROUP}/${VERSION}`;
 export const paths = {
+  migrations: (ns?: string) => (ns ? `${migrationsBase}/namespaces/${ns}/${PLURAL}` : `${migrationsBase}/${PLURAL}`),
+  migration: (ns: string, name: string) => `${migrationsBase}/namespaces/${ns}/${PLURAL}/${encodeURIComponent(name)}`,
+  migrationStatus: (ns: string, name: string) => `${paths.migration(ns, name)}/status`,
   pods: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods'),
   pod: (ns: string, name: string) => `/api/v1/namespaces/${ns}/pods/${encodeURIComponent(name)}`,
   eviction: (ns: string, name: string) => `/api/v1/namespaces/${ns}/pods/${encodeURIComponent(name)}/eviction`,

@@ -3,7 +3,7 @@
 // in Failed with a reason.
 import type { V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
 import { type PodMigration, withDefaults } from '../api/types';
-import { MigrationFailure, isNotFound } from '../errors';
+import { MigrationFailure, ignoreNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { restorablePod } from '../migration/optimizedPod';
 import { captureContainers } from '../migration/podState';
@@ -24,7 +24,7 @@ export const captureState: Step = async ({ migration, status, client, migrations
   const { namespace } = migration.metadata;
   const { podName } = migration.spec;
 
-  const pod = await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, podName)));
+  const pod = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, podName)));
   if (!pod) throw new MigrationFailure('PodNotFound', `pod ${namespace}/${podName} does not exist`);
   checkSourcePod(migration, pod, migrations.list(namespace));
   const containers = captureContainers(pod);
@@ -86,7 +86,7 @@ async function checkVolumes(client: KubeClient, pod: V1Pod): Promise<void> {
   const ns = pod.metadata!.namespace!;
   const claims: V1PersistentVolumeClaim[] = [];
   for (const name of claimNames(pod)) {
-    const claim = await getOrUndefined<V1PersistentVolumeClaim>(() => client.get(paths.pvc(ns, name)));
+    const claim = await ignoreNotFound(client.get<V1PersistentVolumeClaim>(paths.pvc(ns, name)));
     if (claim) claims.push(claim);
   }
   const rwo = singleNodeClaims(claims);
@@ -101,7 +101,7 @@ async function checkVolumes(client: KubeClient, pod: V1Pod): Promise<void> {
 
 async function checkTargetNode(client: KubeClient, migration: PodMigration, pod: V1Pod, needs: Totals): Promise<void> {
   const { targetNode } = migration.spec;
-  const node = await getOrUndefined<V1Node>(() => client.get(paths.node(targetNode)));
+  const node = await ignoreNotFound(client.get<V1Node>(paths.node(targetNode)));
   if (!node) throw new MigrationFailure('TargetNodeNotFound', `target node ${targetNode} does not exist`);
   if (!nodeIsReady(node)) throw new MigrationFailure('TargetNodeNotReady', `target node ${targetNode} is not Ready`);
   if (node.spec?.unschedulable) {
@@ -120,14 +120,5 @@ async function checkTargetNode(client: KubeClient, migration: PodMigration, pod:
       `target node ${targetNode} has cpu ${formatCpu(Math.max(free.cpu, 0))} and memory ${formatMemory(Math.max(free.memory, 0))} ` +
         `unrequested; the migrated containers request cpu ${formatCpu(needs.cpu)} and memory ${formatMemory(needs.memory)}`,
     );
-  }
-}
-
-export async function getOrUndefined<T>(fn: () => Promise<T>): Promise<T | undefined> {
-  try {
-    return await fn();
-  } catch (e) {
-    if (isNotFound(e)) return undefined;
-    throw e;
   }
 }

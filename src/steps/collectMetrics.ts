@@ -2,24 +2,22 @@
 // record its resource figures and what the migration saved.
 import type { V1Pod } from '@kubernetes/client-node';
 import { withDefaults } from '../api/types';
-import { remainingMs } from '../controller/status';
-import { MigrationFailure } from '../errors';
+import { remainingMs, stepStartTime } from '../controller/status';
+import { MigrationFailure, ignoreNotFound } from '../errors';
 import { paths } from '../kube/client';
 import { fromFigures, savings, sumRequests, toFigures } from '../migration/resources';
 import type { Step } from './context';
-import { getOrUndefined } from './captureState';
 import { readUsage } from './usage';
 
 export const collectMetrics: Step = async ({ migration, status, client, now }) => {
   const { metricsDelaySeconds } = withDefaults(migration.spec);
-  const stepStart = status.steps?.find((s) => s.name === 'CollectMetrics')?.startTime ?? now;
-  const left = remainingMs(stepStart, metricsDelaySeconds, now);
+  const left = remainingMs(stepStartTime(status, 'CollectMetrics', now), metricsDelaySeconds, now);
   if (left > 0) {
     return { done: false, requeueAfterMs: left, message: `stabilising for ${metricsDelaySeconds}s before recording resource figures` };
   }
   const { namespace } = migration.metadata;
   const name = status.targetPod!.name;
-  const pod = await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, name)));
+  const pod = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, name)));
   if (!pod) throw new MigrationFailure('TargetPodLost', `pod ${name} disappeared after the migration`);
 
   const optimized = sumRequests(pod.spec!.containers);

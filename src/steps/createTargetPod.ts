@@ -3,14 +3,13 @@
 // fails the migration at once.
 import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_MIGRATION_UID, withDefaults } from '../api/types';
-import { remainingMs } from '../controller/status';
-import { ApiError, MigrationFailure, isAlreadyExists } from '../errors';
+import { remainingMs, stepStartTime } from '../controller/status';
+import { ApiError, MigrationFailure, ignoreNotFound, isAlreadyExists } from '../errors';
 import { paths } from '../kube/client';
 import { buildTargetPod, targetPodName } from '../migration/optimizedPod';
 import { targetPodState } from '../migration/podState';
 import type { Step, StepContext, StepOutcome } from './context';
 import { evictSource } from './evict';
-import { getOrUndefined } from './captureState';
 
 export const createTargetPod: Step = async (ctx) => {
   const { migration, status, now } = ctx;
@@ -27,8 +26,7 @@ export const createTargetPod: Step = async (ctx) => {
   if (state.kind === 'failed') throw new MigrationFailure(state.reason, state.message);
   if (state.kind === 'ready') return { done: true, message: `pod ${pod.metadata!.name} is Ready on ${spec.targetNode}` };
 
-  const stepStart = status.steps?.find((s) => s.name === 'CreateTargetPod')?.startTime ?? now;
-  const left = remainingMs(stepStart, spec.readyTimeoutSeconds, now);
+  const left = remainingMs(stepStartTime(status, 'CreateTargetPod', now), spec.readyTimeoutSeconds, now);
   if (left <= 0) {
     throw new MigrationFailure('TargetPodNotReady', `pod ${pod.metadata!.name} did not become Ready within ${spec.readyTimeoutSeconds}s`);
   }
@@ -40,7 +38,7 @@ export const createTargetPod: Step = async (ctx) => {
 async function findTargetPod({ migration, status, client, targetPods }: StepContext): Promise<V1Pod | undefined> {
   const { namespace, uid } = migration.metadata;
   const podName = targetPodName(migration.spec.podName, uid);
-  const existing = targetPods.get(podName, namespace) ?? (await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, podName))));
+  const existing = targetPods.get(podName, namespace) ?? (await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, podName))));
   if (existing) return ours(existing, uid);
   if (status.targetPod?.uid) {
     throw new MigrationFailure('TargetPodDeleted', `pod ${podName} was deleted by someone else before it became Ready`);
@@ -55,7 +53,7 @@ async function findTargetPod({ migration, status, client, targetPods }: StepCont
  */
 async function sourceGone({ migration, status, client, now }: StepContext): Promise<StepOutcome | undefined> {
   const { namespace } = migration.metadata;
-  const source = await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, status.sourcePod!.name)));
+  const source = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, status.sourcePod!.name)));
   if (!source || source.metadata?.uid !== status.sourcePod!.uid) return undefined;
   if (!source.metadata?.deletionTimestamp) {
     const r = await evictSource(client, namespace, status, 'CreateTargetPod', now);
@@ -71,7 +69,7 @@ async function sourceGone({ migration, status, client, now }: StepContext): Prom
 async function createPod({ migration, status, client }: StepContext): Promise<V1Pod> {
   const { namespace, name, uid } = migration.metadata;
   const podName = targetPodName(migration.spec.podName, uid);
-  const live = await getOrUndefined<V1Pod>(() => client.get(paths.pod(namespace, migration.spec.podName)));
+  const live = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, migration.spec.podName)));
   const source = live?.metadata?.uid === status.sourcePod?.uid ? live : status.sourcePodManifest;
   if (!source) {
     throw new MigrationFailure('SourcePodChanged', `pod ${migration.spec.podName} was deleted or replaced after its state was captured`);

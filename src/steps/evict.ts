@@ -1,7 +1,7 @@
 // Evicting the source pod through policy/v1, so PodDisruptionBudgets hold. Shared by step 4
 // and, with strategy DeleteBeforeCreate, by step 3.
 import type { PodMigrationStatus } from '../api/types';
-import { remainingMs } from '../controller/status';
+import { remainingMs, stepStartTime } from '../controller/status';
 import { ApiError, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 
@@ -26,8 +26,7 @@ export async function evictSource(client: KubeClient, namespace: string, status:
     if (isNotFound(e) || e.code === 409) return { kind: 'gone' };
     if (e.code === 429) {
       // Back off from 1s, doubling with the time already spent blocked, up to 30s.
-      const stepStart = status.steps?.find((s) => s.name === stepName)?.startTime ?? now;
-      const waited = -remainingMs(stepStart, 0, now);
+      const waited = -remainingMs(stepStartTime(status, stepName, now), 0, now);
       return { kind: 'blocked', message: e.message, retryAfterMs: Math.min(Math.max(waited / 2, 1_000), 30_000) };
     }
     if (e.code >= 400 && e.code < 500) return { kind: 'refused', message: e.message };
