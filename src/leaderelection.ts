@@ -2,6 +2,12 @@
 // leaderelection: acquire when the lease is free or expired, renew every retry period,
 // give up leadership if it cannot be renewed within the renew deadline, and release it
 // on shutdown so a standby takes over at once.
+//
+// As in client-go, a lease counts as expired only when this process has seen the record
+// unchanged for a whole lease duration by its own clock: the holder's renewTime, written by
+// another machine's clock, is never compared with ours, so clock skew cannot make two
+// leaders. No request may outlive the renew deadline, so a renewal that hangs ends
+// leadership (renew deadline < lease duration) before a standby can take the lease.
 import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { isAlreadyExists, isConflict, isNotFound } from './errors';
@@ -25,6 +31,9 @@ export class LeaderElector {
   private leading = false;
   private lastRenew = 0;
   private timer?: NodeJS.Timeout;
+  /** The lease record as last seen, and when (by this process's clock) it last changed. */
+  private observedRecord = '';
+  private observedTime = 0;
 
   constructor(private readonly o: LeaderElectionOptions) {}
 
@@ -48,11 +57,12 @@ export class LeaderElector {
     this.o.log.info({ lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity }, 'became leader');
     const renew = async () => {
       if (this.stopped) return;
-      const ok = await this.tryAcquireOrRenew().catch(() => false);
+      const left = this.lastRenew + this.o.renewDeadlineSeconds * 1000 - Date.now();
+      const ok = left > 0 && (await this.tryAcquireOrRenew(left).catch(() => false));
       if (ok) this.lastRenew = Date.now();
-      if (!ok && Date.now() - this.lastRenew > this.o.renewDeadlineSeconds * 1000) {
+      else if (Date.now() - this.lastRenew >= this.o.renewDeadlineSeconds * 1000) {
         this.leading = false;
-        this.o.log.error({ lease: `${this.o.namespace}/${this.o.name}` }, 'lost leadership');
+        this.o.log.error({ lease: `${this.o.namespace}/${this.o.name}`, renewDeadlineSeconds: this.o.renewDeadlineSeconds }, 'lost leadership: the lease was not renewed within the renew deadline');
         onLost();
         return;
       }
@@ -80,11 +90,12 @@ export class LeaderElector {
     }
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  private async tryAcquireOrRenew(timeoutMs = this.o.renewDeadlineSeconds * 1000): Promise<boolean> {
     const now = new Date();
+    const request = <T>(method: string, path: string, body?: unknown) => this.o.client.request<T>(method, path, { body, timeoutMs });
     let lease: V1Lease | undefined;
     try {
-      lease = await this.o.client.get<V1Lease>(this.path);
+      lease = await request<V1Lease>('GET', this.path);
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }
@@ -95,7 +106,7 @@ export class LeaderElector {
     };
     if (!lease) {
       try {
-        await this.o.client.create(this.path.replace(/\/[^/]+$/, ''), {
+        await request('POST', this.path.replace(/\/[^/]+$/, ''), {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
           metadata: { name: this.o.name, namespace: this.o.namespace },
@@ -108,12 +119,17 @@ export class LeaderElector {
       }
     }
     const spec = lease.spec ?? {};
+    const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.acquireTime, spec.leaseDurationSeconds, spec.leaseTransitions]);
+    if (record !== this.observedRecord) {
+      this.observedRecord = record;
+      this.observedTime = Date.now();
+    }
     const holder = spec.holderIdentity;
-    const expires = Date.parse(String(spec.renewTime ?? 0)) + (spec.leaseDurationSeconds ?? 0) * 1000;
-    if (holder && holder !== this.o.identity && expires > now.getTime()) return false;
+    const expires = this.observedTime + (spec.leaseDurationSeconds ?? 0) * 1000;
+    if (holder && holder !== this.o.identity && expires > Date.now()) return false;
     const taking = holder !== this.o.identity;
     try {
-      await this.o.client.replace(this.path, {
+      await request('PUT', this.path, {
         ...lease,
         spec: {
           ...spec,

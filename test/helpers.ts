@@ -157,6 +157,7 @@ export class OperatorProcess {
     private readonly namespace: string,
     private readonly extraArgs: string[] = [],
     label = namespace || 'all-namespaces',
+    private readonly kubeconfig = env.operatorKubeconfig,
   ) {
     mkdirSync(join(CLUSTER_DIR, 'logs'), { recursive: true });
     this.logFile = join(CLUSTER_DIR, 'logs', `operator-${label}.log`);
@@ -168,7 +169,7 @@ export class OperatorProcess {
       process.execPath,
       [
         join(ROOT, 'dist/main.js'),
-        '--kubeconfig', env.operatorKubeconfig,
+        '--kubeconfig', this.kubeconfig,
         ...(this.namespace ? ['--namespace', this.namespace] : []),
         '--log-level', 'debug',
         '--health-probe-bind-address', '127.0.0.1:0',
@@ -203,6 +204,14 @@ export class OperatorProcess {
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /** Resolves with the exit code (or signal) once the process has exited by itself. */
+  exited(): Promise<number | string> {
+    const child = this.child;
+    if (!child) return Promise.resolve('not started');
+    if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode ?? child.signalCode!);
+    return new Promise((r) => child.once('exit', (code, signal) => r(code ?? signal ?? 'unknown')));
   }
 
   signal(sig: NodeJS.Signals): void {
