@@ -6,6 +6,8 @@ export class ApiError extends Error {
     readonly code: number,
     readonly reason: string,
     message: string,
+    /** The Status's details.causes[].type, e.g. NamespaceTerminating. */
+    readonly causes: readonly string[] = [],
   ) {
     super(message);
     this.name = 'ApiError';
@@ -16,6 +18,10 @@ export const isNotFound = (e: unknown): boolean => e instanceof ApiError && e.co
 export const isAlreadyExists = (e: unknown): boolean =>
   e instanceof ApiError && e.code === 409 && e.reason === 'AlreadyExists';
 export const isConflict = (e: unknown): boolean => e instanceof ApiError && e.code === 409;
+/** The API server refuses new objects in a namespace that is being deleted. */
+export const isNamespaceTerminating = (e: unknown): boolean => e instanceof ApiError && e.causes.includes('NamespaceTerminating');
+/** A refusal that asking again will not change: invalid, forbidden, or rejected by admission. */
+export const isRefusal = (e: unknown): boolean => e instanceof ApiError && [400, 403, 422].includes(e.code);
 
 /** The object the request returns, or undefined when the API server says 404. */
 export async function ignoreNotFound<T>(request: Promise<T>): Promise<T | undefined> {

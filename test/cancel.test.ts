@@ -52,11 +52,14 @@ it('the cancel annotation ends in Cancelled, removes the new pod and keeps the r
   const pm = await waitForPhase(ns, name, ['Cancelled', 'Failed', 'Completed']);
   expect(pm.status).toMatchObject({ phase: 'Cancelled', reason: 'CancelRequested' });
   const conditions = Object.fromEntries(pm.status!.conditions!.map((c) => [c.type, c.status]));
-  expect(conditions).toEqual({ Ready: 'False', Reconciling: 'False', Stalled: 'True' });
+  expect(conditions).toMatchObject({ Ready: 'False', Reconciling: 'False', Stalled: 'True' });
   await eventually('target pod removed', async () => ((await podsOfMigration(ns, name)).length === 0 ? true : undefined), 30_000);
   await expectSourceIntact('annotated', sourceUid);
-  // Nothing left to clean up: the finalizer is released and the record stays.
+  // Nothing left to clean up: the finalizer is released and the record stays, saying what was undone.
   await eventually('finalizer released', async () => ((await getMigration(ns, name)).metadata.finalizers?.includes(FINALIZER) ? undefined : true));
+  const done = await getMigration(ns, name);
+  expect(done.status!.conditions!.find((c) => c.type === 'RolledBack')).toMatchObject({ status: 'True', reason: 'SourcePodRunning' });
+  expect(done.status!.message).toMatch(/^cancelled by the migration\.ai-storage\.io\/cancel annotation; removed pod annotated-mig-\w+; source pod annotated still runs on node-1$/);
 });
 
 it('deleting a completed migration only removes the record; the moved workload stays', async () => {

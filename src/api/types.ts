@@ -14,6 +14,13 @@ export const ANNOTATION_MIGRATED_FROM = `${GROUP}/migrated-from`;
 /** On every object the operator creates: the UID of the PodMigration that made it. */
 export const ANNOTATION_MIGRATION_UID = `${GROUP}/migration-uid`;
 
+/**
+ * On the source pod while a migration holds it: `<migration name>/<migration UID>`. Written
+ * with a resourceVersion precondition in step 1 and checked again before the copy is made
+ * and before the source is evicted, so two migrations of one pod can never both proceed.
+ */
+export const ANNOTATION_CLAIM = `${GROUP}/claimed-by`;
+
 /** Held while a migration may have something to clean up when its record is deleted. */
 export const FINALIZER = `${GROUP}/cleanup`;
 /** Set to "true" to cancel a migration and keep its record (the spec is immutable). */
@@ -58,6 +65,11 @@ export interface PodRef {
   name: string;
   uid: string;
   node: string;
+}
+
+export interface SourcePodRef extends PodRef {
+  /** Persisted before step 4 asks for the eviction; cleared when the eviction is refused. */
+  evictionRequestedAt?: string;
 }
 
 export interface StepStatus {
@@ -116,7 +128,7 @@ export interface PodMigrationStatus {
   completionTime?: string;
   durationSeconds?: number;
   steps?: StepStatus[];
-  sourcePod?: PodRef;
+  sourcePod?: SourcePodRef;
   /** With DeleteBeforeCreate: the source pod as captured in step 1, for the copy and a rollback. */
   sourcePodManifest?: V1Pod;
   targetPod?: PodRef;

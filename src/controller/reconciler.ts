@@ -13,12 +13,14 @@ import {
   type PodMigration,
   type PodMigrationStatus,
 } from '../api/types';
-import { MigrationFailure, isAlreadyExists, isConflict, isNotFound } from '../errors';
+import { MigrationFailure, ignoreNotFound, isAlreadyExists, isConflict, isNamespaceTerminating, isRefusal } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { STEPS } from '../steps';
 import type { StepContext } from '../steps/context';
 import type { Metrics } from '../metrics';
+import { describePod } from '../migration/podState';
 import { fromFigures } from '../migration/resources';
+import { releaseClaim } from '../steps/claim';
 import type { EventRecorder } from './events';
 import {
   STEP_PHASES,
@@ -26,9 +28,12 @@ import {
   advance,
   begin,
   canRollBack,
+  type RollbackOutcome,
+  deadlineFailure,
   fail,
   isTerminal,
   markRunning,
+  recordRollback,
   remainingMs,
   setConditions,
   stepIndex,
@@ -48,6 +53,18 @@ export interface ReconcilerOptions {
   events: EventRecorder;
   metrics: Metrics;
   log: Logger;
+}
+
+/** How long a refused recreation of the source pod (DeleteBeforeCreate rollback) is retried. */
+const RESTORE_RETRY_MS = 30_000;
+
+/**
+ * A cancellation is honoured until step 4 has asked to evict the source (from then on the
+ * workload may already have moved); it rolls back as a failure does.
+ */
+function cancellable(status: PodMigrationStatus): boolean {
+  if (!status.phase || status.phase === 'Pending') return true;
+  return canRollBack(status.phase) && !(status.phase === 'DeletingSourcePod' && status.sourcePod?.evictionRequestedAt);
 }
 
 export class Reconciler {
@@ -71,38 +88,48 @@ export class Reconciler {
     const log = this.o.log.child({ migration: key, phase: status.phase ?? 'Pending', step: status.step ?? 0 });
     const timeoutSeconds = withDefaults(pm.spec).timeoutSeconds;
     let requeueAfterMs: number | undefined;
-    let warning: { reason: string; message: string } | undefined;
     let waitingReason: string | undefined;
+    let releaseFinalizer = false;
 
     if (isTerminal(status.phase)) {
       // The write that made it terminal triggers this reconcile. The finalizer marks work
-      // left: once the rollback is complete it is released, and nothing is asked again.
+      // left: once the rollback is complete, what it left is recorded (RolledBack) and the
+      // finalizer released, and nothing is asked again.
       if (pm.metadata.finalizers?.includes(FINALIZER)) {
-        const clean = status.phase === 'Completed' || (await this.rollBack(pm, status, log));
-        if (clean) await this.setFinalizer(pm, false);
-        else requeueAfterMs = 1_000;
+        const r = status.phase === 'Completed' ? { done: true as const } : await this.rollBack(pm, status, log);
+        if (!r.done) requeueAfterMs = r.retryAfterMs ?? 1_000;
+        else {
+          if (r.outcome) recordRollback(status, r.outcome, pm.metadata.generation, now);
+          releaseFinalizer = true;
+        }
       }
-    } else if (pm.metadata.annotations?.[ANNOTATION_CANCEL] === 'true' && (status.phase === 'Pending' || !status.phase || canRollBack(status.phase))) {
-      fail(status, 'Cancelled', 'CancelRequested', `cancelled by the ${ANNOTATION_CANCEL} annotation; the source pod is untouched`, now);
+    } else if (pm.metadata.annotations?.[ANNOTATION_CANCEL] === 'true' && cancellable(status)) {
+      fail(status, 'Cancelled', 'CancelRequested', `cancelled by the ${ANNOTATION_CANCEL} annotation`, now);
     } else if (!status.phase || status.phase === 'Pending') {
       begin(status, now);
-    } else if (canRollBack(status.phase) && remainingMs(status.startTime, timeoutSeconds, now) <= 0) {
-      fail(status, 'Failed', 'Timeout', `the migration did not finish within spec.timeoutSeconds (${timeoutSeconds}s); the source pod is untouched`, now);
     } else {
-      ({ requeueAfterMs, warning, waitingReason } = await this.runStep(pm, status, now, log));
-      if (requeueAfterMs !== undefined && canRollBack(status.phase)) {
-        requeueAfterMs = Math.min(requeueAfterMs, remainingMs(status.startTime, timeoutSeconds, now) + 100);
+      const pastDeadline = canRollBack(status.phase) && remainingMs(status.startTime, timeoutSeconds, now) <= 0;
+      const deadline = pastDeadline ? deadlineFailure(status, timeoutSeconds) : undefined;
+      if (deadline && status.phase !== 'DeletingSourcePod') {
+        fail(status, 'Failed', deadline.reason, deadline.message, now);
+      } else {
+        // Step 4 runs even past the deadline: it looks at the pods before giving up.
+        ({ requeueAfterMs, waitingReason } = await this.runStep(pm, status, now, log, deadline));
+        if (requeueAfterMs !== undefined && canRollBack(status.phase)) {
+          requeueAfterMs = Math.min(requeueAfterMs, Math.max(remainingMs(status.startTime, timeoutSeconds, now), 0) + 100);
+        }
       }
     }
     setConditions(status, pm.metadata.generation, now, waitingReason);
 
+    let resourceVersion = pm.metadata.resourceVersion;
     if (!isDeepStrictEqual(before, status)) {
-      await this.writeStatus(pm, before, status, log);
+      resourceVersion = await this.writeStatus(pm, before, status, log);
       log.info({ newPhase: status.phase, newStep: status.step, reason: status.reason, message: status.message }, 'status updated');
       this.observe(before, status);
       await this.recordEvents(pm, before, status);
-      if (warning) await this.o.events.record(pm, 'Warning', warning.reason, warning.message);
     }
+    if (releaseFinalizer) await this.setFinalizer({ ...pm, metadata: { ...pm.metadata, resourceVersion } }, false);
     return requeueAfterMs;
   }
 
@@ -113,13 +140,13 @@ export class Reconciler {
    * fresh resourceVersion; if the status itself moved on, the conflict goes back to the
    * queue and the migration is reconciled afresh.
    */
-  private async writeStatus(pm: PodMigration, before: PodMigrationStatus, status: PodMigrationStatus, log: Logger): Promise<void> {
+  private async writeStatus(pm: PodMigration, before: PodMigrationStatus, status: PodMigrationStatus, log: Logger): Promise<string | undefined> {
     const { namespace, name } = pm.metadata;
     let resourceVersion = pm.metadata.resourceVersion;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.o.client.replace(paths.migrationStatus(namespace, name), { ...pm, metadata: { ...pm.metadata, resourceVersion }, status });
-        return;
+        const written = await this.o.client.replace(paths.migrationStatus(namespace, name), { ...pm, metadata: { ...pm.metadata, resourceVersion }, status });
+        return written.metadata.resourceVersion;
       } catch (e) {
         if (!isConflict(e) || attempt >= 5) throw e;
         const fresh = await this.o.client.get<PodMigration>(paths.migration(namespace, name));
@@ -135,7 +162,8 @@ export class Reconciler {
     status: PodMigrationStatus,
     now: string,
     log: Logger,
-  ): Promise<{ requeueAfterMs?: number; waitingReason?: string; warning?: { reason: string; message: string } }> {
+    deadline?: { reason: string; message: string },
+  ): Promise<{ requeueAfterMs?: number; waitingReason?: string }> {
     const i = stepIndex(status.phase);
     markRunning(status, now);
     const ctx: StepContext = {
@@ -146,6 +174,7 @@ export class Reconciler {
       targetPods: this.o.targetPods,
       now,
       log,
+      deadline,
     };
     try {
       const outcome = await STEPS[i](ctx);
@@ -154,7 +183,7 @@ export class Reconciler {
         return { requeueAfterMs: outcome.requeueAfterMs, waitingReason: outcome.reason };
       }
       advance(status, now, outcome.message, outcome.skipped);
-      return { warning: outcome.warning };
+      return {};
     } catch (e) {
       if (!(e instanceof MigrationFailure)) throw e;
       fail(status, 'Failed', e.reason, e.message, now);
@@ -164,14 +193,21 @@ export class Reconciler {
 
   /**
    * The record is being deleted. Before the source pod is removed that cancels the
-   * migration: the pods it created go (while the source exists). After that there is
-   * nothing to undo. Then the finalizer is released.
+   * migration: the pods it made go (while the source runs). After that there is nothing
+   * to undo. Then the finalizer is released. Decided from the record as the API server
+   * holds it now, not from the cache, which may lag behind this operator's last write.
    */
-  private async finalize(pm: PodMigration): Promise<number | undefined> {
-    if (!pm.metadata.finalizers?.includes(FINALIZER)) return undefined;
+  private async finalize(cached: PodMigration): Promise<number | undefined> {
+    if (!cached.metadata.finalizers?.includes(FINALIZER)) return undefined;
+    const pm = await ignoreNotFound(this.o.client.get<PodMigration>(paths.migration(cached.metadata.namespace, cached.metadata.name)));
+    if (!pm?.metadata.finalizers?.includes(FINALIZER)) return undefined;
     const phase = pm.status?.phase;
     const log = this.o.log.child({ migration: `${pm.metadata.namespace}/${pm.metadata.name}`, phase: phase ?? 'Pending', step: pm.status?.step ?? 0 });
-    if (phase !== 'Completed' && phase !== 'CollectingMetrics' && !(await this.rollBack(pm, pm.status ?? {}, log))) return 1_000;
+    if (phase !== 'Completed') {
+      const r = await this.rollBack(pm, pm.status ?? {}, log);
+      if (!r.done) return r.retryAfterMs ?? 1_000;
+      if (r.outcome) log.info({ rolledBack: r.outcome }, 'rolled back');
+    }
     await this.setFinalizer(pm, false);
     log.info('deleted; finalizer released');
     return undefined;
@@ -187,61 +223,79 @@ export class Reconciler {
   }
 
   /**
-   * Undoes a migration that failed or was cancelled before the source pod was removed
-   * for good. Normally that means removing the pods it created, but only while the source
-   * pod (same UID) still exists: the workload is never left with no pod. With
-   * DeleteBeforeCreate the source is already gone: the copy is removed and, once it is
-   * gone, the source is recreated on its node from the manifest captured in step 1.
-   * Lists from the API server, not the cache, so a pod created a moment ago is not missed.
-   * Returns true when nothing is left to do.
+   * Undoes a migration that failed or was cancelled, as far as that is safe, and says what
+   * it left. The pods it made are removed only while the source pod (same UID) runs and is
+   * not being deleted: otherwise the copy may be all that is left of the workload, and is
+   * kept. With DeleteBeforeCreate, before the source was evicted for good, the copy is
+   * removed and, once it is gone, the source is recreated on its node from the manifest
+   * captured in step 1 (not in a namespace being deleted; a refusal is reported, not retried
+   * forever). Lists from the API server, not the cache, so a pod made a moment ago is not
+   * missed.
    */
-  private async rollBack(pm: PodMigration, status: PodMigrationStatus, log: Logger): Promise<boolean> {
+  private async rollBack(pm: PodMigration, status: PodMigrationStatus, log: Logger): Promise<{ done: false; retryAfterMs?: number } | { done: true; outcome?: RollbackOutcome }> {
     const { namespace, name, uid } = pm.metadata;
     const list = await this.o.client.get<{ items: V1Pod[] }>(paths.pods(namespace), { labelSelector: `${LABEL_MIGRATION}=${name}` });
     const pods = list.items.filter((p) => p.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] === uid);
-    const sourceName = status.sourcePod?.name ?? pm.spec.podName;
-    let source: V1Pod | undefined;
-    try {
-      source = await this.o.client.get<V1Pod>(paths.pod(namespace, sourceName));
-    } catch (e) {
-      if (!isNotFound(e)) throw e;
-    }
+    const ref = status.sourcePod;
+    if (!ref) return { done: true }; // ended in step 1: nothing was made or claimed
+    const found = await ignoreNotFound(this.o.client.get<V1Pod>(paths.pod(namespace, ref.name)));
+    const source = found?.metadata?.uid === ref.uid ? found : undefined;
+    const sourceRuns = !!source && !source.metadata?.deletionTimestamp;
     const sourceMoved = status.steps?.find((s) => s.name === 'DeleteSourcePod')?.state === 'Succeeded';
-    const restore = status.sourcePodManifest && !sourceMoved ? status.sourcePodManifest : undefined;
-    if (status.sourcePod && source?.metadata?.uid !== status.sourcePod.uid && !restore) {
-      if (pods.length > 0) log.warn({ targets: pods.map((p) => p.metadata?.name) }, 'source pod is gone; keeping the target pod so the workload keeps running');
-      return true;
+    const restore = status.sourcePodManifest && !sourceMoved && !sourceRuns ? status.sourcePodManifest : undefined;
+
+    if (!sourceRuns && !restore) {
+      const state = source ? 'is being deleted' : found ? 'was replaced by another pod of that name' : 'is gone';
+      if (pods.length === 0) {
+        return { done: true, outcome: { ok: false, reason: 'NoPodLeft', message: `source pod ${ref.name} ${state} and this migration has no pod left` } };
+      }
+      const kept = pods.map((p) => `${p.metadata!.name} on ${p.spec?.nodeName ?? 'no node'} (${describePod(p)})`).join(', ');
+      const message = `kept ${kept}: source pod ${ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`;
+      log.warn({ targets: pods.map((p) => p.metadata?.name) }, message);
+      await this.o.events.record(pm, 'Warning', 'TargetPodKept', message);
+      return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };
     }
+
     for (const p of pods) {
       if (p.metadata?.deletionTimestamp) continue;
-      try {
-        await this.o.client.delete(paths.pod(namespace, p.metadata!.name!), {
-          apiVersion: 'v1',
-          kind: 'DeleteOptions',
-          preconditions: { uid: p.metadata!.uid },
-        });
-      } catch (e) {
-        if (!isNotFound(e)) throw e;
-      }
+      await ignoreNotFound(
+        this.o.client.delete(paths.pod(namespace, p.metadata!.name!), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: p.metadata!.uid } }),
+      );
       log.info({ pod: p.metadata!.name }, 'removed target pod');
       await this.o.events.record(pm, 'Normal', 'TargetPodRemoved', `removed pod ${p.metadata!.name}`);
     }
-    if (!restore || source) {
-      // Nothing to recreate, or the source is still (or again) there; a terminating one is
-      // waited for so the new one can take its name.
-      return !(restore && source?.metadata?.deletionTimestamp);
+    const removed = pods.length > 0 ? `removed pod ${pods.map((p) => p.metadata!.name).join(', ')}; ` : '';
+    if (sourceRuns) {
+      await releaseClaim(this.o.client, pm, source!);
+      return { done: true, outcome: { ok: true, reason: 'SourcePodRunning', message: `${removed}source pod ${ref.name} still runs on ${source!.spec?.nodeName}` } };
     }
-    if (pods.length > 0) return false; // recreate the source once its copy is gone (ReadWriteOnce claims)
+    // DeleteBeforeCreate: recreate the source once it and its copy are gone (ReadWriteOnce claims).
+    if (source || pods.length > 0) return { done: false };
     try {
       await this.o.client.create(paths.pods(namespace), restore);
     } catch (e) {
+      if (isNamespaceTerminating(e)) {
+        return { done: true, outcome: { ok: false, reason: 'NamespaceTerminating', message: `${removed}source pod ${ref.name} not recreated: namespace ${namespace} is being deleted` } };
+      }
+      if (isRefusal(e)) {
+        // Refused (quota, Pod Security, a webhook): asked again for a while, since a quota
+        // may free up, then reported and let go, so the record can be deleted.
+        const message =
+          `${removed}could not recreate source pod ${ref.name}: ${(e as Error).message}; its manifest is kept in ` +
+          `status.sourcePodManifest (kubectl get podmigration ${name} -n ${namespace} -o jsonpath='{.status.sourcePodManifest}' | kubectl create -f -)`;
+        log.error({ pod: ref.name, err: (e as Error).message }, 'could not recreate the source pod');
+        await this.o.events.record(pm, 'Warning', 'SourcePodNotRestored', message);
+        const failedForMs = Date.now() - Date.parse(status.completionTime ?? new Date().toISOString());
+        if (failedForMs < RESTORE_RETRY_MS) return { done: false, retryAfterMs: RESTORE_RETRY_MS / 6 };
+        return { done: true, outcome: { ok: false, reason: 'SourcePodNotRestored', message } };
+      }
       if (!isAlreadyExists(e)) throw e;
     }
-    log.info({ pod: sourceName, node: restore.spec?.nodeName }, 'recreated the source pod');
-    await this.o.events.record(pm, 'Normal', 'SourcePodRestored', `recreated pod ${sourceName} on ${restore.spec?.nodeName} from the spec captured in step 1`);
-    return true;
+    const node = restore!.spec?.nodeName;
+    log.info({ pod: ref.name, node }, 'recreated the source pod');
+    await this.o.events.record(pm, 'Normal', 'SourcePodRestored', `recreated pod ${ref.name} on ${node} from the spec captured in step 1`);
+    return { done: true, outcome: { ok: true, reason: 'SourcePodRestored', message: `${removed}recreated source pod ${ref.name} on ${node}` } };
   }
-
 
   /** Metrics for what this status write recorded: steps that ended, a migration that ended. */
   private observe(before: PodMigrationStatus, after: PodMigrationStatus): void {

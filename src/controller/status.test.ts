@@ -1,5 +1,5 @@
 import type { PodMigrationStatus } from '../api/types';
-import { advance, begin, canRollBack, fail, remainingMs, setConditions, stepIndex, stepTransitions, waiting } from './status';
+import { advance, begin, canRollBack, deadlineFailure, fail, recordRollback, remainingMs, setConditions, stepIndex, stepTransitions, waiting } from './status';
 
 const t0 = '2026-01-01T00:00:00.000Z';
 const t1 = '2026-01-01T00:00:01.500Z';
@@ -83,6 +83,40 @@ describe('stepTransitions', () => {
       'CaptureState:Succeeded',
       'Checkpoint:Skipped',
       'CreateTargetPod:Running',
+    ]);
+  });
+});
+
+describe('deadlines and rollbacks', () => {
+  const blockedBy = (reason: string, message: string): PodMigrationStatus => {
+    const s: PodMigrationStatus = {};
+    begin(s, t0);
+    s.phase = 'DeletingSourcePod';
+    waiting(s, message);
+    setConditions(s, 1, t1, reason);
+    return s;
+  };
+
+  it('fails a migration past its deadline with what it was last waiting for', () => {
+    const budget = deadlineFailure(blockedBy('EvictionBlocked', 'eviction of source pod p is blocked: budget'), 10);
+    expect(budget).toEqual({ reason: 'Timeout', message: 'the migration did not finish within spec.timeoutSeconds (10s): eviction of source pod p is blocked: budget' });
+    const refused = deadlineFailure(blockedBy('EvictionRefused', 'eviction of source pod p was refused: forbidden'), 10);
+    expect(refused.reason).toBe('SourcePodNotEvicted');
+    expect(refused.message).toMatch(/could not be evicted within spec\.timeoutSeconds \(10s\): eviction .* forbidden$/);
+  });
+
+  it('records what a rollback left once, and keeps that condition through later condition updates', () => {
+    const s = blockedBy('EvictionBlocked', 'blocked');
+    fail(s, 'Failed', 'Timeout', 'timed out', t2);
+    recordRollback(s, { ok: false, reason: 'TargetPodKept', message: 'kept pod c' }, 1, t2);
+    recordRollback(s, { ok: true, reason: 'SourcePodRunning', message: 'later' }, 1, t2);
+    setConditions(s, 1, t2);
+    expect(s.message).toBe('timed out; kept pod c');
+    expect(s.conditions!.map((c) => [c.type, c.status, c.reason])).toEqual([
+      ['Ready', 'False', 'Timeout'],
+      ['Reconciling', 'False', 'Failed'],
+      ['Stalled', 'True', 'Timeout'],
+      ['RolledBack', 'False', 'TargetPodKept'],
     ]);
   });
 });

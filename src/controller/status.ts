@@ -113,10 +113,48 @@ export function remainingMs(from: string | undefined, seconds: number, now: stri
   return Date.parse(from) + seconds * 1000 - Date.parse(now);
 }
 
+/** Reasons of the Reconciling condition while step 4 (or 3) waits on the Eviction API. */
+export const EVICTION_BLOCKED = 'EvictionBlocked';
+export const EVICTION_REFUSED = 'EvictionRefused';
+
+/**
+ * Why a migration that passed spec.timeoutSeconds before removing its source failed, from
+ * what it was last seen waiting for: an eviction refused (not by a budget) names the
+ * refusal; anything else is a Timeout. The message is the last observation, not a claim.
+ */
+export function deadlineFailure(status: PodMigrationStatus, timeoutSeconds: number): { reason: string; message: string } {
+  const waitingFor = status.conditions?.find((c) => c.type === 'Reconciling')?.reason;
+  const last = status.message ? `: ${status.message}` : '';
+  if (waitingFor === EVICTION_REFUSED) {
+    return { reason: 'SourcePodNotEvicted', message: `the source pod could not be evicted within spec.timeoutSeconds (${timeoutSeconds}s)${last}` };
+  }
+  return { reason: 'Timeout', message: `the migration did not finish within spec.timeoutSeconds (${timeoutSeconds}s)${last}` };
+}
+
+/**
+ * What undoing a failed or cancelled migration left: `ok` when the source pod runs and
+ * nothing the migration made remains (condition RolledBack=True), otherwise what was kept
+ * or could not be restored, and why (RolledBack=False). Recorded once.
+ */
+export interface RollbackOutcome {
+  ok: boolean;
+  reason: string;
+  message: string;
+}
+
+export function recordRollback(status: PodMigrationStatus, outcome: RollbackOutcome, generation: number | undefined, now: string): void {
+  if (status.conditions?.some((c) => c.type === 'RolledBack')) return;
+  status.message = `${status.message ?? ''}; ${outcome.message}`.replace(/^; /, '');
+  status.conditions = [
+    ...(status.conditions ?? []),
+    { type: 'RolledBack', status: outcome.ok ? 'True' : 'False', reason: outcome.reason, message: outcome.message, observedGeneration: generation, lastTransitionTime: now },
+  ];
+}
+
 /**
  * Ready / Reconciling / Stalled, as kstatus reads them. lastTransitionTime only moves
  * when a condition's status changes. While a step is blocked, Reconciling carries the
- * reason (for example EvictionBlocked).
+ * reason (for example EvictionBlocked). Other conditions (RolledBack) are kept as they are.
  */
 export function setConditions(status: PodMigrationStatus, generation: number | undefined, now: string, waitingReason?: string): void {
   const phase = status.phase ?? 'Pending';
@@ -130,11 +168,15 @@ export function setConditions(status: PodMigrationStatus, generation: number | u
     { type: 'Stalled', status: stalled ? 'True' : 'False', reason: stalled ? reason : phase, message },
   ];
   const old = new Map((status.conditions ?? []).map((c) => [c.type, c]));
-  status.conditions = wanted.map((c) => {
-    const prev = old.get(c.type);
-    const lastTransitionTime = prev && prev.status === c.status ? prev.lastTransitionTime : now;
-    return { ...c, observedGeneration: generation, lastTransitionTime };
-  });
+  const others = (status.conditions ?? []).filter((c) => !wanted.some((w) => w.type === c.type));
+  status.conditions = [
+    ...wanted.map((c) => {
+      const prev = old.get(c.type);
+      const lastTransitionTime = prev && prev.status === c.status ? prev.lastTransitionTime : now;
+      return { ...c, observedGeneration: generation, lastTransitionTime };
+    }),
+    ...others,
+  ];
   status.observedGeneration = generation;
 }
 

@@ -47,8 +47,9 @@ export class KubeClient {
       const text = await res.text();
       const data = text ? safeJson(text) : undefined;
       if (!res.ok) {
-        const status = (data ?? {}) as { reason?: string; message?: string };
-        throw new ApiError(res.status, status.reason ?? res.statusText, status.message ?? (text || res.statusText));
+        const status = (data ?? {}) as { reason?: string; message?: string; details?: { causes?: { type?: string }[] } };
+        const causes = (status.details?.causes ?? []).flatMap((c) => (c.type ? [c.type] : []));
+        throw new ApiError(res.status, status.reason ?? res.statusText, status.message ?? (text || res.statusText), causes);
       }
       return data as T;
     } finally {

@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Pod, V1Volume } from '@kubernetes/client-node';
 import {
+  ANNOTATION_CLAIM,
   ANNOTATION_MIGRATED_FROM,
   ANNOTATION_MIGRATION_UID,
   CHECKPOINT_MOUNT_PATH,
@@ -73,6 +74,8 @@ function copyPod(
   };
 
   delete spec.ephemeralContainers;
+  // The claim belongs to the source pod and the migration holding it, not to its copies.
+  const { [ANNOTATION_CLAIM]: _claim, ...annotations } = meta.annotations ?? {};
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -80,7 +83,7 @@ function copyPod(
       name: o.name,
       namespace: meta.namespace,
       labels: { ...(meta.labels ?? {}), ...(o.labels ?? {}) },
-      annotations: { ...(meta.annotations ?? {}), ...(o.annotations ?? {}) },
+      annotations: { ...annotations, ...(o.annotations ?? {}) },
     },
     spec: {
       ...spec,

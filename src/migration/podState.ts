@@ -82,3 +82,11 @@ export function targetPodState(pod: V1Pod): TargetPodState {
   if (isPodReady(pod)) return { kind: 'ready' };
   return { kind: 'starting', message: `waiting for pod ${name} to become Ready (phase ${phase ?? 'Pending'})` };
 }
+
+/** A few words on a pod's state, for messages: "Ready", or its phase and why it is not Ready. */
+export function describePod(pod: V1Pod): string {
+  if (pod.metadata?.deletionTimestamp) return 'being deleted';
+  if (isPodReady(pod)) return 'Ready';
+  const phase = pod.status?.phase ?? 'Pending';
+  return pod.status?.reason ? `${phase}: ${pod.status.reason}` : `${phase}, not Ready`;
+}

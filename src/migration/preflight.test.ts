@@ -1,6 +1,5 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
-import type { PodMigration } from '../api/types';
-import { claimNames, conflictingMigration, controllingOwner, freeOnNode, singleNodeClaims, tolerates, untoleratedTaints } from './preflight';
+import { claimNames, controllingOwner, freeOnNode, singleNodeClaims, tolerates, untoleratedTaints } from './preflight';
 
 describe('controllingOwner', () => {
   it('finds only a controller: true owner', () => {
@@ -61,34 +60,5 @@ describe('freeOnNode', () => {
     const free = freeOnNode(node, [pod('1', '1Gi'), pod('500m', '512Mi'), pod('2', '2Gi', 'Succeeded')]);
     expect(free.cpu).toBeCloseTo(2.5);
     expect(free.memory).toBe(8 * 2 ** 30 - 1.5 * 2 ** 30);
-  });
-});
-
-describe('conflictingMigration', () => {
-  const pm = (name: string, created: string, podName = 'p', phase?: string): PodMigration =>
-    ({
-      metadata: { name, uid: name, namespace: 'ns', creationTimestamp: created },
-      spec: { podName, sourceNode: 'a', targetNode: 'b' },
-      status: phase ? { phase } : undefined,
-    }) as PodMigration;
-  const early = pm('a', '2026-01-01T00:00:00Z');
-  const late = pm('b', '2026-01-01T00:00:05Z');
-
-  it('lets the earlier of two unfinished migrations go on', () => {
-    expect(conflictingMigration(late, [early, late])?.metadata.name).toBe('a');
-    expect(conflictingMigration(early, [early, late])).toBeUndefined();
-  });
-  it('breaks ties by name', () => {
-    const twin = pm('c', '2026-01-01T00:00:00Z');
-    expect(conflictingMigration(twin, [early, twin])?.metadata.name).toBe('a');
-    expect(conflictingMigration(early, [early, twin])).toBeUndefined();
-  });
-  it('gives way to one already past step 1, whatever its age', () => {
-    const started = pm('z', '2026-01-01T00:00:09Z', 'p', 'CreatingTargetPod');
-    expect(conflictingMigration(early, [early, started])?.metadata.name).toBe('z');
-  });
-  it('ignores finished migrations and other pods', () => {
-    expect(conflictingMigration(late, [pm('a', '2026-01-01T00:00:00Z', 'p', 'Completed'), late])).toBeUndefined();
-    expect(conflictingMigration(late, [pm('a', '2026-01-01T00:00:00Z', 'q'), late])).toBeUndefined();
   });
 });

@@ -1,8 +1,7 @@
 // The checks step 1 makes before anything is created. Pure functions over API objects.
 import type { V1Node, V1PersistentVolumeClaim, V1Pod, V1Taint, V1Toleration } from '@kubernetes/client-node';
-import type { PodMigration } from '../api/types';
-import { CHECKPOINT_VOLUME, TERMINAL_PHASES } from '../api/types';
-import { parseQuantity, sumRequests, type Totals } from './resources';
+import { CHECKPOINT_VOLUME } from '../api/types';
+import { parseQuantity, podRequests, type Totals } from './resources';
 
 /** The owner that would recreate the pod if it were deleted, if any. */
 export function controllingOwner(pod: V1Pod): { kind: string; name: string } | undefined {
@@ -21,24 +20,6 @@ export function singleNodeClaims(claims: readonly V1PersistentVolumeClaim[]): st
 export function claimNames(pod: V1Pod): string[] {
   return (pod.spec?.volumes ?? []).flatMap((v) =>
     v.persistentVolumeClaim && v.name !== CHECKPOINT_VOLUME ? [v.persistentVolumeClaim.claimName] : [],
-  );
-}
-
-const PAST_STEP_1 = ['Checkpointing', 'CreatingTargetPod', 'DeletingSourcePod', 'CollectingMetrics'];
-
-/**
- * Another unfinished migration of the same pod that goes first: one that is already past
- * step 1, or one that was created earlier (by creation time, then name). The rule is
- * deterministic, so two migrations reconciled at once agree on which one goes on.
- */
-export function conflictingMigration(self: PodMigration, all: readonly PodMigration[]): PodMigration | undefined {
-  const key = (m: PodMigration) => `${m.metadata.creationTimestamp ?? ''}\u0000${m.metadata.name}`;
-  return all.find(
-    (m) =>
-      m.metadata.uid !== self.metadata.uid &&
-      m.spec.podName === self.spec.podName &&
-      !TERMINAL_PHASES.includes(m.status?.phase ?? 'Pending') &&
-      (PAST_STEP_1.includes(m.status?.phase ?? '') || key(m) < key(self)),
   );
 }
 
@@ -67,7 +48,7 @@ export function freeOnNode(node: V1Node, podsOnNode: readonly V1Pod[]): Totals {
   const alloc = node.status?.allocatable ?? {};
   const used = podsOnNode
     .filter((p) => p.status?.phase !== 'Succeeded' && p.status?.phase !== 'Failed')
-    .map((p) => sumRequests([...(p.spec?.containers ?? [])]))
+    .map((p) => podRequests(p.spec ?? { containers: [] }))
     .reduce((a, b) => ({ cpu: a.cpu + b.cpu, memory: a.memory + b.memory }), { cpu: 0, memory: 0 });
   return {
     cpu: parseQuantity(alloc.cpu ?? '0') - used.cpu,

@@ -1,4 +1,4 @@
-import { formatCpu, formatMemory, parseQuantity, percentSaved, savings, sumRequests } from './resources';
+import { formatCpu, formatMemory, parseQuantity, percentSaved, podRequests, savings, sumRequests } from './resources';
 
 describe('parseQuantity', () => {
   it.each([
@@ -56,5 +56,55 @@ describe('savings', () => {
   });
   it('reports zero when nothing was dropped', () => {
     expect(percentSaved(2, 2)).toBe(0);
+  });
+});
+
+describe('podRequests (as kube-scheduler computes them)', () => {
+  const c = (name: string, cpu: string, memory: string, restartPolicy?: string) => ({
+    name,
+    ...(restartPolicy ? { restartPolicy } : {}),
+    resources: { requests: { cpu, memory } },
+  });
+  const Gi = 2 ** 30;
+  const Mi = 2 ** 20;
+
+  it('is the sum of the containers when there is nothing else', () => {
+    const t = podRequests({ containers: [c('a', '750m', '128Mi'), c('b', '250m', '128Mi')] });
+    expect(t.cpu).toBeCloseTo(1);
+    expect(t.memory).toBe(256 * Mi);
+  });
+
+  it('adds restartable init containers (sidecars), which run beside the app', () => {
+    const t = podRequests({ containers: [c('app', '1', '1Gi')], initContainers: [c('proxy', '1', '256Mi', 'Always')] });
+    expect(t.cpu).toBeCloseTo(2);
+    expect(t.memory).toBe(Gi + 256 * Mi);
+  });
+
+  it('takes the largest ordinary init container, with the sidecars started before it', () => {
+    // Init "fetch" runs with sidecar "log" (started before it): 3 + 0.5 = 3.5 CPU, more
+    // than the app phase (1 + 0.5 + 0.25); memory peaks in the app phase.
+    const t = podRequests({
+      containers: [c('app', '1', '2Gi')],
+      initContainers: [c('log', '500m', '128Mi', 'Always'), c('fetch', '3', '256Mi'), c('late', '250m', '64Mi', 'Always')],
+    });
+    expect(t.cpu).toBeCloseTo(3.5);
+    expect(t.memory).toBe(2 * Gi + 128 * Mi + 64 * Mi);
+  });
+
+  it('uses pod-level requests for the resources they set, and adds the overhead', () => {
+    const t = podRequests({
+      containers: [c('a', '500m', '128Mi'), c('b', '500m', '128Mi')],
+      resources: { requests: { cpu: '2' } },
+      overhead: { cpu: '100m', memory: '10Mi' },
+    });
+    expect(t.cpu).toBeCloseTo(2.1);
+    expect(t.memory).toBe(266 * Mi);
+  });
+
+  it('makes a copy that keeps pod-level requests save nothing', () => {
+    const resources = { requests: { cpu: '2', memory: '2Gi' } };
+    const original = podRequests({ containers: [c('a', '1', '1Gi'), c('b', '200m', '200Mi')], resources });
+    const copy = podRequests({ containers: [c('a', '1', '1Gi')], resources });
+    expect(savings(original, copy)).toMatchObject({ cpuPercent: 0, memoryPercent: 0 });
   });
 });

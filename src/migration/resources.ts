@@ -1,5 +1,5 @@
 // Kubernetes quantities and the savings arithmetic. Pure functions.
-import type { V1Container } from '@kubernetes/client-node';
+import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
 import type { ResourceFigures, Savings } from '../api/types';
 
 const DECIMAL_SUFFIX: Record<string, number> = {
@@ -42,14 +42,44 @@ export interface Totals {
 
 /** Sums the requests of the given containers. */
 export function sumRequests(containers: readonly V1Container[]): Totals {
-  let cpu = 0;
-  let memory = 0;
-  for (const c of containers) {
-    const req = c.resources?.requests ?? {};
-    if (req.cpu !== undefined) cpu += parseQuantity(req.cpu);
-    if (req.memory !== undefined) memory += parseQuantity(req.memory);
+  return containers.map(requestsOf).reduce(add, { cpu: 0, memory: 0 });
+}
+
+function requestsOf(c: { resources?: { requests?: Record<string, string> } }): Totals {
+  const req = c.resources?.requests ?? {};
+  return { cpu: req.cpu !== undefined ? parseQuantity(req.cpu) : 0, memory: req.memory !== undefined ? parseQuantity(req.memory) : 0 };
+}
+
+const add = (a: Totals, b: Totals): Totals => ({ cpu: a.cpu + b.cpu, memory: a.memory + b.memory });
+const max = (a: Totals, b: Totals): Totals => ({ cpu: Math.max(a.cpu, b.cpu), memory: Math.max(a.memory, b.memory) });
+
+/**
+ * What the pod requests of its node, computed as kube-scheduler does
+ * (k8s.io/component-helpers/resource.PodRequests): the app containers and the restartable
+ * init containers (sidecars) run together; each ordinary init container runs alone with
+ * the sidecars started before it; the pod needs the larger of the two. Pod-level
+ * requests (spec.resources), where set, replace that figure for their resource, and the
+ * runtime class's overhead is added.
+ */
+export function podRequests(spec: Pick<V1PodSpec, 'containers' | 'initContainers' | 'resources' | 'overhead'>): Totals {
+  let running = sumRequests(spec.containers ?? []);
+  let sidecars: Totals = { cpu: 0, memory: 0 };
+  let init: Totals = { cpu: 0, memory: 0 };
+  for (const c of spec.initContainers ?? []) {
+    const req = requestsOf(c);
+    if (c.restartPolicy === 'Always') {
+      running = add(running, req);
+      sidecars = add(sidecars, req);
+      init = max(init, sidecars);
+    } else {
+      init = max(init, add(req, sidecars));
+    }
   }
-  return { cpu, memory };
+  const total = max(running, init);
+  const podLevel = spec.resources?.requests ?? {};
+  if (podLevel.cpu !== undefined) total.cpu = parseQuantity(podLevel.cpu);
+  if (podLevel.memory !== undefined) total.memory = parseQuantity(podLevel.memory);
+  return add(total, requestsOf({ resources: { requests: spec.overhead } }));
 }
 
 export function toFigures(t: Totals): ResourceFigures {

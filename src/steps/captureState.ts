@@ -7,26 +7,19 @@ import { MigrationFailure, ignoreNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { restorablePod } from '../migration/optimizedPod';
 import { captureContainers } from '../migration/podState';
-import {
-  claimNames,
-  conflictingMigration,
-  controllingOwner,
-  freeOnNode,
-  nodeIsReady,
-  singleNodeClaims,
-  untoleratedTaints,
-} from '../migration/preflight';
-import { formatCpu, formatMemory, sumRequests, toFigures, type Totals } from '../migration/resources';
+import { claimNames, controllingOwner, freeOnNode, nodeIsReady, singleNodeClaims, untoleratedTaints } from '../migration/preflight';
+import { formatCpu, formatMemory, podRequests, toFigures, type Totals } from '../migration/resources';
+import { claimSourcePod } from './claim';
 import type { Step } from './context';
 import { readUsage } from './usage';
 
-export const captureState: Step = async ({ migration, status, client, migrations }) => {
+export const captureState: Step = async ({ migration, status, client }) => {
   const { namespace } = migration.metadata;
   const { podName } = migration.spec;
 
   const pod = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, podName)));
   if (!pod) throw new MigrationFailure('PodNotFound', `pod ${namespace}/${podName} does not exist`);
-  checkSourcePod(migration, pod, migrations.list(namespace));
+  checkSourcePod(migration, pod);
   const containers = captureContainers(pod);
   const kept = containers.filter((c) => c.migrated);
   if (kept.length === 0) {
@@ -35,7 +28,9 @@ export const captureState: Step = async ({ migration, status, client, migrations
   const { deleteFirst } = withDefaults(migration.spec);
   if (!deleteFirst) await checkVolumes(client, pod);
   const keptNames = new Set(kept.map((c) => c.name));
-  await checkTargetNode(client, migration, pod, sumRequests(pod.spec!.containers.filter((c) => keptNames.has(c.name))));
+  await checkTargetNode(client, migration, pod, podRequests({ ...pod.spec!, containers: pod.spec!.containers.filter((c) => keptNames.has(c.name)) }));
+  // Last, so that a refusal leaves the pod as it was.
+  await claimSourcePod(client, migration, pod);
 
   status.sourcePod = { name: podName, uid: pod.metadata!.uid!, node: migration.spec.sourceNode };
   status.containers = containers;
@@ -43,7 +38,7 @@ export const captureState: Step = async ({ migration, status, client, migrations
   if (deleteFirst) status.sourcePodManifest = restorablePod(pod);
   const usage = await readUsage(client, namespace, podName);
   status.resources = {
-    original: toFigures(sumRequests(pod.spec!.containers)),
+    original: toFigures(podRequests(pod.spec!)),
     usage: usage.available ? { available: true, before: usage.figures } : { available: false, message: usage.message },
   };
   const dropped = containers.filter((c) => !c.migrated).map((c) => `${c.name} (${c.reason ?? c.state})`);
@@ -55,7 +50,7 @@ export const captureState: Step = async ({ migration, status, client, migrations
   };
 };
 
-function checkSourcePod(migration: PodMigration, pod: V1Pod, others: readonly PodMigration[]): void {
+function checkSourcePod(migration: PodMigration, pod: V1Pod): void {
   const { podName, sourceNode } = migration.spec;
   if (pod.spec?.nodeName !== sourceNode) {
     throw new MigrationFailure(
@@ -75,10 +70,6 @@ function checkSourcePod(migration: PodMigration, pod: V1Pod, others: readonly Po
         `and could adopt the copy; move such pods through their owner instead (for example a node affinity or ` +
         `nodeSelector on the ${owner.kind}'s pod template, or cordon ${sourceNode} and let it reschedule)`,
     );
-  }
-  const other = conflictingMigration(migration, others);
-  if (other) {
-    throw new MigrationFailure('MigrationInProgress', `pod ${podName} is already being migrated by PodMigration ${other.metadata.name}`);
   }
 }
 

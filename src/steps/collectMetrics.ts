@@ -1,16 +1,19 @@
 // Step 5: after the stabilisation delay, read the new pod back from the API server and
-// record its resource figures and what the migration saved.
+// record its resource figures and what the migration saved. The migration completes only
+// while that pod is Ready: one that failed or was deleted after the source was evicted is
+// reported as TargetPodLost (and kept: it is all that is left of the workload).
 import type { V1Pod } from '@kubernetes/client-node';
 import { withDefaults } from '../api/types';
 import { remainingMs, stepStartTime } from '../controller/status';
 import { MigrationFailure, ignoreNotFound } from '../errors';
 import { paths } from '../kube/client';
-import { fromFigures, savings, sumRequests, toFigures } from '../migration/resources';
+import { targetPodState } from '../migration/podState';
+import { fromFigures, podRequests, savings, toFigures } from '../migration/resources';
 import type { Step } from './context';
 import { readUsage } from './usage';
 
 export const collectMetrics: Step = async ({ migration, status, client, now }) => {
-  const { metricsDelaySeconds } = withDefaults(migration.spec);
+  const { metricsDelaySeconds, readyTimeoutSeconds } = withDefaults(migration.spec);
   const left = remainingMs(stepStartTime(status, 'CollectMetrics', now), metricsDelaySeconds, now);
   if (left > 0) {
     return { done: false, requeueAfterMs: left, message: `stabilising for ${metricsDelaySeconds}s before recording resource figures` };
@@ -18,9 +21,21 @@ export const collectMetrics: Step = async ({ migration, status, client, now }) =
   const { namespace } = migration.metadata;
   const name = status.targetPod!.name;
   const pod = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, name)));
-  if (!pod) throw new MigrationFailure('TargetPodLost', `pod ${name} disappeared after the migration`);
+  if (!pod || pod.metadata?.uid !== status.targetPod!.uid) {
+    throw new MigrationFailure('TargetPodLost', `pod ${name} disappeared after the source pod was evicted`);
+  }
+  // Completed means the workload runs on the target node now: the copy must be Ready.
+  const state = targetPodState(pod);
+  if (state.kind === 'failed') throw new MigrationFailure('TargetPodLost', `${state.message}, after the source pod was evicted`);
+  if (state.kind === 'starting') {
+    const notReadyFor = -remainingMs(stepStartTime(status, 'CollectMetrics', now), metricsDelaySeconds, now);
+    if (notReadyFor >= readyTimeoutSeconds * 1000) {
+      throw new MigrationFailure('TargetPodLost', `pod ${name} has not been Ready for ${readyTimeoutSeconds}s since the source pod was evicted`);
+    }
+    return { done: false, requeueAfterMs: 5_000, reason: 'TargetPodNotReady', message: `pod ${name} is not Ready since the source pod was evicted; waiting up to spec.readyTimeoutSeconds (${readyTimeoutSeconds}s) for it to recover` };
+  }
 
-  const optimized = sumRequests(pod.spec!.containers);
+  const optimized = podRequests(pod.spec!);
   const resources = (status.resources ??= {});
   resources.optimized = toFigures(optimized);
   resources.savings = savings(fromFigures(resources.original!), optimized);

@@ -16,6 +16,11 @@ export interface StepContext {
   readonly targetPods: { get(name: string, namespace: string): V1Pod | undefined };
   /** The time of this reconcile, ISO 8601. */
   readonly now: string;
+  /**
+   * spec.timeoutSeconds has passed (only step 4 runs then: it looks at the pods first, and
+   * throws the deadline's failure instead of evicting).
+   */
+  readonly deadline?: { reason: string; message: string };
   readonly log: Logger;
 }
 
@@ -26,7 +31,7 @@ export interface StepContext {
  * MigrationFailure; any other error is transient and retried.
  */
 export type StepOutcome =
-  | { done: true; message: string; skipped?: boolean; warning?: { reason: string; message: string } }
+  | { done: true; message: string; skipped?: boolean }
   | { done: false; message: string; requeueAfterMs: number; reason?: string };
 
 export type Step = (ctx: StepContext) => Promise<StepOutcome>;

@@ -9,7 +9,8 @@ import { paths } from '../kube/client';
 import { buildTargetPod, targetPodName } from '../migration/optimizedPod';
 import { targetPodState } from '../migration/podState';
 import type { Step, StepContext, StepOutcome } from './context';
-import { evictSource } from './evict';
+import { claimSourcePod } from './claim';
+import { evictOnce } from './evict';
 
 export const createTargetPod: Step = async (ctx) => {
   const { migration, status, now } = ctx;
@@ -56,11 +57,9 @@ async function sourceGone({ migration, status, client, now }: StepContext): Prom
   const source = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, status.sourcePod!.name)));
   if (!source || source.metadata?.uid !== status.sourcePod!.uid) return undefined;
   if (!source.metadata?.deletionTimestamp) {
-    const r = await evictSource(client, namespace, status, 'CreateTargetPod', now);
-    if (r.kind === 'blocked') {
-      return { done: false, reason: 'EvictionBlocked', requeueAfterMs: r.retryAfterMs, message: `eviction of source pod ${source.metadata!.name} is blocked: ${r.message}` };
-    }
-    if (r.kind === 'refused') throw new MigrationFailure('SourcePodNotEvicted', `could not evict source pod ${source.metadata!.name}: ${r.message}`);
+    await claimSourcePod(client, migration, source);
+    const r = await evictOnce(client, namespace, status, 'CreateTargetPod', now, 'DeleteBeforeCreate');
+    if (!('kind' in r)) return r;
   }
   return { done: false, requeueAfterMs: 2_000, message: `DeleteBeforeCreate: waiting for source pod ${source.metadata!.name} to terminate before creating its copy` };
 }
@@ -69,10 +68,15 @@ async function sourceGone({ migration, status, client, now }: StepContext): Prom
 async function createPod({ migration, status, client }: StepContext): Promise<V1Pod> {
   const { namespace, name, uid } = migration.metadata;
   const podName = targetPodName(migration.spec.podName, uid);
-  const live = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, migration.spec.podName)));
-  const source = live?.metadata?.uid === status.sourcePod?.uid ? live : status.sourcePodManifest;
+  let source = status.sourcePodManifest;
   if (!source) {
-    throw new MigrationFailure('SourcePodChanged', `pod ${migration.spec.podName} was deleted or replaced after its state was captured`);
+    // Copy the live pod, and only while it is still this migration's.
+    const live = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, migration.spec.podName)));
+    if (live?.metadata?.uid !== status.sourcePod?.uid || live?.metadata?.deletionTimestamp) {
+      throw new MigrationFailure('SourcePodChanged', `pod ${migration.spec.podName} was deleted or replaced after its state was captured`);
+    }
+    await claimSourcePod(client, migration, live!);
+    source = live!;
   }
   const body = buildTargetPod(source, {
     name: podName,

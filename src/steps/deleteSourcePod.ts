@@ -1,42 +1,55 @@
 // Step 4: remove the source pod through the Eviction API, now that its copy is Ready, so
-// PodDisruptionBudgets are respected. While a budget blocks the eviction the step waits
-// (condition Reconciling, reason EvictionBlocked) and retries with backoff; if the
-// migration's deadline passes meanwhile it is rolled back like any failure before step 4:
-// the new pod is removed and the source keeps running. Other refusals are reported
-// (Event, status message) but do not fail the migration: the workload already runs on
-// the target node.
-import { MigrationFailure } from '../errors';
-import { isPodReady } from '../migration/podState';
+// PodDisruptionBudgets are respected. Both pods are read from the API server first: the
+// copy must be Ready and not terminating at that moment, and the source must still be
+// this migration's. Before the first eviction request the migration persists that it is
+// about to evict (status.sourcePod.evictionRequestedAt), so a source found gone later
+// counts as moved only if this migration evicted it. A budget (429) or any other refusal
+// is retried with backoff; at the migration's deadline it is rolled back like any failure
+// before the source is gone.
+import type { V1Pod } from '@kubernetes/client-node';
+import { MigrationFailure, ignoreNotFound } from '../errors';
+import { paths } from '../kube/client';
+import { isPodReady, targetPodState } from '../migration/podState';
+import { claimSourcePod } from './claim';
 import type { Step } from './context';
-import { evictSource } from './evict';
+import { evictOnce } from './evict';
 
-export const deleteSourcePod: Step = async ({ migration, status, client, targetPods, now, log }) => {
+export const deleteSourcePod: Step = async ({ migration, status, client, now, deadline }) => {
   const { namespace } = migration.metadata;
+  const ref = status.sourcePod!;
   const targetName = status.targetPod!.name;
-  const target = targetPods.get(targetName, namespace);
-  if (!target) throw new MigrationFailure('TargetPodLost', `pod ${targetName} disappeared before the source pod was removed`);
+  const [source, target] = await Promise.all([
+    ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, ref.name))),
+    ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName))),
+  ]);
+
+  const sameSource = source?.metadata?.uid === ref.uid;
+  if (!sameSource || source?.metadata?.deletionTimestamp) {
+    const how = sameSource ? 'is being deleted' : source ? 'was replaced by another pod of that name' : 'is gone';
+    // Evicted by this migration: in step 3 already with DeleteBeforeCreate, or by a request
+    // whose answer a crash lost.
+    if (ref.evictionRequestedAt && sameSource) return { done: true, message: `source pod ${ref.name} evicted from ${ref.node} (terminating)` };
+    if (ref.evictionRequestedAt && !source) return { done: true, message: `source pod ${ref.name} evicted from ${ref.node}` };
+    throw new MigrationFailure('SourcePodChanged', `source pod ${ref.name} ${how}, removed by someone other than this migration before it evicted it`);
+  }
+  if (!target || target.metadata?.uid !== status.targetPod!.uid) {
+    throw new MigrationFailure('TargetPodLost', `pod ${targetName} disappeared before the source pod was evicted`);
+  }
+  const state = targetPodState(target);
+  if (state.kind === 'failed') throw new MigrationFailure(state.reason, `${state.message}; the source pod was not evicted`);
   if (!isPodReady(target)) {
+    if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
     // Never remove the original unless its replacement is Ready right now.
-    return { done: false, requeueAfterMs: 30_000, message: `waiting for pod ${targetName} to be Ready again before removing the source` };
+    return { done: false, requeueAfterMs: 30_000, reason: 'TargetPodNotReady', message: `waiting for pod ${targetName} to be Ready again before evicting the source` };
   }
-  const source = status.sourcePod!;
-  const r = await evictSource(client, namespace, status, 'DeleteSourcePod', now);
-  switch (r.kind) {
-    case 'evicted':
-      return { done: true, message: `source pod ${source.name} evicted from ${source.node}` };
-    case 'gone':
-      return { done: true, message: `source pod ${source.name} is already gone` };
-    case 'blocked':
-      return {
-        done: false,
-        reason: 'EvictionBlocked',
-        requeueAfterMs: r.retryAfterMs,
-        message: `eviction of source pod ${source.name} is blocked: ${r.message}; retrying until the migration's deadline`,
-      };
-    case 'refused': {
-      log.warn({ err: r.message }, 'could not evict the source pod');
-      const message = `could not evict source pod ${source.name}: ${r.message}`;
-      return { done: true, message, warning: { reason: 'SourcePodNotDeleted', message } };
-    }
+  if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
+  await claimSourcePod(client, migration, source!);
+
+  const r = await evictOnce(client, namespace, status, 'DeleteSourcePod', now, `pod ${targetName} is Ready on ${status.targetPod!.node}`);
+  if (!('kind' in r)) return r;
+  if (r.kind === 'gone') {
+    // It was there a moment ago, and this request did not remove it.
+    throw new MigrationFailure('SourcePodChanged', `source pod ${ref.name} was removed by someone other than this migration while it was being evicted`);
   }
+  return { done: true, message: `source pod ${ref.name} evicted from ${ref.node}` };
 };

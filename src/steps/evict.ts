@@ -1,15 +1,17 @@
 // Evicting the source pod through policy/v1, so PodDisruptionBudgets hold. Shared by step 4
-// and, with strategy DeleteBeforeCreate, by step 3.
+// and, with strategy DeleteBeforeCreate, by step 3. A budget (429) or any other refusal
+// (a missing permission, a webhook) is waited out with backoff until the migration's
+// deadline; then the migration is rolled back with a reason that names the refusal.
 import type { PodMigrationStatus } from '../api/types';
-import { remainingMs, stepStartTime } from '../controller/status';
+import { EVICTION_BLOCKED, EVICTION_REFUSED, remainingMs, stepStartTime } from '../controller/status';
 import { ApiError, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
+import type { StepOutcome } from './context';
 
 export type EvictionResult =
   | { kind: 'evicted' }
   | { kind: 'gone' } // already gone, or replaced by another pod of that name (not ours)
-  | { kind: 'blocked'; message: string; retryAfterMs: number }
-  | { kind: 'refused'; message: string };
+  | { kind: 'blocked' | 'refused'; message: string; retryAfterMs: number };
 
 export async function evictSource(client: KubeClient, namespace: string, status: PodMigrationStatus, stepName: string, now: string): Promise<EvictionResult> {
   const source = status.sourcePod!;
@@ -24,12 +26,45 @@ export async function evictSource(client: KubeClient, namespace: string, status:
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;
     if (isNotFound(e) || e.code === 409) return { kind: 'gone' };
-    if (e.code === 429) {
-      // Back off from 1s, doubling with the time already spent blocked, up to 30s.
-      const waited = -remainingMs(stepStartTime(status, stepName, now), 0, now);
-      return { kind: 'blocked', message: e.message, retryAfterMs: Math.min(Math.max(waited / 2, 1_000), 30_000) };
-    }
-    if (e.code >= 400 && e.code < 500) return { kind: 'refused', message: e.message };
-    throw e;
+    if (e.code >= 500) throw e;
+    // Back off from 1s, doubling with the time already spent waiting, up to 30s.
+    const waited = -remainingMs(stepStartTime(status, stepName, now), 0, now);
+    const retryAfterMs = Math.min(Math.max(waited / 2, 1_000), 30_000);
+    return { kind: e.code === 429 ? 'blocked' : 'refused', message: e.message, retryAfterMs };
   }
+}
+
+/**
+ * Evicts the source once this migration's intent to do so is persisted: the first call
+ * only records status.sourcePod.evictionRequestedAt and asks to be run again (the status
+ * write wakes the migration); the next one sends the eviction. A refused or blocked
+ * eviction clears the mark, so that a source which disappears while the migration waits
+ * is not taken for its own doing. Returns what the step waits for, or the eviction's result.
+ */
+export async function evictOnce(
+  client: KubeClient,
+  namespace: string,
+  status: PodMigrationStatus,
+  stepName: string,
+  now: string,
+  ready: string,
+): Promise<StepOutcome | { kind: 'evicted' | 'gone' }> {
+  const ref = status.sourcePod!;
+  if (!ref.evictionRequestedAt) {
+    ref.evictionRequestedAt = now;
+    // A retry keeps saying what the last attempt met.
+    const last = status.conditions?.find((c) => c.type === 'Reconciling')?.reason;
+    if (last === EVICTION_BLOCKED || last === EVICTION_REFUSED) return { done: false, requeueAfterMs: 1_000, reason: last, message: status.message ?? '' };
+    return { done: false, requeueAfterMs: 1_000, message: `${ready}; evicting source pod ${ref.name}` };
+  }
+  const r = await evictSource(client, namespace, status, stepName, now);
+  if (r.kind === 'evicted' || r.kind === 'gone') return r;
+  delete ref.evictionRequestedAt;
+  const what = r.kind === 'blocked' ? 'is blocked' : 'was refused';
+  return {
+    done: false,
+    reason: r.kind === 'blocked' ? EVICTION_BLOCKED : EVICTION_REFUSED,
+    requeueAfterMs: r.retryAfterMs,
+    message: `eviction of source pod ${ref.name} ${what}: ${r.message}`,
+  };
 }
