@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the real control-plane binaries (kube-apiserver, kube-controller-manager, kubectl,
-# etcd, kwok) from the Go modules pinned in hack/tools/*, once, into a cache outside the
-# repository keyed by version. Prints the directory holding them.
+# Builds the real control-plane binaries (kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubectl, etcd, kwok) from the Go modules pinned in hack/tools/*, once,
+# into a cache outside the repository keyed by version. Prints the directory holding them.
 #
 # KUBEBUILDER_ASSETS, when set, names a directory that already holds the binaries; it is
 # used as it is (nothing is built).
@@ -47,6 +47,7 @@ k8s_ldflags="-X $vpkg.gitVersion=$k8s_version -X $vpkg.gitMajor=1 -X $vpkg.gitMi
 build etcd "$tools/etcd" go.etcd.io/etcd/server/v3
 build kube-apiserver "$tools/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
 build kube-controller-manager "$tools/kubernetes" k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"
+build kube-scheduler "$tools/kubernetes" k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldflags"
 build kubectl "$tools/kubernetes" k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
 build kwok "$tools/kwok" sigs.k8s.io/kwok/cmd/kwok \
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A real, local Kubernetes control plane without containers: etcd, kube-apiserver,
-# kube-controller-manager and kwok (fake nodes node-1..node-3 whose pods go
-# Pending -> Running -> Ready), all on 127.0.0.1.
+# kube-controller-manager, kube-scheduler and kwok (fake nodes node-1..node-3 whose pods
+# go Pending -> Running -> Ready), all on 127.0.0.1. A default StorageClass provisions
+# claims with kube-controller-manager's hostPath provisioner (directories under /tmp), so
+# the scheduler's volume binding works as on a real cluster.
 #
 #   hack/cluster.sh up     start it (idempotent); writes $CLUSTER_DIR/kubeconfig
 #   hack/cluster.sh down   stop every process and remove $CLUSTER_DIR
@@ -17,7 +19,7 @@ dir=${CLUSTER_DIR:-$root/.cluster}
 nodes=${CLUSTER_NODES:-node-1 node-2 node-3}
 operator_ns=podmigration-system
 operator_sa=podmigration-operator
-components=(etcd kube-apiserver kube-controller-manager kwok)
+components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 log() { echo "[cluster] $*" >&2; }
 
@@ -166,7 +168,11 @@ up() {
   start kube-controller-manager --kubeconfig="$dir/kubeconfig" \
     --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false \
     --service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
-    --use-service-account-credentials=false --node-monitor-grace-period=60s --v=1
+    --use-service-account-credentials=false --node-monitor-grace-period=60s \
+    --enable-hostpath-provisioner=true --v=1
+
+  start kube-scheduler --kubeconfig="$dir/kubeconfig" \
+    --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false --v=1
 
   start kwok --kubeconfig="$dir/kubeconfig" --config="$root/hack/kwok/stages.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
@@ -176,6 +182,17 @@ up() {
   "${k[@]}" apply --server-side -k "$root/crds" >/dev/null
   "${k[@]}" create namespace "$operator_ns" --dry-run=client -o yaml | "${k[@]}" apply --server-side -f - >/dev/null
   "${k[@]}" apply --server-side -k "$root/config/rbac" >/dev/null
+  "${k[@]}" apply --server-side -f - >/dev/null <<EOF
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF
   local n
   for n in $nodes; do
     "${k[@]}" apply --server-side -f - >/dev/null <<EOF

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { PodMigration, PodMigrationSpec } from '../src/api/types';
+import { paths } from '../src/kube/client';
 import {
   OperatorProcess,
   TRAINING_CONTAINERS,
@@ -79,26 +80,24 @@ async function node(suffix: string, extra: { unschedulable?: boolean; taints?: o
   return name;
 }
 
-it('refuses a pod controlled by a ReplicaSet (OwnedByController), touching nothing', async () => {
-  const rs = await k8s.create<{ metadata: { uid: string } }>(`/apis/apps/v1/namespaces/${ns}/replicasets`, {
-    apiVersion: 'apps/v1',
-    kind: 'ReplicaSet',
-    metadata: { name: 'web' },
+it('refuses a pod controlled by a Job (OwnedByController), touching nothing', async () => {
+  const job = await k8s.create<{ metadata: { uid: string } }>(`/apis/batch/v1/namespaces/${ns}/jobs`, {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: 'train' },
     spec: {
-      replicas: 1,
-      selector: { matchLabels: { app: 'web' } },
       template: {
-        metadata: { labels: { app: 'web' } },
-        spec: { nodeName: 'node-1', containers: [{ name: 'web', image: 'nginx', resources: { requests: { cpu: '100m', memory: '64Mi' } } }] },
+        metadata: { labels: { app: 'train' } },
+        spec: { restartPolicy: 'Never', nodeName: 'node-1', containers: [{ name: 'train', image: 'trainer', resources: { requests: { cpu: '100m', memory: '64Mi' } } }] },
       },
     },
   });
-  const pod = await eventually('ReplicaSet pod Running', async () => {
-    const list = await k8s.get<{ items: V1Pod[] }>(`/api/v1/namespaces/${ns}/pods`, { labelSelector: 'app=web' });
+  const pod = await eventually('Job pod Running', async () => {
+    const list = await k8s.get<{ items: V1Pod[] }>(`/api/v1/namespaces/${ns}/pods`, { labelSelector: 'app=train' });
     return list.items.find((p) => p.status?.phase === 'Running');
   });
-  expect(pod.metadata!.ownerReferences![0].uid).toBe(rs.metadata.uid);
-  await refused(ns, pod, {}, 'OwnedByController', /controlled by ReplicaSet web, which would recreate it/);
+  expect(pod.metadata!.ownerReferences![0].uid).toBe(job.metadata.uid);
+  await refused(ns, pod, {}, 'OwnedByController', /controlled by Job train, which would recreate it/);
 });
 
 it('refuses a pod with a ReadWriteOnce claim (ReadWriteOnceVolume), naming the claim', async () => {
@@ -152,14 +151,65 @@ describe('target node pre-flight', () => {
   it('refuses a cordoned node', async () => {
     await check(await node('cordoned', { unschedulable: true }), 'TargetNodeUnschedulable', /is cordoned/);
   });
-  it('refuses a node whose taints the pod does not tolerate', async () => {
-    await check(await node('tainted', { taints: [{ key: 'dedicated', value: 'inference', effect: 'NoSchedule' }] }), 'TargetNodeTaintNotTolerated', /dedicated=inference:NoSchedule/);
+});
+
+describe('placement by kube-scheduler (the copy is pinned to the target node by node affinity)', () => {
+  let n = 0;
+  const unschedulable = async (podName: string, target: string, message: RegExp) => {
+    n += 1;
+    const name = `sched-${n}`;
+    const source = (await getPod(ns, podName))!;
+    await k8s.create(pmPath(ns), migration(ns, name, { podName, sourceNode: 'node-1', targetNode: target }));
+    const pm = await waitForPhase(ns, name, ['Failed', 'Completed']);
+    expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'TargetPodUnschedulable', step: 3 });
+    expect(pm.status!.message).toMatch(message);
+    await eventually('copy removed', async () => ((await podsOfMigration(ns, name)).length === 0 ? true : undefined), 30_000);
+    const after = await getPod(ns, podName);
+    expect(after!.metadata!.uid).toBe(source.metadata!.uid);
+    expect(after!.metadata!.deletionTimestamp).toBeUndefined();
+  };
+
+  it('places the copy on the target node through the scheduler, never by spec.nodeName', async () => {
+    await createRunningPod(podManifest(ns, 'placed', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
+    await k8s.create(pmPath(ns), migration(ns, 'move-placed', { podName: 'placed', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+    const pm = await waitForPhase(ns, 'move-placed', ['Completed', 'Failed']);
+    expect(pm.status!.phase).toBe('Completed');
+    const [copy] = await podsOfMigration(ns, 'move-placed');
+    expect(copy.spec!.nodeName).toBe('node-2');
+    expect(copy.spec!.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms).toEqual([
+      { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-2'] }] },
+    ]);
+    // Bound by kube-scheduler (its Scheduled event), not created bound.
+    const events = await k8s.get<{ items: { reason: string; source?: { component?: string }; reportingComponent?: string }[] }>(paths.events(ns), {
+      fieldSelector: `involvedObject.name=${copy.metadata!.name},reason=Scheduled`,
+    });
+    expect(events.items.length).toBe(1);
   });
-  it('refuses a node without room for the migrated containers', async () => {
+
+  it("fails fast with the scheduler's message when the pod's own node affinity excludes the target", async () => {
+    const manifest = podManifest(ns, 'affine', 'node-1', TRAINING_CONTAINERS.slice(0, 1));
+    manifest.spec!.affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['node-1', 'node-3'] }] }],
+        },
+      },
+    };
+    await createRunningPod(manifest);
+    await unschedulable('affine', 'node-2', /cannot be scheduled: 0\/\d+ nodes are available: .*didn't match Pod's node affinity\/selector/);
+  });
+
+  it('leaves taints to the scheduler', async () => {
+    await createRunningPod(podManifest(ns, 'taints', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
+    await unschedulable('taints', await node('tainted', { taints: [{ key: 'dedicated', value: 'inference', effect: 'NoSchedule' }] }), /1 node\(s\) had untolerated taint/);
+  });
+
+  it('leaves room to the scheduler', async () => {
     // The two containers request 1000m; the node has 1200m of which a pod takes 500m.
     const small = await node('small', { cpu: '1200m' });
+    await createRunningPod(podManifest(ns, 'room', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
     await createRunningPod(podManifest(ns, 'neighbour', small, [{ name: 'n', cpu: '500m', memory: '64Mi' }]));
-    await check(small, 'InsufficientCapacity', /cpu 700m .* unrequested; the migrated containers request cpu 1000m/);
+    await unschedulable('room', small, /Insufficient cpu/);
   });
 });
 

@@ -47,6 +47,19 @@ export const PHASES = [
 export type Phase = (typeof PHASES)[number];
 export const TERMINAL_PHASES: readonly Phase[] = ['Completed', 'Failed', 'Cancelled'];
 
+/**
+ * Copy: a bare pod is copied and the source evicted. Surge: a ReplicaSet adopts the Ready
+ * copy and removes the source. Steer: another owner's replacement is steered to the target.
+ */
+export type MigrationMode = 'Copy' | 'Surge' | 'Steer';
+
+/** A pod annotation: "false" opts the pod out of migration. */
+export const ANNOTATION_MIGRATABLE = `${GROUP}/migratable`;
+/** The kubelet's annotation on the mirror of a static pod. */
+export const ANNOTATION_MIRROR = 'kubernetes.io/config.mirror';
+/** Which pod a ReplicaSet removes first when it has one too many (lowest first). */
+export const ANNOTATION_DELETION_COST = 'controller.kubernetes.io/pod-deletion-cost';
+
 export type StepState = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skipped';
 
 export interface PodMigrationSpec {
@@ -132,6 +145,10 @@ export interface PodMigrationStatus {
   /** With DeleteBeforeCreate: the source pod as captured in step 1, for the copy and a rollback. */
   sourcePodManifest?: V1Pod;
   targetPod?: PodRef;
+  /** How the pod moves; see MigrationMode. */
+  mode?: MigrationMode;
+  /** Surge mode: the owning ReplicaSet, and the labels left off the copy until it is Ready. */
+  surge?: { replicaSet: { name: string; uid: string }; withheldLabels: Record<string, string> };
   checkpointPVC?: string;
   containers?: ContainerRecord[];
   resources?: {

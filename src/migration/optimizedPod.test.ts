@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { buildTargetPod, checkpointPVCName, restorablePod, targetPodName } from './optimizedPod';
+import { buildTargetPod, checkpointPVCName, pinnedTo, restorablePod, targetPodName } from './optimizedPod';
 
 const source: V1Pod = {
   apiVersion: 'v1',
@@ -36,9 +36,12 @@ const opts = { name: 'tensorflow-pod-mig-abcde', targetNode: 'node-2', migration
 describe('buildTargetPod', () => {
   const pod = buildTargetPod(source, opts);
 
-  it('keeps only the containers asked for, on the target node', () => {
+  it('keeps only the containers asked for, pinned to the target node for the scheduler to place', () => {
     expect(pod.spec!.containers.map((c) => c.name)).toEqual(['trainer']);
-    expect(pod.spec!.nodeName).toBe('node-2');
+    expect(pod.spec!.nodeName).toBeUndefined();
+    expect(pod.spec!.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution).toEqual({
+      nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-2'] }] }],
+    });
   });
 
   it('copies nothing the server or other controllers set', () => {
@@ -89,9 +92,39 @@ it('replaces the checkpoint of an earlier migration with this one', () => {
 it('makes a restorable copy of the source: same name and node, every container, nothing server-set', () => {
   const pod = restorablePod(source);
   expect(pod.metadata).toEqual({ name: 'tensorflow-pod', namespace: 'ml', labels: { app: 'tf' }, annotations: { note: 'x' } });
-  expect(pod.spec!.nodeName).toBe('node-1');
+  expect(pod.spec!.nodeName).toBeUndefined();
+  expect(pod.spec!.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms[0].matchFields).toEqual([
+    { key: 'metadata.name', operator: 'In', values: ['node-1'] },
+  ]);
   expect(pod.spec!.containers.map((c) => c.name)).toEqual(['trainer', 'downloader']);
   expect(pod.status).toBeUndefined();
+});
+
+describe('pinnedTo', () => {
+  const gpu = { matchExpressions: [{ key: 'gpu', operator: 'In', values: ['a100'] }] };
+  const zone = { matchExpressions: [{ key: 'zone', operator: 'In', values: ['b'] }], matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-1'] }] };
+  const pin = { key: 'metadata.name', operator: 'In', values: ['node-2'] };
+
+  it("adds the node's name to each of the pod's own terms, so both must hold, and replaces an earlier pin", () => {
+    const affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [gpu, zone] },
+        preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: gpu }],
+      },
+      podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname' }] },
+    };
+    const pinned = pinnedTo(affinity, 'node-2');
+    expect(pinned.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms).toEqual([
+      { ...gpu, matchFields: [pin] },
+      { matchExpressions: zone.matchExpressions, matchFields: [pin] },
+    ]);
+    expect(pinned.nodeAffinity!.preferredDuringSchedulingIgnoredDuringExecution).toEqual(affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution);
+    expect(pinned.podAntiAffinity).toEqual(affinity.podAntiAffinity);
+  });
+
+  it('makes a term of its own when the pod has none', () => {
+    expect(pinnedTo(undefined, 'node-2')).toEqual({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [pin] }] } } });
+  });
 });
 
 describe('names', () => {

@@ -1,6 +1,6 @@
 // Building the optimized copy of the source pod (step 3). Pure function.
 import { createHash } from 'node:crypto';
-import type { V1Pod, V1Volume } from '@kubernetes/client-node';
+import type { V1Affinity, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
 import {
   ANNOTATION_CLAIM,
   ANNOTATION_MIGRATED_FROM,
@@ -18,6 +18,8 @@ export interface TargetPodOptions {
   /** Names of the containers to keep (the running ones). */
   keep: ReadonlySet<string>;
   checkpointPVC?: string;
+  /** Labels of the source left off the copy (Surge mode: its ReplicaSet's selector). */
+  withhold?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -40,10 +42,45 @@ function isInjectedTokenVolume(v: V1Volume): boolean {
   return v.name.startsWith('kube-api-access-') && !!v.projected?.sources?.some((s) => s.serviceAccountToken);
 }
 
+const withoutNodeName = ({ nodeName: _bound, ...rest }: V1PodSpec): V1PodSpec => rest;
+
+/**
+ * The pod's affinity with its required node affinity pinned to `node`, as the DaemonSet
+ * controller pins its pods: a `matchFields` requirement on `metadata.name` added to each of
+ * the pod's own node selector terms, so that both hold (one term of its own when it has
+ * none). kube-scheduler then places the pod, checking everything else it asks for; an
+ * earlier pin (a pod moved before) is replaced.
+ */
+export function pinnedTo(affinity: V1Affinity | undefined, node: string): V1Affinity {
+  const pin: V1NodeSelectorRequirement = { key: 'metadata.name', operator: 'In', values: [node] };
+  const required = affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
+  const terms = required?.nodeSelectorTerms?.length ? required.nodeSelectorTerms : [{}];
+  return {
+    ...affinity,
+    nodeAffinity: {
+      ...affinity?.nodeAffinity,
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: terms.map((t: V1NodeSelectorTerm) => ({
+          ...t,
+          matchFields: [...(t.matchFields ?? []).filter((f) => f.key !== 'metadata.name'), pin],
+        })),
+      },
+    },
+  };
+}
+
 /** A pod like `source` that the API server will accept as new: nothing server-set copied. */
 function copyPod(
   source: V1Pod,
-  o: { name: string; nodeName: string; keep?: ReadonlySet<string>; checkpointPVC?: string; labels?: Record<string, string>; annotations?: Record<string, string> },
+  o: {
+    name: string;
+    nodeName: string;
+    keep?: ReadonlySet<string>;
+    checkpointPVC?: string;
+    labels?: Record<string, string>;
+    withhold?: Readonly<Record<string, string>>;
+    annotations?: Record<string, string>;
+  },
 ): V1Pod {
   const spec = structuredClone(source.spec!);
   const meta = source.metadata!;
@@ -82,12 +119,12 @@ function copyPod(
     metadata: {
       name: o.name,
       namespace: meta.namespace,
-      labels: { ...(meta.labels ?? {}), ...(o.labels ?? {}) },
+      labels: Object.fromEntries(Object.entries({ ...meta.labels, ...o.labels }).filter(([k]) => !o.withhold || !(k in o.withhold))),
       annotations: { ...annotations, ...(o.annotations ?? {}) },
     },
     spec: {
-      ...spec,
-      nodeName: o.nodeName,
+      ...withoutNodeName(spec),
+      affinity: pinnedTo(spec.affinity, o.nodeName),
       containers: containers.map(tidy),
       ...(initContainers ? { initContainers: initContainers.map(tidy) } : {}),
       volumes,
@@ -96,7 +133,7 @@ function copyPod(
 }
 
 /**
- * A copy of `source` bound to the target node that keeps only the containers in
+ * A copy of `source` pinned to the target node that keeps only the containers in
  * `opts.keep`, with the checkpoint volume mounted in each of them when there is one.
  * Nothing the API server or other controllers set on the source is copied: no status,
  * uid, resourceVersion, owner references, finalizers or injected token volume.
@@ -107,12 +144,13 @@ export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
     nodeName: opts.targetNode,
     keep: opts.keep,
     checkpointPVC: opts.checkpointPVC,
+    withhold: opts.withhold,
     labels: { [LABEL_MIGRATION]: opts.migrationName },
     annotations: { [ANNOTATION_MIGRATED_FROM]: source.metadata!.name!, [ANNOTATION_MIGRATION_UID]: opts.migrationUid },
   });
 }
 
-/** The source pod as it can be created again, on its own node (DeleteBeforeCreate rollback). */
+/** The source pod as it can be created again, pinned to its own node (DeleteBeforeCreate rollback). */
 export function restorablePod(source: V1Pod): V1Pod {
   return copyPod(source, { name: source.metadata!.name!, nodeName: source.spec!.nodeName! });
 }

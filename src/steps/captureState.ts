@@ -1,14 +1,15 @@
 // Step 1: check the pod and the target node, then record the containers' states and the
 // pod's resource figures. Nothing is created or changed; a refusal ends the migration
 // in Failed with a reason.
-import type { V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
-import { type PodMigration, withDefaults } from '../api/types';
+import type { V1Node, V1PersistentVolumeClaim, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
+import { ANNOTATION_MIGRATABLE, ANNOTATION_MIRROR, type MigrationMode, type PodMigration, type PodMigrationStatus, withDefaults } from '../api/types';
 import { MigrationFailure, ignoreNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { restorablePod } from '../migration/optimizedPod';
 import { captureContainers } from '../migration/podState';
-import { claimNames, controllingOwner, freeOnNode, nodeIsReady, singleNodeClaims, untoleratedTaints } from '../migration/preflight';
-import { formatCpu, formatMemory, podRequests, toFigures, type Totals } from '../migration/resources';
+import { labelsToWithhold } from '../migration/surge';
+import { claimNames, controllingOwner, nodeIsReady, singleNodeClaims } from '../migration/preflight';
+import { podRequests, toFigures } from '../migration/resources';
 import { claimSourcePod } from './claim';
 import type { Step } from './context';
 import { readUsage } from './usage';
@@ -20,19 +21,21 @@ export const captureState: Step = async ({ migration, status, client }) => {
   const pod = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, podName)));
   if (!pod) throw new MigrationFailure('PodNotFound', `pod ${namespace}/${podName} does not exist`);
   checkSourcePod(migration, pod);
+  const { deleteFirst } = withDefaults(migration.spec);
+  const mode = await chooseMode(client, migration, pod, deleteFirst);
   const containers = captureContainers(pod);
   const kept = containers.filter((c) => c.migrated);
   if (kept.length === 0) {
     throw new MigrationFailure('NoRunningContainers', `pod ${podName} has no running container to migrate`);
   }
-  const { deleteFirst } = withDefaults(migration.spec);
   if (!deleteFirst) await checkVolumes(client, pod);
-  const keptNames = new Set(kept.map((c) => c.name));
-  await checkTargetNode(client, migration, pod, podRequests({ ...pod.spec!, containers: pod.spec!.containers.filter((c) => keptNames.has(c.name)) }));
+  await checkTargetNode(client, migration);
   // Last, so that a refusal leaves the pod as it was.
   await claimSourcePod(client, migration, pod);
 
   status.sourcePod = { name: podName, uid: pod.metadata!.uid!, node: migration.spec.sourceNode };
+  status.mode = mode.mode;
+  if (mode.surge) status.surge = mode.surge;
   status.containers = containers;
   // Deleting first, the source is gone when the copy is built, and may need recreating.
   if (deleteFirst) status.sourcePodManifest = restorablePod(pod);
@@ -62,15 +65,37 @@ function checkSourcePod(migration: PodMigration, pod: V1Pod): void {
   if (pod.status?.phase !== 'Running') {
     throw new MigrationFailure('PodNotRunning', `pod ${podName} is in phase ${pod.status?.phase ?? 'Unknown'}, not Running`);
   }
-  const owner = controllingOwner(pod);
-  if (owner) {
-    throw new MigrationFailure(
-      'OwnedByController',
-      `pod ${podName} is controlled by ${owner.kind} ${owner.name}, which would recreate it when the source is deleted ` +
-        `and could adopt the copy; move such pods through their owner instead (for example a node affinity or ` +
-        `nodeSelector on the ${owner.kind}'s pod template, or cordon ${sourceNode} and let it reschedule)`,
-    );
+}
+
+/**
+ * How the pod can move, from its controlling owner: a bare pod is copied (Copy); a
+ * ReplicaSet's pod is handed over to its ReplicaSet (Surge); a DaemonSet's or a static pod
+ * belongs to its node, and other owners would recreate the pod elsewhere: refused.
+ */
+async function chooseMode(client: KubeClient, migration: PodMigration, pod: V1Pod, deleteFirst: boolean): Promise<{ mode: MigrationMode; surge?: PodMigrationStatus['surge'] }> {
+  const { podName, sourceNode } = migration.spec;
+  if (pod.metadata?.annotations?.[ANNOTATION_MIGRATABLE] === 'false') {
+    throw new MigrationFailure('MigrationOptedOut', `pod ${podName} has the annotation ${ANNOTATION_MIGRATABLE}: "false"`);
   }
+  if (pod.metadata?.annotations?.[ANNOTATION_MIRROR] !== undefined) {
+    throw new MigrationFailure('NodeBoundPod', `pod ${podName} is the mirror of a static pod of ${sourceNode}'s kubelet: it belongs to that node`);
+  }
+  const owner = controllingOwner(pod);
+  if (!owner) return { mode: 'Copy' };
+  if (owner.kind === 'DaemonSet') {
+    throw new MigrationFailure('NodeBoundPod', `pod ${podName} is DaemonSet ${owner.name}'s pod for ${sourceNode}: it belongs to that node`);
+  }
+  if (owner.kind === 'ReplicaSet' && owner.apiVersion === 'apps/v1' && !deleteFirst) {
+    const rs = await ignoreNotFound(client.get<V1ReplicaSet>(paths.replicaSet(migration.metadata.namespace, owner.name)));
+    const withheld = rs && rs.metadata?.uid === owner.uid ? labelsToWithhold(rs.spec!.selector, pod.metadata?.labels ?? {}) : undefined;
+    if (withheld) return { mode: 'Surge', surge: { replicaSet: { name: owner.name, uid: owner.uid }, withheldLabels: withheld } };
+  }
+  throw new MigrationFailure(
+    'OwnedByController',
+    `pod ${podName} is controlled by ${owner.kind} ${owner.name}, which would recreate it when the source is deleted ` +
+      `and could adopt the copy; move such pods through their owner instead (for example a node affinity or ` +
+      `nodeSelector on the ${owner.kind}'s pod template, or cordon ${sourceNode} and let it reschedule)`,
+  );
 }
 
 async function checkVolumes(client: KubeClient, pod: V1Pod): Promise<void> {
@@ -90,26 +115,18 @@ async function checkVolumes(client: KubeClient, pod: V1Pod): Promise<void> {
   }
 }
 
-async function checkTargetNode(client: KubeClient, migration: PodMigration, pod: V1Pod, needs: Totals): Promise<void> {
+/**
+ * What is cheap and certain about the target node: it exists, is Ready and is not cordoned.
+ * Everything else (taints, room, the pod's own affinities, volumes, devices) is for
+ * kube-scheduler to decide when it places the copy; its refusal ends the migration in
+ * step 3 as TargetPodUnschedulable, with its own message.
+ */
+async function checkTargetNode(client: KubeClient, migration: PodMigration): Promise<void> {
   const { targetNode } = migration.spec;
   const node = await ignoreNotFound(client.get<V1Node>(paths.node(targetNode)));
   if (!node) throw new MigrationFailure('TargetNodeNotFound', `target node ${targetNode} does not exist`);
   if (!nodeIsReady(node)) throw new MigrationFailure('TargetNodeNotReady', `target node ${targetNode} is not Ready`);
   if (node.spec?.unschedulable) {
     throw new MigrationFailure('TargetNodeUnschedulable', `target node ${targetNode} is cordoned (spec.unschedulable)`);
-  }
-  const taints = untoleratedTaints(pod, node);
-  if (taints.length > 0) {
-    const list = taints.map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(', ');
-    throw new MigrationFailure('TargetNodeTaintNotTolerated', `pod ${pod.metadata!.name} does not tolerate the taints of ${targetNode}: ${list}`);
-  }
-  const onNode = await client.get<{ items: V1Pod[] }>(paths.pods(), { fieldSelector: `spec.nodeName=${targetNode}` });
-  const free = freeOnNode(node, onNode.items);
-  if (needs.cpu > free.cpu || needs.memory > free.memory) {
-    throw new MigrationFailure(
-      'InsufficientCapacity',
-      `target node ${targetNode} has cpu ${formatCpu(Math.max(free.cpu, 0))} and memory ${formatMemory(Math.max(free.memory, 0))} ` +
-        `unrequested; the migrated containers request cpu ${formatCpu(needs.cpu)} and memory ${formatMemory(needs.memory)}`,
-    );
   }
 }

@@ -3,9 +3,10 @@
 // migrations racing for one pod, exactly one write succeeds, whatever the informer caches
 // say. Steps 3 and 4 check the claim again before they create the copy or evict the source.
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_CLAIM, type PodMigration, TERMINAL_PHASES } from '../api/types';
+import { ANNOTATION_CLAIM, ANNOTATION_DELETION_COST, type PodMigration, TERMINAL_PHASES } from '../api/types';
 import { MigrationFailure, ignoreNotFound, isConflict, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
+import { LOWEST_COST } from './handOver';
 
 const claimValue = (m: PodMigration) => `${m.metadata.name}/${m.metadata.uid}`;
 
@@ -30,12 +31,17 @@ export async function claimSourcePod(client: KubeClient, migration: PodMigration
   });
 }
 
-/** Removes this migration's claim from the pod, if it still holds it (after a rollback). */
+/**
+ * Removes this migration's claim from the pod, if it still holds it (after a rollback),
+ * and the lowest deletion cost a Surge hand-over gave it.
+ */
 export async function releaseClaim(client: KubeClient, migration: PodMigration, pod: V1Pod): Promise<void> {
-  if (pod.metadata?.annotations?.[ANNOTATION_CLAIM] !== claimValue(migration)) return;
+  const annotations = pod.metadata?.annotations ?? {};
+  if (annotations[ANNOTATION_CLAIM] !== claimValue(migration)) return;
+  const cost = migration.status?.mode === 'Surge' && annotations[ANNOTATION_DELETION_COST] === LOWEST_COST ? { [ANNOTATION_DELETION_COST]: null } : {};
   try {
-    await client.mergePatch(paths.pod(migration.metadata.namespace, pod.metadata.name!), {
-      metadata: { resourceVersion: pod.metadata.resourceVersion, annotations: { [ANNOTATION_CLAIM]: null } },
+    await client.mergePatch(paths.pod(migration.metadata.namespace, pod.metadata!.name!), {
+      metadata: { resourceVersion: pod.metadata!.resourceVersion, annotations: { [ANNOTATION_CLAIM]: null, ...cost } },
     });
   } catch (e) {
     // Changed or gone meanwhile: a claim left behind is taken over by the next migration.

@@ -85,6 +85,7 @@ async function createPod({ migration, status, client }: StepContext): Promise<V1
     migrationUid: uid,
     keep: new Set((status.containers ?? []).filter((c) => c.migrated).map((c) => c.name)),
     checkpointPVC: status.checkpointPVC,
+    withhold: status.surge?.withheldLabels,
   });
   try {
     return await client.create<V1Pod>(paths.pods(namespace), body);

@@ -13,8 +13,10 @@ import { isPodReady, targetPodState } from '../migration/podState';
 import { claimSourcePod } from './claim';
 import type { Step } from './context';
 import { evictOnce } from './evict';
+import { handOver } from './handOver';
 
-export const deleteSourcePod: Step = async ({ migration, status, client, now, deadline }) => {
+export const deleteSourcePod: Step = async (ctx) => {
+  const { migration, status, client, now, deadline } = ctx;
   const { namespace } = migration.metadata;
   const ref = status.sourcePod!;
   const targetName = status.targetPod!.name;
@@ -42,8 +44,9 @@ export const deleteSourcePod: Step = async ({ migration, status, client, now, de
     // Never remove the original unless its replacement is Ready right now.
     return { done: false, requeueAfterMs: 30_000, reason: 'TargetPodNotReady', message: `waiting for pod ${targetName} to be Ready again before evicting the source` };
   }
-  if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
   await claimSourcePod(client, migration, source!);
+  if (status.mode === 'Surge') return handOver(ctx, source!, target);
+  if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
 
   const r = await evictOnce(client, namespace, status, 'DeleteSourcePod', now, `pod ${targetName} is Ready on ${status.targetPod!.node}`);
   if (!('kind' in r)) return r;

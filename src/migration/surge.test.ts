@@ -1,0 +1,29 @@
+import { labelsToWithhold, selectorMatches } from './surge';
+
+describe('selectorMatches', () => {
+  const labels = { app: 'web', tier: 'front', 'pod-template-hash': 'abc' };
+  it.each([
+    [{ matchLabels: { app: 'web' } }, true],
+    [{ matchLabels: { app: 'db' } }, false],
+    [{ matchExpressions: [{ key: 'tier', operator: 'In', values: ['front', 'back'] }] }, true],
+    [{ matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['front'] }] }, false],
+    [{ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' }] }, true],
+    [{ matchExpressions: [{ key: 'gpu', operator: 'Exists' }] }, false],
+  ])('%j -> %s', (selector, expected) => expect(selectorMatches(selector, labels)).toBe(expected));
+});
+
+describe('labelsToWithhold', () => {
+  it("withholds only a Deployment's pod-template-hash, so Services still select the copy", () => {
+    expect(labelsToWithhold({ matchLabels: { app: 'web', 'pod-template-hash': 'abc' } }, { app: 'web', 'pod-template-hash': 'abc', v: '1' })).toEqual({
+      'pod-template-hash': 'abc',
+    });
+  });
+  it('withholds the first required label of a plain ReplicaSet', () => {
+    expect(labelsToWithhold({ matchLabels: { tier: 'front', app: 'web' } }, { app: 'web', tier: 'front' })).toEqual({ app: 'web' });
+    expect(labelsToWithhold({ matchExpressions: [{ key: 'tier', operator: 'Exists' }] }, { tier: 'x' })).toEqual({ tier: 'x' });
+  });
+  it('gives up when no single label makes the selector miss', () => {
+    expect(labelsToWithhold({ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' }] }, { app: 'web' })).toBeUndefined();
+    expect(labelsToWithhold({ matchLabels: { app: 'db' } }, { app: 'web' })).toBeUndefined();
+  });
+});

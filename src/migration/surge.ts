@@ -1,0 +1,48 @@
+// Surge mode (ReplicaSet pods): which of the pod's labels to leave off the copy so that its
+// ReplicaSet does not adopt it before it is Ready. Pure functions.
+import type { V1LabelSelector } from '@kubernetes/client-node';
+
+/** The label a Deployment puts in each of its ReplicaSets' selectors. */
+export const POD_TEMPLATE_HASH = 'pod-template-hash';
+
+/** Does the selector match these labels? (the API server's label selector semantics) */
+export function selectorMatches(selector: V1LabelSelector, labels: Record<string, string>): boolean {
+  const ml = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+  return (
+    ml &&
+    (selector.matchExpressions ?? []).every((e) => {
+      const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+      switch (e.operator) {
+        case 'In':
+          return has && (e.values ?? []).includes(labels[e.key]);
+        case 'NotIn':
+          return !has || !(e.values ?? []).includes(labels[e.key]);
+        case 'Exists':
+          return has;
+        case 'DoesNotExist':
+          return !has;
+        default:
+          return false;
+      }
+    })
+  );
+}
+
+/**
+ * One label of the pod whose absence makes the selector miss, as `{key: value}`: the
+ * Deployment's pod-template-hash when the selector has it (Services select on the other
+ * labels, so the copy keeps serving-relevant labels), otherwise the first label the
+ * selector requires. Undefined when no single label can be withheld (a selector of only
+ * NotIn/DoesNotExist terms, or one that does not match the pod at all).
+ */
+export function labelsToWithhold(selector: V1LabelSelector, labels: Record<string, string>): Record<string, string> | undefined {
+  if (!selectorMatches(selector, labels)) return undefined;
+  const required = [
+    ...Object.keys(selector.matchLabels ?? {}).sort(),
+    ...(selector.matchExpressions ?? []).filter((e) => e.operator === 'In' || e.operator === 'Exists').map((e) => e.key),
+  ];
+  const key = required.includes(POD_TEMPLATE_HASH) ? POD_TEMPLATE_HASH : required[0];
+  if (key === undefined || labels[key] === undefined) return undefined;
+  const { [key]: _, ...rest } = labels;
+  return selectorMatches(selector, rest) ? undefined : { [key]: labels[key] };
+}
