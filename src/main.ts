@@ -8,6 +8,7 @@ import { healthRoutes, serve } from './http';
 import { KubeClient } from './kube/client';
 import { LeaderElector } from './leaderelection';
 import { USAGE, UsageError, parseOptions } from './options';
+import { WEBHOOK_PATH, serveWebhook } from './webhook/server';
 
 async function main(): Promise<number> {
   let opts;
@@ -33,6 +34,7 @@ async function main(): Promise<number> {
     namespace: opts.namespace,
     workers: opts.workers,
     instance: hostname(),
+    steering: !!opts.webhook,
   });
   const elector = opts.leaderElection
     ? new LeaderElector({
@@ -71,6 +73,11 @@ async function main(): Promise<number> {
       '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }),
     });
     log.info({ address: opts.metricsAddress, port }, 'serving /metrics');
+  }
+  if (opts.webhook) {
+    // Every replica serves the webhook (the Service picks any), leader or not.
+    const { port } = await serveWebhook({ ...opts.webhook, client: new KubeClient(kc), log });
+    log.info({ address: opts.webhook.address, port, path: WEBHOOK_PATH }, 'serving the pod admission webhook');
   }
   if (elector) {
     log.info({ lease: `${opts.leaderElection!.namespace}/${opts.leaderElection!.name}` }, 'waiting for leadership');

@@ -9,6 +9,17 @@ export interface Options {
   logLevel: string;
   healthProbeAddress?: string;
   metricsAddress?: string;
+  /** Serve the admission webhook that steers owners' replacement pods (Steer mode). */
+  webhook?: {
+    address: string;
+    /** Where the operator runs: the webhook's Secret lives here. */
+    namespace: string;
+    /** With cert-manager: read tls.crt/tls.key from here instead of managing them. */
+    certDir?: string;
+    secretName: string;
+    configName: string;
+    serviceName: string;
+  };
   leaderElection?: {
     namespace: string;
     name: string;
@@ -45,6 +56,18 @@ Flags (environment variable in brackets):
   --leader-election-lease-duration S, --leader-election-renew-deadline S,
   --leader-election-retry-period S
                            lease timing in seconds (default 15, 10, 2)
+  --webhook-bind-address HOST:PORT
+                           serve the admission webhook that steers the replacement
+                           pods of StatefulSets, Jobs and other owners (Steer mode) over
+                           HTTPS there; "0" (the default) turns it off, and such pods are
+                           then refused [WEBHOOK_BIND_ADDRESS]
+  --webhook-cert-dir DIR   read tls.crt and tls.key from DIR (cert-manager); otherwise
+                           the operator issues them itself into the Secret
+                           --webhook-secret-name (default podmigration-webhook-cert) in
+                           $POD_NAMESPACE (else podmigration-system), and writes the CA
+                           into the MutatingWebhookConfiguration --webhook-config-name
+                           (default podmigration-mutating-webhook), for the Service
+                           --webhook-service-name (default podmigration-webhook-service)
   -h, --help               show this help
 `;
 
@@ -70,6 +93,11 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         'leader-election-lease-duration': { type: 'string' },
         'leader-election-renew-deadline': { type: 'string' },
         'leader-election-retry-period': { type: 'string' },
+        'webhook-bind-address': { type: 'string' },
+        'webhook-cert-dir': { type: 'string' },
+        'webhook-secret-name': { type: 'string' },
+        'webhook-config-name': { type: 'string' },
+        'webhook-service-name': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -88,7 +116,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   if (!LEVELS.includes(logLevel)) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(logLevel)}`);
   }
-  const address = (flag: 'health-probe-bind-address' | 'metrics-bind-address', fromEnv: string | undefined, fallback: string) => {
+  const address = (flag: 'health-probe-bind-address' | 'metrics-bind-address' | 'webhook-bind-address', fromEnv: string | undefined, fallback: string) => {
     const text = values[flag] ?? fromEnv ?? fallback;
     if (text === '0') return undefined;
     try {
@@ -100,6 +128,17 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   };
   const healthProbeAddress = address('health-probe-bind-address', env.HEALTH_PROBE_BIND_ADDRESS, '127.0.0.1:8081');
   const metricsAddress = address('metrics-bind-address', env.METRICS_BIND_ADDRESS, '127.0.0.1:8080');
+  const webhookAddress = address('webhook-bind-address', env.WEBHOOK_BIND_ADDRESS, '0');
+  const webhook: Options['webhook'] = webhookAddress
+    ? {
+        address: webhookAddress,
+        namespace: env.POD_NAMESPACE || 'podmigration-system',
+        certDir: values['webhook-cert-dir'],
+        secretName: values['webhook-secret-name'] ?? 'podmigration-webhook-cert',
+        configName: values['webhook-config-name'] ?? 'podmigration-mutating-webhook',
+        serviceName: values['webhook-service-name'] ?? 'podmigration-webhook-service',
+      }
+    : undefined;
   const seconds = (flag: string, fallback: number) => {
     const text = (values as Record<string, string | undefined>)[flag] ?? String(fallback);
     const n = Number(text);
@@ -120,6 +159,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     }
   }
   return {
+    webhook,
     leaderElection,
     healthProbeAddress,
     metricsAddress,

@@ -6,6 +6,9 @@ import { kubectl } from './helpers';
 
 afterAll(() => {
   kubectl(['delete', 'deployment', 'podmigration-controller-manager', '-n', 'podmigration-system', '--ignore-not-found']);
+  // Its Service has no endpoints here (the Deployment's pod does not run): remove it, although
+  // with failurePolicy Ignore it would only cost the other tests' owned pods a timeout.
+  kubectl(['delete', 'mutatingwebhookconfiguration', 'podmigration-mutating-webhook', '--ignore-not-found']);
 });
 
 it('applies config/default on the real API server', () => {
@@ -19,6 +22,8 @@ it('applies config/default on the real API server', () => {
     'clusterrole.rbac.authorization.k8s.io/podmigration-manager',
     'clusterrolebinding.rbac.authorization.k8s.io/podmigration-manager',
     'deployment.apps/podmigration-controller-manager',
+    'service/podmigration-webhook-service',
+    'mutatingwebhookconfiguration.admissionregistration.k8s.io/podmigration-mutating-webhook',
   ]) {
     expect(r.stdout).toContain(line);
   }
@@ -29,7 +34,7 @@ it('applies config/default on the real API server', () => {
   expect(pod.containers[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
 });
 
-it('grants the operator no write on nodes, no secrets and no wildcards', () => {
+it('grants the operator no write on nodes, no secrets but its own, and no wildcards', () => {
   const role = JSON.parse(kubectl(['get', 'clusterrole', 'podmigration-manager', '-o', 'json']).stdout);
   const election = JSON.parse(kubectl(['get', 'role', 'podmigration-leader-election', '-n', 'podmigration-system', '-o', 'json']).stdout);
   expect(election.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
@@ -44,6 +49,14 @@ it('grants the operator no write on nodes, no secrets and no wildcards', () => {
   const as = ['--as', 'system:serviceaccount:podmigration-system:podmigration-operator'];
   expect(kubectl(['auth', 'can-i', 'delete', 'nodes', ...as]).stdout.trim()).toBe('no');
   expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-A', ...as]).stdout.trim()).toBe('no');
+  // Only its own webhook Secret and webhook configuration.
+  expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-n', 'podmigration-system', ...as]).stdout.trim()).toBe('no');
+  expect(kubectl(['auth', 'can-i', 'get', 'secret/podmigration-webhook-cert', '-n', 'podmigration-system', ...as]).stdout.trim()).toBe('yes');
+  expect(kubectl(['auth', 'can-i', 'update', 'mutatingwebhookconfigurations', ...as]).stdout.trim()).toBe('no');
+  expect(kubectl(['auth', 'can-i', 'update', 'mutatingwebhookconfiguration/podmigration-mutating-webhook', ...as]).stdout.trim()).toBe('yes');
+  const webhook = JSON.parse(kubectl(['get', 'mutatingwebhookconfiguration', 'podmigration-mutating-webhook', '-o', 'json']).stdout).webhooks[0];
+  expect(webhook).toMatchObject({ failurePolicy: 'Ignore', timeoutSeconds: 2, sideEffects: 'None' });
+  expect(webhook.matchConditions.map((c: { name: string }) => c.name)).toEqual(['has-controlling-owner', 'not-bound-to-a-node']);
   expect(kubectl(['auth', 'can-i', 'create', 'pods', '-n', 'default', ...as]).stdout.trim()).toBe('yes');
 });
 
@@ -61,7 +74,7 @@ it.each([
 it('documents every flag in --help', () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'dist/main.js'), '--help'], { encoding: 'utf8' });
   expect(r.status).toBe(0);
-  for (const flag of ['--kubeconfig', '--namespace', '--max-concurrent-migrations', '--log-level', '--health-probe-bind-address', '--metrics-bind-address', '--leader-elect']) {
+  for (const flag of ['--kubeconfig', '--namespace', '--max-concurrent-migrations', '--log-level', '--health-probe-bind-address', '--metrics-bind-address', '--leader-elect', '--webhook-bind-address', '--webhook-cert-dir']) {
     expect(r.stdout).toContain(flag);
   }
 });

@@ -149,6 +149,8 @@ export interface PodMigrationStatus {
   mode?: MigrationMode;
   /** Surge mode: the owning ReplicaSet, and the labels left off the copy until it is Ready. */
   surge?: { replicaSet: { name: string; uid: string }; withheldLabels: Record<string, string> };
+  /** Steer mode: the owner whose next pod the webhook pins to the target node. */
+  steer?: { owner: { apiVersion: string; kind: string; name: string; uid: string } };
   checkpointPVC?: string;
   containers?: ContainerRecord[];
   resources?: {

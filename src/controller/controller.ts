@@ -21,6 +21,8 @@ export interface ControllerOptions {
   workers: number;
   /** Identifies this process in Events. */
   instance: string;
+  /** The admission webhook runs: other owners' pods can be moved in Steer mode. */
+  steering?: boolean;
 }
 
 export class Controller {
@@ -64,6 +66,7 @@ export class Controller {
       targetPods: this.targetPods,
       events: new EventRecorder(client, o.log, o.instance),
       log: o.log,
+      steering: o.steering ?? false,
     });
   }
 

@@ -53,6 +53,8 @@ export interface ReconcilerOptions {
   events: EventRecorder;
   metrics: Metrics;
   log: Logger;
+  /** The admission webhook runs (Steer mode is available). */
+  steering: boolean;
 }
 
 /** How long a refused recreation of the source pod (DeleteBeforeCreate rollback) is retried. */
@@ -175,6 +177,7 @@ export class Reconciler {
       now,
       log,
       deadline,
+      steering: this.o.steering,
     };
     try {
       const outcome = await STEPS[i](ctx);
@@ -250,7 +253,10 @@ export class Reconciler {
         return { done: true, outcome: { ok: false, reason: 'NoPodLeft', message: `source pod ${ref.name} ${state} and this migration has no pod left` } };
       }
       const kept = pods.map((p) => `${p.metadata!.name} on ${p.spec?.nodeName ?? 'no node'} (${describePod(p)})`).join(', ');
-      const message = `kept ${kept}: source pod ${ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`;
+      const owner = status.steer?.owner;
+      const message = owner
+        ? `kept ${kept}: source pod ${ref.name} ${state}, and ${owner.kind} ${owner.name} owns its replacement`
+        : `kept ${kept}: source pod ${ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`;
       log.warn({ targets: pods.map((p) => p.metadata?.name) }, message);
       await this.o.events.record(pm, 'Warning', 'TargetPodKept', message);
       return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };

@@ -14,7 +14,7 @@ import { claimSourcePod } from './claim';
 import type { Step } from './context';
 import { readUsage } from './usage';
 
-export const captureState: Step = async ({ migration, status, client }) => {
+export const captureState: Step = async ({ migration, status, client, steering }) => {
   const { namespace } = migration.metadata;
   const { podName } = migration.spec;
 
@@ -22,8 +22,9 @@ export const captureState: Step = async ({ migration, status, client }) => {
   if (!pod) throw new MigrationFailure('PodNotFound', `pod ${namespace}/${podName} does not exist`);
   checkSourcePod(migration, pod);
   const { deleteFirst } = withDefaults(migration.spec);
-  const mode = await chooseMode(client, migration, pod, deleteFirst);
-  const containers = captureContainers(pod);
+  const mode = await chooseMode(client, migration, pod, deleteFirst, steering);
+  // Steered, the owner recreates the pod from its own template: every container comes back.
+  const containers = captureContainers(pod).map((c) => (mode.mode === 'Steer' ? { ...c, migrated: true } : c));
   const kept = containers.filter((c) => c.migrated);
   if (kept.length === 0) {
     throw new MigrationFailure('NoRunningContainers', `pod ${podName} has no running container to migrate`);
@@ -36,6 +37,7 @@ export const captureState: Step = async ({ migration, status, client }) => {
   status.sourcePod = { name: podName, uid: pod.metadata!.uid!, node: migration.spec.sourceNode };
   status.mode = mode.mode;
   if (mode.surge) status.surge = mode.surge;
+  if (mode.steer) status.steer = mode.steer;
   status.containers = containers;
   // Deleting first, the source is gone when the copy is built, and may need recreating.
   if (deleteFirst) status.sourcePodManifest = restorablePod(pod);
@@ -69,10 +71,17 @@ function checkSourcePod(migration: PodMigration, pod: V1Pod): void {
 
 /**
  * How the pod can move, from its controlling owner: a bare pod is copied (Copy); a
- * ReplicaSet's pod is handed over to its ReplicaSet (Surge); a DaemonSet's or a static pod
- * belongs to its node, and other owners would recreate the pod elsewhere: refused.
+ * ReplicaSet's pod is handed over to its ReplicaSet (Surge); any other owner's replacement
+ * is steered to the target node by the admission webhook (Steer), when it runs; a
+ * DaemonSet's or a static pod belongs to its node.
  */
-async function chooseMode(client: KubeClient, migration: PodMigration, pod: V1Pod, deleteFirst: boolean): Promise<{ mode: MigrationMode; surge?: PodMigrationStatus['surge'] }> {
+async function chooseMode(
+  client: KubeClient,
+  migration: PodMigration,
+  pod: V1Pod,
+  deleteFirst: boolean,
+  steering: boolean,
+): Promise<{ mode: MigrationMode; surge?: PodMigrationStatus['surge']; steer?: PodMigrationStatus['steer'] }> {
   const { podName, sourceNode } = migration.spec;
   if (pod.metadata?.annotations?.[ANNOTATION_MIGRATABLE] === 'false') {
     throw new MigrationFailure('MigrationOptedOut', `pod ${podName} has the annotation ${ANNOTATION_MIGRATABLE}: "false"`);
@@ -90,6 +99,7 @@ async function chooseMode(client: KubeClient, migration: PodMigration, pod: V1Po
     const withheld = rs && rs.metadata?.uid === owner.uid ? labelsToWithhold(rs.spec!.selector, pod.metadata?.labels ?? {}) : undefined;
     if (withheld) return { mode: 'Surge', surge: { replicaSet: { name: owner.name, uid: owner.uid }, withheldLabels: withheld } };
   }
+  if (steering && owner.kind !== 'ReplicaSet' && !deleteFirst) return { mode: 'Steer', steer: { owner } };
   throw new MigrationFailure(
     'OwnedByController',
     `pod ${podName} is controlled by ${owner.kind} ${owner.name}, which would recreate it when the source is deleted ` +

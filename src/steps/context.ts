@@ -21,6 +21,8 @@ export interface StepContext {
    * throws the deadline's failure instead of evicting).
    */
   readonly deadline?: { reason: string; message: string };
+  /** The admission webhook runs, so other owners' pods can move in Steer mode. */
+  readonly steering: boolean;
   readonly log: Logger;
 }
 

@@ -11,9 +11,11 @@ import { targetPodState } from '../migration/podState';
 import type { Step, StepContext, StepOutcome } from './context';
 import { claimSourcePod } from './claim';
 import { evictOnce } from './evict';
+import { steerReplacement } from './steer';
 
 export const createTargetPod: Step = async (ctx) => {
   const { migration, status, now } = ctx;
+  if (status.mode === 'Steer') return steerReplacement(ctx);
   const spec = withDefaults(migration.spec);
   const made = await findTargetPod(ctx);
   if (!made && spec.deleteFirst) {

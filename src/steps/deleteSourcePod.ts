@@ -30,8 +30,8 @@ export const deleteSourcePod: Step = async (ctx) => {
     const how = sameSource ? 'is being deleted' : source ? 'was replaced by another pod of that name' : 'is gone';
     // Evicted by this migration: in step 3 already with DeleteBeforeCreate, or by a request
     // whose answer a crash lost.
-    if (ref.evictionRequestedAt && sameSource) return { done: true, message: `source pod ${ref.name} evicted from ${ref.node} (terminating)` };
-    if (ref.evictionRequestedAt && !source) return { done: true, message: `source pod ${ref.name} evicted from ${ref.node}` };
+    // (In Steer mode the owner has made a new pod of the same name by now.)
+    if (ref.evictionRequestedAt) return { done: true, message: `source pod ${ref.name} evicted from ${ref.node}${sameSource ? ' (terminating)' : ''}` };
     throw new MigrationFailure('SourcePodChanged', `source pod ${ref.name} ${how}, removed by someone other than this migration before it evicted it`);
   }
   if (!target || target.metadata?.uid !== status.targetPod!.uid) {

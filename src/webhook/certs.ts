@@ -1,0 +1,187 @@
+// Serving certificates for the admission webhook, managed by the operator itself (as
+// open-policy-agent/cert-controller does for Gatekeeper): a CA and a serving certificate
+// kept in a Secret in the operator's namespace, the CA bundle written into the operator's
+// own MutatingWebhookConfiguration, both renewed well before they expire. Every replica
+// runs this; the Secret's resourceVersion settles races between them.
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import forge from 'node-forge';
+import type { Logger } from 'pino';
+import { isAlreadyExists, isConflict, isNotFound } from '../errors';
+import type { KubeClient } from '../kube/client';
+
+export interface ServingCert {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+const CA_DAYS = 3650;
+const CERT_DAYS = 365;
+
+/** PEM certificate's notAfter, in ms. */
+function notAfter(pem: string): number {
+  return forge.pki.certificateFromPem(pem).validity.notAfter.getTime();
+}
+
+function keyPair(): { privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string } {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
+  return { privateKey: key, publicKey: forge.pki.setRsaPublicKey(key.n, key.e), pem: privateKey };
+}
+
+function certificate(o: {
+  subject: string;
+  publicKey: forge.pki.PublicKey;
+  signer: forge.pki.rsa.PrivateKey;
+  issuer: forge.pki.CertificateField[];
+  days: number;
+  ca: boolean;
+  dnsNames?: string[];
+}): forge.pki.Certificate {
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = o.publicKey;
+  cert.serialNumber = `01${randomBytes(15).toString('hex')}`;
+  const now = Date.now();
+  cert.validity.notBefore = new Date(now - 5 * 60_000);
+  cert.validity.notAfter = new Date(now + o.days * 86_400_000);
+  cert.setSubject([{ name: 'commonName', value: o.subject }]);
+  cert.setIssuer(o.issuer);
+  cert.setExtensions(
+    o.ca
+      ? [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }]
+      : [
+          { name: 'basicConstraints', cA: false },
+          { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+          { name: 'extKeyUsage', serverAuth: true },
+          {
+            name: 'subjectAltName',
+            altNames: (o.dnsNames ?? []).map((n) => (/^[\d.]+$/.test(n) ? { type: 7, ip: n } : { type: 2, value: n })),
+          },
+        ],
+  );
+  cert.sign(o.signer, forge.md.sha256.create());
+  return cert;
+}
+
+/** A new CA and a serving certificate for `dnsNames` signed by it. */
+export function issue(dnsNames: string[]): ServingCert {
+  const ca = keyPair();
+  const caCert = certificate({ subject: 'podmigration-webhook-ca', publicKey: ca.publicKey, signer: ca.privateKey, issuer: [{ name: 'commonName', value: 'podmigration-webhook-ca' }], days: CA_DAYS, ca: true });
+  const leaf = keyPair();
+  const cert = certificate({ subject: dnsNames[0], publicKey: leaf.publicKey, signer: ca.privateKey, issuer: caCert.subject.attributes, days: CERT_DAYS, ca: false, dnsNames });
+  return { ca: forge.pki.certificateToPem(caCert), cert: forge.pki.certificateToPem(cert), key: leaf.pem };
+}
+
+/** Renew once less than a third of the certificate's lifetime is left. */
+export function needsRenewal(c: ServingCert | undefined, now = Date.now()): boolean {
+  if (!c?.ca || !c.cert || !c.key) return true;
+  try {
+    return notAfter(c.cert) - now < (CERT_DAYS * 86_400_000) / 3;
+  } catch {
+    return true;
+  }
+}
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString() : '');
+
+interface Secret {
+  metadata: { name: string; namespace: string; resourceVersion?: string };
+  type?: string;
+  data?: Record<string, string>;
+}
+
+export interface CertManagerOptions {
+  client: KubeClient;
+  namespace: string;
+  secretName: string;
+  webhookConfigName: string;
+  dnsNames: string[];
+  log: Logger;
+  /** Called with every certificate in force (first, and after each renewal). */
+  onCert: (c: ServingCert) => void;
+}
+
+/**
+ * Keeps a valid serving certificate in the Secret and its CA in the webhook configuration.
+ * `sync` is idempotent; `start` runs it now and then every `periodMs`.
+ */
+export class CertManager {
+  private timer?: NodeJS.Timeout;
+  private current = '';
+
+  constructor(private readonly o: CertManagerOptions) {}
+
+  private get secretPath(): string {
+    return `/api/v1/namespaces/${this.o.namespace}/secrets/${this.o.secretName}`;
+  }
+
+  async sync(): Promise<ServingCert> {
+    const { client } = this.o;
+    let secret: Secret | undefined;
+    try {
+      secret = await client.get<Secret>(this.secretPath);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+    let c: ServingCert | undefined = secret && { ca: unb64(secret.data?.['ca.crt']), cert: unb64(secret.data?.['tls.crt']), key: unb64(secret.data?.['tls.key']) };
+    if (needsRenewal(c)) {
+      const fresh = issue(this.o.dnsNames);
+      const body: Secret = {
+        metadata: { name: this.o.secretName, namespace: this.o.namespace, ...(secret ? { resourceVersion: secret.metadata.resourceVersion } : {}) },
+        type: 'kubernetes.io/tls',
+        data: { 'ca.crt': b64(fresh.ca), 'tls.crt': b64(fresh.cert), 'tls.key': b64(fresh.key) },
+      };
+      try {
+        if (secret) await client.replace(this.secretPath, { apiVersion: 'v1', kind: 'Secret', ...body });
+        else await client.create(`/api/v1/namespaces/${this.o.namespace}/secrets`, { apiVersion: 'v1', kind: 'Secret', ...body });
+        c = fresh;
+        this.o.log.info({ secret: `${this.o.namespace}/${this.o.secretName}`, dnsNames: this.o.dnsNames }, 'issued webhook serving certificate');
+      } catch (e) {
+        // Another replica renewed it first: use theirs.
+        if (!isConflict(e) && !isAlreadyExists(e)) throw e;
+        return this.sync();
+      }
+    }
+    await this.injectCABundle(c!.ca);
+    if (c!.cert !== this.current) {
+      this.current = c!.cert;
+      this.o.onCert(c!);
+    }
+    return c!;
+  }
+
+  /** Writes the CA into every webhook of the configuration that does not have it yet. */
+  private async injectCABundle(ca: string): Promise<void> {
+    const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${this.o.webhookConfigName}`;
+    const config = await this.o.client.get<{ metadata: { resourceVersion: string }; webhooks?: { clientConfig: { caBundle?: string } }[] }>(path);
+    const bundle = b64(ca);
+    if ((config.webhooks ?? []).every((w) => w.clientConfig.caBundle === bundle)) return;
+    for (const w of config.webhooks ?? []) w.clientConfig.caBundle = bundle;
+    await this.o.client.replace(path, config);
+    this.o.log.info({ webhookConfiguration: this.o.webhookConfigName }, 'injected the CA bundle');
+  }
+
+  /** Syncs now (retrying until it succeeds), then every `periodMs`. */
+  async start(periodMs = 3_600_000): Promise<void> {
+    for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
+      try {
+        await this.sync();
+        break;
+      } catch (e) {
+        this.o.log.warn({ err: String(e), retryInMs: delay }, 'could not set up the webhook certificate; retrying');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    const again = () => {
+      this.timer = setTimeout(() => {
+        this.sync().catch((e: unknown) => this.o.log.warn({ err: String(e) }, 'could not renew the webhook certificate')).finally(again);
+      }, periodMs);
+    };
+    again();
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
