@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real control-plane binaries (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, kwok) from the Go modules pinned in hack/tools/*, once,
+# kube-scheduler, kubectl, etcd, kwok, and a kstatus checker) from the Go modules pinned in hack/tools/*, once,
 # into a cache outside the repository keyed by version. Prints the directory holding them.
 #
 # KUBEBUILDER_ASSETS, when set, names a directory that already holds the binaries; it is
@@ -49,6 +49,8 @@ build kube-apiserver "$tools/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver "$
 build kube-controller-manager "$tools/kubernetes" k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"
 build kube-scheduler "$tools/kubernetes" k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldflags"
 build kubectl "$tools/kubernetes" k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
+# kstatus: what Flux, kpt and cli-utils make of an object's status (used by the tests).
+build kstatus "$tools/kstatus" .
 build kwok "$tools/kwok" sigs.k8s.io/kwok/cmd/kwok \
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version"
 echo "$bin"

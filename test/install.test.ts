@@ -1,5 +1,6 @@
 // The manifests install the way users install them: kubectl apply -k config/default.
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './cluster/provider';
 import { kubectl } from './helpers';
@@ -58,6 +59,24 @@ it('grants the operator no write on nodes, no secrets but its own, and no wildca
   expect(webhook).toMatchObject({ failurePolicy: 'Ignore', timeoutSeconds: 2, sideEffects: 'None' });
   expect(webhook.matchConditions.map((c: { name: string }) => c.name)).toEqual(['has-controlling-owner', 'not-bound-to-a-node']);
   expect(kubectl(['auth', 'can-i', 'create', 'pods', '-n', 'default', ...as]).stdout.trim()).toBe('yes');
+});
+
+it('renders the cert-manager option: a Certificate, its Secret mounted for --webhook-cert-dir, the CA injected', () => {
+  const dir = join(ROOT, '.cluster-test', 'overlay-certmanager');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../config/default]\ncomponents: [../../config/certmanager]\n',
+  );
+  const r = kubectl(['kustomize', dir]);
+  expect(r.stderr).toBe('');
+  const docs = r.stdout.split(/^---$/m);
+  const doc = (kind: string) => docs.find((d) => new RegExp(`^kind: ${kind}$`, 'm').test(d)) ?? '';
+  expect(doc('Certificate')).toMatch(/secretName: podmigration-webhook-server-cert/);
+  expect(doc('Certificate')).toMatch(/podmigration-webhook-service\.podmigration-system\.svc/);
+  expect(doc('Deployment')).toMatch(/--webhook-cert-dir=\/tmp\/k8s-webhook-server\/serving-certs/);
+  expect(doc('Deployment')).toMatch(/secretName: podmigration-webhook-server-cert/);
+  expect(doc('MutatingWebhookConfiguration')).toMatch(/cert-manager\.io\/inject-ca-from: podmigration-system\/podmigration-serving-cert/);
 });
 
 it.each([

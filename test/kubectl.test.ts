@@ -56,6 +56,14 @@ it('describes status and an Event per step', () => {
   }
   expect(d.stdout).toMatch(/StepSkipped\s+.*Checkpoint skipped/);
   expect(d.stdout).toMatch(/MigrationCompleted/);
+  // In the order they happened, although several fall within one second.
+  const events = d.stdout
+    .slice(d.stdout.indexOf('Events:'))
+    .split('\n')
+    .map((l) => /^\s+Normal\s+(\w+)\s+\S+\s+\S+\s+(?:step (\d)\/5)?/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => `${m[1]}${m[2] ? ` ${m[2]}` : ''}`);
+  expect(events).toEqual(['StepSucceeded 1', 'StepSkipped 2', 'StepSucceeded 3', 'StepSucceeded 4', 'StepSucceeded 5', 'MigrationCompleted']);
 });
 
 it('waits for either outcome in one command (the README recipe)', () => {

@@ -1,12 +1,24 @@
-// Kubernetes Events on a PodMigration, shown by `kubectl describe`.
+// Kubernetes Events on a PodMigration, shown by `kubectl describe`. Written as
+// events.k8s.io/v1 Events with a microsecond eventTime (which `kubectl events` sorts by),
+// named like client-go names them, <object>.<hex time>, so that names sort as the events
+// happened: `kubectl describe` sorts only by whole-second timestamps and leaves ties in
+// the order the API lists them, by name.
 import { randomBytes } from 'node:crypto';
-import type { CoreV1Event } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { PodMigration } from '../api/types';
 import type { KubeClient } from '../kube/client';
-import { paths } from '../kube/client';
 
-export const COMPONENT = 'podmigration-controller';
+export const COMPONENT = 'migration.ai-storage.io/podmigration-controller';
+
+/** Microseconds since the epoch, strictly increasing in this process. */
+let last = 0;
+function nowMicros(): number {
+  last = Math.max(Date.now() * 1000, last + 1);
+  return last;
+}
+
+/** RFC 3339 with microseconds, as the MicroTime type wants. */
+const microTime = (us: number) => `${new Date(Math.floor(us / 1000)).toISOString().slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}Z`;
 
 export class EventRecorder {
   constructor(
@@ -17,33 +29,31 @@ export class EventRecorder {
 
   /** Records an Event; a failure to record is logged, never fatal. */
   async record(pm: PodMigration, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    const now = new Date().toISOString();
+    const { namespace, name } = pm.metadata;
+    const us = nowMicros();
     const event = {
-      apiVersion: 'v1',
+      apiVersion: 'events.k8s.io/v1',
       kind: 'Event',
-      metadata: { name: `${pm.metadata.name}.${randomBytes(8).toString('hex')}`, namespace: pm.metadata.namespace },
-      involvedObject: {
+      metadata: { name: `${name}.${us.toString(16).padStart(14, '0')}${randomBytes(2).toString('hex')}`, namespace },
+      eventTime: microTime(us),
+      reportingController: COMPONENT,
+      reportingInstance: this.instance.slice(0, 128),
+      action: reason,
+      reason,
+      note: message.slice(0, 1024),
+      type,
+      regarding: {
         apiVersion: pm.apiVersion,
         kind: pm.kind,
-        name: pm.metadata.name,
-        namespace: pm.metadata.namespace,
+        name,
+        namespace,
         uid: pm.metadata.uid,
         resourceVersion: pm.metadata.resourceVersion,
       },
-      reason,
-      message: message.slice(0, 1024),
-      type,
-      count: 1,
-      firstTimestamp: now,
-      lastTimestamp: now,
-      source: { component: COMPONENT },
-      reportingComponent: COMPONENT,
-      reportingInstance: this.instance,
-    } as unknown as CoreV1Event;
+    };
     try {
-      await this.client.create(paths.events(pm.metadata.namespace), event);
+      await this.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, event);
     } catch (e) {
-      const { namespace, name } = pm.metadata;
       this.log.warn(
         { migration: `${namespace}/${name}`, phase: pm.status?.phase ?? 'Pending', step: pm.status?.step ?? 0, err: String(e), reason },
         'could not record event',

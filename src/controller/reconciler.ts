@@ -327,10 +327,9 @@ export class Reconciler {
     for (const s of stepTransitions(before, after)) {
       const n = STEP_PHASES.findIndex((p) => p.name === s.name) + 1;
       const label = `step ${n}/${TOTAL_STEPS} ${s.name}`;
+      // One Event per step, as it ends (when it started is in status.steps): few enough that
+      // kubectl describe, which sorts by whole seconds, keeps them in their (name) order.
       switch (s.state) {
-        case 'Running':
-          await this.o.events.record(pm, 'Normal', 'StepStarted', `${label} started`);
-          break;
         case 'Succeeded':
           await this.o.events.record(pm, 'Normal', 'StepSucceeded', `${label} succeeded: ${s.message ?? ''}`);
           break;

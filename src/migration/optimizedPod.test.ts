@@ -78,6 +78,22 @@ describe('buildTargetPod', () => {
   });
 });
 
+it("leaves off what apply tools track their objects by, keeping the labels Services select on", () => {
+  const tracked: V1Pod = {
+    ...source,
+    metadata: {
+      ...source.metadata,
+      labels: { app: 'tf', 'app.kubernetes.io/instance': 'ml', 'kustomize.toolkit.fluxcd.io/name': 'apps', 'kustomize.toolkit.fluxcd.io/namespace': 'flux-system' },
+      annotations: { note: 'x', 'kubectl.kubernetes.io/last-applied-configuration': '{}', 'argocd.argoproj.io/tracking-id': 'ml:/Pod:ml/tensorflow-pod' },
+    },
+  };
+  const copy = buildTargetPod(tracked, opts);
+  expect(copy.metadata!.labels).toEqual({ app: 'tf', 'app.kubernetes.io/instance': 'ml', 'migration.ai-storage.io/migration': 'move' });
+  expect(Object.keys(copy.metadata!.annotations!)).toEqual(['note', 'migration.ai-storage.io/migrated-from', 'migration.ai-storage.io/migration-uid']);
+  // The source recreated by a rollback is the tools' own object again: it keeps them.
+  expect(restorablePod(tracked).metadata!.annotations!['argocd.argoproj.io/tracking-id']).toBe('ml:/Pod:ml/tensorflow-pod');
+});
+
 it('replaces the checkpoint of an earlier migration with this one', () => {
   const migrated = buildTargetPod(source, { ...opts, checkpointPVC: 'checkpoint-old-1' });
   const again = buildTargetPod(migrated, { ...opts, checkpointPVC: 'checkpoint-new-2' });

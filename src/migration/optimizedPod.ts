@@ -42,6 +42,19 @@ function isInjectedTokenVolume(v: V1Volume): boolean {
   return v.name.startsWith('kube-api-access-') && !!v.projected?.sources?.some((s) => s.serviceAccountToken);
 }
 
+/**
+ * What apply tools track their own objects by. A copy carrying them would be taken for the
+ * tool's object: `kubectl apply --prune` and Argo CD could prune the moved workload, Flux
+ * could garbage-collect it. Labels Services select on (app, app.kubernetes.io/*) are kept.
+ */
+const APPLY_TOOL_ANNOTATIONS = ['kubectl.kubernetes.io/last-applied-configuration', 'argocd.argoproj.io/tracking-id'];
+const APPLY_TOOL_LABELS = [
+  'kustomize.toolkit.fluxcd.io/name',
+  'kustomize.toolkit.fluxcd.io/namespace',
+  'helm.toolkit.fluxcd.io/name',
+  'helm.toolkit.fluxcd.io/namespace',
+];
+
 const withoutNodeName = ({ nodeName: _bound, ...rest }: V1PodSpec): V1PodSpec => rest;
 
 /**
@@ -80,6 +93,8 @@ function copyPod(
     labels?: Record<string, string>;
     withhold?: Readonly<Record<string, string>>;
     annotations?: Record<string, string>;
+    /** Leave off what apply tools track their objects by (a copy is not theirs to prune). */
+    untracked?: boolean;
   },
 ): V1Pod {
   const spec = structuredClone(source.spec!);
@@ -111,15 +126,20 @@ function copyPod(
   };
 
   delete spec.ephemeralContainers;
-  // The claim belongs to the source pod and the migration holding it, not to its copies.
-  const { [ANNOTATION_CLAIM]: _claim, ...annotations } = meta.annotations ?? {};
+  // The claim belongs to the source pod and the migration holding it, not to its copies;
+  // a copy is no apply tool's object either.
+  const notCopied = new Set([ANNOTATION_CLAIM, ...(o.untracked ? APPLY_TOOL_ANNOTATIONS : [])]);
+  const annotations = Object.fromEntries(Object.entries(meta.annotations ?? {}).filter(([k]) => !notCopied.has(k)));
+  const untrackedLabels = new Set(o.untracked ? APPLY_TOOL_LABELS : []);
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
       name: o.name,
       namespace: meta.namespace,
-      labels: Object.fromEntries(Object.entries({ ...meta.labels, ...o.labels }).filter(([k]) => !o.withhold || !(k in o.withhold))),
+      labels: Object.fromEntries(
+        Object.entries({ ...meta.labels, ...o.labels }).filter(([k]) => !(o.withhold && k in o.withhold) && !untrackedLabels.has(k)),
+      ),
       annotations: { ...annotations, ...(o.annotations ?? {}) },
     },
     spec: {
@@ -145,6 +165,7 @@ export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
     keep: opts.keep,
     checkpointPVC: opts.checkpointPVC,
     withhold: opts.withhold,
+    untracked: true,
     labels: { [LABEL_MIGRATION]: opts.migrationName },
     annotations: { [ANNOTATION_MIGRATED_FROM]: source.metadata!.name!, [ANNOTATION_MIGRATION_UID]: opts.migrationUid },
   });

@@ -11,7 +11,7 @@ import { labelsToWithhold } from '../migration/surge';
 import { claimNames, controllingOwner, nodeIsReady, singleNodeClaims } from '../migration/preflight';
 import { podRequests, toFigures } from '../migration/resources';
 import { claimSourcePod } from './claim';
-import type { Step } from './context';
+import type { Step, StepOutcome } from './context';
 import { readUsage } from './usage';
 
 export const captureState: Step = async ({ migration, status, client, steering }) => {
@@ -20,6 +20,8 @@ export const captureState: Step = async ({ migration, status, client, steering }
 
   const pod = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, podName)));
   if (!pod) throw new MigrationFailure('PodNotFound', `pod ${namespace}/${podName} does not exist`);
+  const starting = podStarting(migration, pod);
+  if (starting) return starting;
   checkSourcePod(migration, pod);
   const { deleteFirst } = withDefaults(migration.spec);
   const mode = await chooseMode(client, migration, pod, deleteFirst, steering);
@@ -54,6 +56,22 @@ export const captureState: Step = async ({ migration, status, client, steering }
       (dropped.length ? `; dropping ${dropped.join(', ')}` : ''),
   };
 };
+
+/**
+ * A pod still starting (phase Pending: being scheduled, pulling images) is waited for,
+ * within spec.timeoutSeconds, so that a pod and its migration can be committed together.
+ */
+function podStarting(migration: PodMigration, pod: V1Pod): StepOutcome | undefined {
+  const { podName, sourceNode } = migration.spec;
+  const node = pod.spec?.nodeName;
+  if (pod.status?.phase !== 'Pending' || pod.metadata?.deletionTimestamp || (node && node !== sourceNode)) return undefined;
+  return {
+    done: false,
+    requeueAfterMs: 2_000,
+    reason: 'WaitingForPod',
+    message: `waiting for pod ${podName} to be Running (phase Pending, ${node ? `on ${node}` : 'not scheduled yet'})`,
+  };
+}
 
 function checkSourcePod(migration: PodMigration, pod: V1Pod): void {
   const { podName, sourceNode } = migration.spec;
