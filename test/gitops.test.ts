@@ -3,6 +3,7 @@
 // state the record passes through; and committing a pod together with its migration.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { PodMigration } from '../src/api/types';
 import { paths } from '../src/kube/client';
 import {
@@ -95,3 +96,40 @@ it('waits for a pod committed together with its migration while it starts', asyn
   const pm = await waitForPhase(ns, 'move-starting', ['Completed', 'Failed'], 60_000);
   expect(pm.status!.phase).toBe('Completed');
 });
+
+describe('re-applying a committed migration (prune and re-sync, a rebuilt cluster)', () => {
+  const apply = async (name: string, podName: string, sourceNode: string, targetNode: string) => {
+    await k8s.delete(pmPath(ns, name)).catch(() => undefined);
+    await eventually(`${name} gone`, async () => (await k8s.get(pmPath(ns, name)).then(() => undefined, () => true)));
+    await k8s.create(pmPath(ns, undefined), migration(ns, name, { podName, sourceNode, targetNode, metricsDelaySeconds: 0 }));
+    return waitForPhase(ns, name, ['Completed', 'Failed'], 60_000);
+  };
+  const live = async () => (await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: 'app=committed' })).items.filter((p) => !p.metadata?.deletionTimestamp);
+
+  it('completes without touching anything when the pod made from spec.podName already runs on the target (AlreadyOnTarget)', async () => {
+    await k8s.create(paths.pods(ns), podManifest(ns, 'committed', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
+    await eventually('committed Running', async () => ((await k8s.get<V1Pod>(paths.pod(ns, 'committed'))).status?.phase === 'Running' ? true : undefined));
+    const first = await apply('move-committed', 'committed', 'node-1', 'node-2');
+    expect(first.status!.phase).toBe('Completed');
+    const [copy] = await live();
+    // Pruned and re-applied, unchanged:
+    const again = await apply('move-committed', 'committed', 'node-1', 'node-2');
+    expect(again.status).toMatchObject({ phase: 'Completed', reason: 'AlreadyOnTarget' });
+    expect(again.status!.message).toMatch(new RegExp(`pod ${copy.metadata!.name}, made from it, already runs on node-2; nothing was touched`));
+    expect(condition(again, 'Ready')?.status).toBe('True');
+    expect((await live()).map((p) => p.metadata!.uid)).toEqual([copy.metadata!.uid]);
+  });
+
+  it('acts on that pod when it runs elsewhere, so the record holds again', async () => {
+    const [copy] = await live();
+    // Someone moved it on to node-3 since.
+    const away = await apply('move-away', copy.metadata!.name!, 'node-2', 'node-3');
+    expect(away.status!.phase).toBe('Completed');
+    const again = await apply('move-committed', 'committed', 'node-1', 'node-2');
+    expect(again.status).toMatchObject({ phase: 'Completed', sourcePod: { node: 'node-3' } });
+    const pods = await live();
+    expect(pods.map((p) => p.spec!.nodeName)).toEqual(['node-2']);
+  });
+});
+
+const condition = (pm: PodMigration, type: string) => pm.status?.conditions?.find((c) => c.type === type);

@@ -77,7 +77,7 @@ async function expectCompletedOnce(name: string): Promise<void> {
 
 it('resumes a migration created while the operator was down (Pending)', async () => {
   const name = await newMigration();
-  expect((await getMigration(ns, name)).status).toBeUndefined();
+  expect((await getMigration(ns, name)).status).toEqual({ phase: 'Pending', observedGeneration: 0 }); // the schema's default, before any write
   await expectCompletedOnce(name);
 });
 

@@ -11,6 +11,8 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const LABEL_MIGRATION = `${GROUP}/migration`;
 /** On the target pod: the source pod's name. */
 export const ANNOTATION_MIGRATED_FROM = `${GROUP}/migrated-from`;
+/** On the target pod: the name of the first pod of its line (kept from copy to copy). */
+export const ANNOTATION_ORIGIN = `${GROUP}/origin`;
 /** On every object the operator creates: the UID of the PodMigration that made it. */
 export const ANNOTATION_MIGRATION_UID = `${GROUP}/migration-uid`;
 

@@ -28,6 +28,7 @@ import {
   advance,
   begin,
   canRollBack,
+  completeEarly,
   type RollbackOutcome,
   deadlineFailure,
   fail,
@@ -185,7 +186,8 @@ export class Reconciler {
         waiting(status, outcome.message);
         return { requeueAfterMs: outcome.requeueAfterMs, waitingReason: outcome.reason };
       }
-      advance(status, now, outcome.message, outcome.skipped);
+      if (outcome.finished) completeEarly(status, now, outcome.message, outcome.finished.reason);
+      else advance(status, now, outcome.message, outcome.skipped);
       return {};
     } catch (e) {
       if (!(e instanceof MigrationFailure)) throw e;

@@ -75,6 +75,19 @@ export function advance(status: PodMigrationStatus, now: string, message: string
   markRunning(status, now);
 }
 
+/** The migration is already where it should be: the remaining steps are skipped, and it completes. */
+export function completeEarly(status: PodMigrationStatus, now: string, message: string, reason: string): void {
+  for (const entry of status.steps ?? []) {
+    if (entry.state !== 'Pending' && entry.state !== 'Running') continue;
+    entry.state = 'Skipped';
+    entry.startTime ??= now;
+    entry.completionTime = now;
+    entry.message = message;
+  }
+  status.reason = reason;
+  finish(status, 'Completed', now, message);
+}
+
 /** A message about the current step while it waits. */
 export function waiting(status: PodMigrationStatus, message: string): void {
   status.message = message;

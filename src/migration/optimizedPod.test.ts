@@ -53,6 +53,7 @@ describe('buildTargetPod', () => {
       annotations: {
         note: 'x',
         'migration.ai-storage.io/migrated-from': 'tensorflow-pod',
+        'migration.ai-storage.io/origin': 'tensorflow-pod',
         'migration.ai-storage.io/migration-uid': 'pm-uid',
       },
     });
@@ -89,9 +90,17 @@ it("leaves off what apply tools track their objects by, keeping the labels Servi
   };
   const copy = buildTargetPod(tracked, opts);
   expect(copy.metadata!.labels).toEqual({ app: 'tf', 'app.kubernetes.io/instance': 'ml', 'migration.ai-storage.io/migration': 'move' });
-  expect(Object.keys(copy.metadata!.annotations!)).toEqual(['note', 'migration.ai-storage.io/migrated-from', 'migration.ai-storage.io/migration-uid']);
+  expect(Object.keys(copy.metadata!.annotations!)).toEqual(['note', 'migration.ai-storage.io/migrated-from', 'migration.ai-storage.io/origin', 'migration.ai-storage.io/migration-uid']);
   // The source recreated by a rollback is the tools' own object again: it keeps them.
   expect(restorablePod(tracked).metadata!.annotations!['argocd.argoproj.io/tracking-id']).toBe('ml:/Pod:ml/tensorflow-pod');
+});
+
+it('keeps the name of the first pod of the line from copy to copy', () => {
+  const second = buildTargetPod(buildTargetPod(source, opts), { ...opts, name: 'tensorflow-pod-mig-abcde-mig-fghij' });
+  expect(second.metadata!.annotations).toMatchObject({
+    'migration.ai-storage.io/migrated-from': 'tensorflow-pod-mig-abcde',
+    'migration.ai-storage.io/origin': 'tensorflow-pod',
+  });
 });
 
 it('replaces the checkpoint of an earlier migration with this one', () => {

@@ -5,6 +5,7 @@ import {
   ANNOTATION_CLAIM,
   ANNOTATION_MIGRATED_FROM,
   ANNOTATION_MIGRATION_UID,
+  ANNOTATION_ORIGIN,
   CHECKPOINT_MOUNT_PATH,
   CHECKPOINT_VOLUME,
   LABEL_MIGRATION,
@@ -167,7 +168,11 @@ export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
     withhold: opts.withhold,
     untracked: true,
     labels: { [LABEL_MIGRATION]: opts.migrationName },
-    annotations: { [ANNOTATION_MIGRATED_FROM]: source.metadata!.name!, [ANNOTATION_MIGRATION_UID]: opts.migrationUid },
+    annotations: {
+      [ANNOTATION_MIGRATED_FROM]: source.metadata!.name!,
+      [ANNOTATION_ORIGIN]: source.metadata!.annotations?.[ANNOTATION_ORIGIN] ?? source.metadata!.name!,
+      [ANNOTATION_MIGRATION_UID]: opts.migrationUid,
+    },
   });
 }
 

@@ -2,7 +2,7 @@
 // pod's resource figures. Nothing is created or changed; a refusal ends the migration
 // in Failed with a reason.
 import type { V1Node, V1PersistentVolumeClaim, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
-import { ANNOTATION_MIGRATABLE, ANNOTATION_MIRROR, type MigrationMode, type PodMigration, type PodMigrationStatus, withDefaults } from '../api/types';
+import { ANNOTATION_MIGRATABLE, ANNOTATION_MIGRATED_FROM, ANNOTATION_MIRROR, ANNOTATION_ORIGIN, LABEL_MIGRATION, type MigrationMode, type PodMigration, type PodMigrationStatus, withDefaults } from '../api/types';
 import { MigrationFailure, ignoreNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { restorablePod } from '../migration/optimizedPod';
@@ -18,32 +18,45 @@ export const captureState: Step = async ({ migration, status, client, steering }
   const { namespace } = migration.metadata;
   const { podName } = migration.spec;
 
-  const pod = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, podName)));
-  if (!pod) throw new MigrationFailure('PodNotFound', `pod ${namespace}/${podName} does not exist`);
-  const starting = podStarting(migration, pod);
+  // spec.podName, or the pod an earlier migration made from it (a re-applied record).
+  let pod = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, podName)));
+  const named = !!pod;
+  if (!pod) {
+    pod = await laterIncarnation(client, namespace, podName);
+    if (!pod) throw new MigrationFailure('PodNotFound', `pod ${namespace}/${podName} does not exist`);
+    const { targetNode } = migration.spec;
+    if (pod.spec?.nodeName === targetNode && pod.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp) {
+      return {
+        done: true,
+        finished: { reason: 'AlreadyOnTarget' },
+        message: `pod ${podName} was moved by an earlier migration: pod ${pod.metadata!.name}, made from it, already runs on ${targetNode}; nothing was touched`,
+      };
+    }
+  }
+  const starting = podStarting(migration, pod, named);
   if (starting) return starting;
-  checkSourcePod(migration, pod);
+  checkSourcePod(migration, pod, named);
   const { deleteFirst } = withDefaults(migration.spec);
   const mode = await chooseMode(client, migration, pod, deleteFirst, steering);
   // Steered, the owner recreates the pod from its own template: every container comes back.
   const containers = captureContainers(pod).map((c) => (mode.mode === 'Steer' ? { ...c, migrated: true } : c));
   const kept = containers.filter((c) => c.migrated);
   if (kept.length === 0) {
-    throw new MigrationFailure('NoRunningContainers', `pod ${podName} has no running container to migrate`);
+    throw new MigrationFailure('NoRunningContainers', `pod ${pod.metadata!.name} has no running container to migrate`);
   }
   if (!deleteFirst) await checkVolumes(client, pod);
   await checkTargetNode(client, migration);
   // Last, so that a refusal leaves the pod as it was.
   await claimSourcePod(client, migration, pod);
 
-  status.sourcePod = { name: podName, uid: pod.metadata!.uid!, node: migration.spec.sourceNode };
+  status.sourcePod = { name: pod.metadata!.name!, uid: pod.metadata!.uid!, node: pod.spec!.nodeName! };
   status.mode = mode.mode;
   if (mode.surge) status.surge = mode.surge;
   if (mode.steer) status.steer = mode.steer;
   status.containers = containers;
   // Deleting first, the source is gone when the copy is built, and may need recreating.
   if (deleteFirst) status.sourcePodManifest = restorablePod(pod);
-  const usage = await readUsage(client, namespace, podName);
+  const usage = await readUsage(client, namespace, pod.metadata!.name!);
   status.resources = {
     original: toFigures(podRequests(pod.spec!)),
     usage: usage.available ? { available: true, before: usage.figures } : { available: false, message: usage.message },
@@ -58,13 +71,28 @@ export const captureState: Step = async ({ migration, status, client, steering }
 };
 
 /**
+ * The pod that earlier migrations made from `name`: the newest live copy whose line starts
+ * there (annotation origin) or that was made from it directly (migrated-from). Each
+ * migration's copy carries the migration label, so only those are listed.
+ */
+async function laterIncarnation(client: KubeClient, namespace: string, name: string): Promise<V1Pod | undefined> {
+  const copies = (await client.get<{ items: V1Pod[] }>(paths.pods(namespace), { labelSelector: LABEL_MIGRATION })).items.filter((p) => {
+    const a = p.metadata?.annotations ?? {};
+    return !p.metadata?.deletionTimestamp && p.metadata?.name !== name && (a[ANNOTATION_ORIGIN] === name || a[ANNOTATION_MIGRATED_FROM] === name);
+  });
+  const created = (p: V1Pod) => Date.parse(String(p.metadata?.creationTimestamp ?? 0));
+  return copies.sort((a, b) => created(b) - created(a))[0];
+}
+
+/**
  * A pod still starting (phase Pending: being scheduled, pulling images) is waited for,
  * within spec.timeoutSeconds, so that a pod and its migration can be committed together.
  */
-function podStarting(migration: PodMigration, pod: V1Pod): StepOutcome | undefined {
-  const { podName, sourceNode } = migration.spec;
+function podStarting(migration: PodMigration, pod: V1Pod, named: boolean): StepOutcome | undefined {
+  const { sourceNode } = migration.spec;
+  const podName = pod.metadata!.name!;
   const node = pod.spec?.nodeName;
-  if (pod.status?.phase !== 'Pending' || pod.metadata?.deletionTimestamp || (node && node !== sourceNode)) return undefined;
+  if (pod.status?.phase !== 'Pending' || pod.metadata?.deletionTimestamp || (named && node && node !== sourceNode)) return undefined;
   return {
     done: false,
     requeueAfterMs: 2_000,
@@ -73,9 +101,11 @@ function podStarting(migration: PodMigration, pod: V1Pod): StepOutcome | undefin
   };
 }
 
-function checkSourcePod(migration: PodMigration, pod: V1Pod): void {
-  const { podName, sourceNode } = migration.spec;
-  if (pod.spec?.nodeName !== sourceNode) {
+/** `named`: the pod is spec.podName itself, so it must be on spec.sourceNode (a later incarnation may be anywhere). */
+function checkSourcePod(migration: PodMigration, pod: V1Pod, named: boolean): void {
+  const { sourceNode } = migration.spec;
+  const podName = pod.metadata!.name!;
+  if (named && pod.spec?.nodeName !== sourceNode) {
     throw new MigrationFailure(
       'PodNotOnSourceNode',
       `pod ${podName} runs on ${pod.spec?.nodeName ? `node ${pod.spec.nodeName}` : 'no node (not scheduled)'}, not on spec.sourceNode ${sourceNode}`,

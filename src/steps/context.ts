@@ -33,7 +33,13 @@ export interface StepContext {
  * MigrationFailure; any other error is transient and retried.
  */
 export type StepOutcome =
-  | { done: true; message: string; skipped?: boolean }
+  | {
+      done: true;
+      message: string;
+      skipped?: boolean;
+      /** Nothing is left to do: the migration completes now, with this reason (e.g. AlreadyOnTarget). */
+      finished?: { reason: string };
+    }
   | { done: false; message: string; requeueAfterMs: number; reason?: string };
 
 export type Step = (ctx: StepContext) => Promise<StepOutcome>;

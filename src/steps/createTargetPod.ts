@@ -73,9 +73,9 @@ async function createPod({ migration, status, client }: StepContext): Promise<V1
   let source = status.sourcePodManifest;
   if (!source) {
     // Copy the live pod, and only while it is still this migration's.
-    const live = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, migration.spec.podName)));
+    const live = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, status.sourcePod!.name)));
     if (live?.metadata?.uid !== status.sourcePod?.uid || live?.metadata?.deletionTimestamp) {
-      throw new MigrationFailure('SourcePodChanged', `pod ${migration.spec.podName} was deleted or replaced after its state was captured`);
+      throw new MigrationFailure('SourcePodChanged', `pod ${status.sourcePod!.name} was deleted or replaced after its state was captured`);
     }
     await claimSourcePod(client, migration, live!);
     source = live!;

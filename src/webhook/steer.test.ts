@@ -43,7 +43,11 @@ describe('steerPatch', () => {
       nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-2'] }] }] } },
     });
     expect(byPath['/metadata/labels']).toEqual({ app: 'nb', 'migration.ai-storage.io/migration': 'move-nb' });
-    expect(byPath['/metadata/annotations']).toEqual({ 'migration.ai-storage.io/migration-uid': 'pm-uid', 'migration.ai-storage.io/migrated-from': 'nb-0' });
+    expect(byPath['/metadata/annotations']).toEqual({
+      'migration.ai-storage.io/migration-uid': 'pm-uid',
+      'migration.ai-storage.io/migrated-from': 'nb-0',
+      'migration.ai-storage.io/origin': 'nb-0',
+    });
     expect(byPath['/spec/volumes']).toBeUndefined();
   });
   it('mounts the checkpoint claim when the migration made one', () => {

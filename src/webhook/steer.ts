@@ -3,6 +3,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import {
   ANNOTATION_MIGRATED_FROM,
   ANNOTATION_MIGRATION_UID,
+  ANNOTATION_ORIGIN,
   CHECKPOINT_MOUNT_PATH,
   CHECKPOINT_VOLUME,
   LABEL_MIGRATION,
@@ -49,7 +50,12 @@ export function steerPatch(pod: V1Pod, m: PodMigration): JsonPatchOp[] {
     {
       op: 'add',
       path: '/metadata/annotations',
-      value: { ...pod.metadata?.annotations, [ANNOTATION_MIGRATION_UID]: m.metadata.uid, [ANNOTATION_MIGRATED_FROM]: m.status!.sourcePod!.name },
+      value: {
+        ...pod.metadata?.annotations,
+        [ANNOTATION_MIGRATION_UID]: m.metadata.uid,
+        [ANNOTATION_MIGRATED_FROM]: m.status!.sourcePod!.name,
+        [ANNOTATION_ORIGIN]: m.spec.podName,
+      },
     },
   ];
   const claim = m.status?.checkpointPVC;
