@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real control-plane binaries (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, kwok, and a kstatus checker) from the Go modules pinned in hack/tools/*, once,
+# kube-scheduler, kubectl, etcd, kwok, a kstatus checker and an Argo CD health check
+# runner) from the Go modules pinned in hack/tools/*, once,
 # into a cache outside the repository keyed by version. Prints the directory holding them.
 #
 # KUBEBUILDER_ASSETS, when set, names a directory that already holds the binaries; it is
@@ -51,6 +52,8 @@ build kube-scheduler "$tools/kubernetes" k8s.io/kubernetes/cmd/kube-scheduler "$
 build kubectl "$tools/kubernetes" k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
 # kstatus: what Flux, kpt and cli-utils make of an object's status (used by the tests).
 build kstatus "$tools/kstatus" .
+# argocd-health: runs Argo CD health checks in gopher-lua, as Argo CD does (used by the tests).
+build argocd-health "$tools/argocd-health" .
 build kwok "$tools/kwok" sigs.k8s.io/kwok/cmd/kwok \
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version"
 echo "$bin"

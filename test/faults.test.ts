@@ -113,6 +113,8 @@ describe('slow deletions', () => {
     await hold(copy);
     await k8s.delete(paths.pod(ns, copy));
     expect((await getPod(ns, copy))!.status!.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
+    // The budget lifts a few seconds later (the operator retries a blocked eviction every ~1 s).
+    await sleep(3_000);
     await unblock('copy-dying');
     const pm = await waitForPhase(ns, 'move-copy-dying', ['Completed', 'Failed'], 60_000);
     expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'TargetPodDeleted' });

@@ -93,6 +93,13 @@ export class Reconciler {
     let requeueAfterMs: number | undefined;
     let waitingReason: string | undefined;
     let releaseFinalizer = false;
+    // What the API server holds, after any write a step asked for midway (persist).
+    let stored = before;
+    let resourceVersion = pm.metadata.resourceVersion;
+    const persist = async () => {
+      resourceVersion = await this.writeStatus({ ...pm, metadata: { ...pm.metadata, resourceVersion } }, stored, status, log);
+      stored = structuredClone(status);
+    };
 
     if (isTerminal(status.phase)) {
       // The write that made it terminal triggers this reconcile. The finalizer marks work
@@ -117,7 +124,7 @@ export class Reconciler {
         fail(status, 'Failed', deadline.reason, deadline.message, now);
       } else {
         // Step 4 runs even past the deadline: it looks at the pods before giving up.
-        ({ requeueAfterMs, waitingReason } = await this.runStep(pm, status, now, log, deadline));
+        ({ requeueAfterMs, waitingReason } = await this.runStep(pm, status, now, log, deadline, persist));
         if (requeueAfterMs !== undefined && canRollBack(status.phase)) {
           requeueAfterMs = Math.min(requeueAfterMs, Math.max(remainingMs(status.startTime, timeoutSeconds, now), 0) + 100);
         }
@@ -125,9 +132,10 @@ export class Reconciler {
     }
     setConditions(status, pm.metadata.generation, now, waitingReason);
 
-    let resourceVersion = pm.metadata.resourceVersion;
+    if (!isDeepStrictEqual(stored, status)) {
+      resourceVersion = await this.writeStatus({ ...pm, metadata: { ...pm.metadata, resourceVersion } }, stored, status, log);
+    }
     if (!isDeepStrictEqual(before, status)) {
-      resourceVersion = await this.writeStatus(pm, before, status, log);
       log.info({ newPhase: status.phase, newStep: status.step, reason: status.reason, message: status.message }, 'status updated');
       this.observe(before, status);
       await this.recordEvents(pm, before, status);
@@ -165,7 +173,8 @@ export class Reconciler {
     status: PodMigrationStatus,
     now: string,
     log: Logger,
-    deadline?: { reason: string; message: string },
+    deadline: { reason: string; message: string } | undefined,
+    persist: () => Promise<void>,
   ): Promise<{ requeueAfterMs?: number; waitingReason?: string }> {
     const i = stepIndex(status.phase);
     markRunning(status, now);
@@ -179,6 +188,7 @@ export class Reconciler {
       log,
       deadline,
       steering: this.o.steering,
+      persist,
     };
     try {
       const outcome = await STEPS[i](ctx);

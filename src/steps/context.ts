@@ -23,6 +23,11 @@ export interface StepContext {
   readonly deadline?: { reason: string; message: string };
   /** The admission webhook runs, so other owners' pods can move in Steer mode. */
   readonly steering: boolean;
+  /**
+   * Writes the status as it is now, before the step goes on: for an intent that must be
+   * on record before an irreversible request (the eviction of the source).
+   */
+  readonly persist: () => Promise<void>;
   readonly log: Logger;
 }
 

@@ -54,13 +54,14 @@ async function findTargetPod({ migration, status, client, targetPods }: StepCont
  * claims are then free to attach on the target node). Returns what to wait for, or
  * undefined once the source is gone.
  */
-async function sourceGone({ migration, status, client, now }: StepContext): Promise<StepOutcome | undefined> {
+async function sourceGone(ctx: StepContext): Promise<StepOutcome | undefined> {
+  const { migration, status, client } = ctx;
   const { namespace } = migration.metadata;
   const source = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, status.sourcePod!.name)));
   if (!source || source.metadata?.uid !== status.sourcePod!.uid) return undefined;
   if (!source.metadata?.deletionTimestamp) {
     await claimSourcePod(client, migration, source);
-    const r = await evictOnce(client, namespace, status, 'CreateTargetPod', now, 'DeleteBeforeCreate');
+    const r = await evictOnce(ctx, namespace, 'CreateTargetPod');
     if (!('kind' in r)) return r;
   }
   return { done: false, requeueAfterMs: 2_000, message: `DeleteBeforeCreate: waiting for source pod ${source.metadata!.name} to terminate before creating its copy` };

@@ -11,12 +11,12 @@ import { MigrationFailure, ignoreNotFound } from '../errors';
 import { paths } from '../kube/client';
 import { isPodReady, targetPodState } from '../migration/podState';
 import { claimSourcePod } from './claim';
-import type { Step } from './context';
+import type { Step, StepOutcome } from './context';
 import { evictOnce } from './evict';
 import { handOver } from './handOver';
 
 export const deleteSourcePod: Step = async (ctx) => {
-  const { migration, status, client, now, deadline } = ctx;
+  const { migration, status, client, deadline } = ctx;
   const { namespace } = migration.metadata;
   const ref = status.sourcePod!;
   const targetName = status.targetPod!.name;
@@ -39,16 +39,24 @@ export const deleteSourcePod: Step = async (ctx) => {
   }
   const state = targetPodState(target);
   if (state.kind === 'failed') throw new MigrationFailure(state.reason, `${state.message}; the source pod was not evicted`);
+  // Never remove the original unless its replacement is Ready right now.
+  const notReady: StepOutcome = { done: false, requeueAfterMs: 30_000, reason: 'TargetPodNotReady', message: `waiting for pod ${targetName} to be Ready again before evicting the source` };
   if (!isPodReady(target)) {
     if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
-    // Never remove the original unless its replacement is Ready right now.
-    return { done: false, requeueAfterMs: 30_000, reason: 'TargetPodNotReady', message: `waiting for pod ${targetName} to be Ready again before evicting the source` };
+    return notReady;
   }
   await claimSourcePod(client, migration, source!);
   if (status.mode === 'Surge') return handOver(ctx, source!, target);
   if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
 
-  const r = await evictOnce(client, namespace, status, 'DeleteSourcePod', now, `pod ${targetName} is Ready on ${status.targetPod!.node}`);
+  // The copy once more, as late as possible: still there, Ready and not being deleted.
+  const recheck = async () => {
+    const now = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName)));
+    if (now?.metadata?.uid !== status.targetPod!.uid) throw new MigrationFailure('TargetPodLost', `pod ${targetName} disappeared before the source pod was evicted`);
+    if (now.metadata?.deletionTimestamp) throw new MigrationFailure('TargetPodDeleted', `pod ${targetName} is being deleted; the source pod was not evicted`);
+    return isPodReady(now) ? undefined : notReady;
+  };
+  const r = await evictOnce(ctx, namespace, 'DeleteSourcePod', recheck);
   if (!('kind' in r)) return r;
   if (r.kind === 'gone') {
     // It was there a moment ago, and this request did not remove it.

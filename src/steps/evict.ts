@@ -6,7 +6,7 @@ import type { PodMigrationStatus } from '../api/types';
 import { EVICTION_BLOCKED, EVICTION_REFUSED, remainingMs, stepStartTime } from '../controller/status';
 import { ApiError, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
-import type { StepOutcome } from './context';
+import type { StepContext, StepOutcome } from './context';
 
 export type EvictionResult =
   | { kind: 'evicted' }
@@ -35,27 +35,29 @@ export async function evictSource(client: KubeClient, namespace: string, status:
 }
 
 /**
- * Evicts the source once this migration's intent to do so is persisted: the first call
- * only records status.sourcePod.evictionRequestedAt and asks to be run again (the status
- * write wakes the migration); the next one sends the eviction. A refused or blocked
- * eviction clears the mark, so that a source which disappears while the migration waits
- * is not taken for its own doing. Returns what the step waits for, or the eviction's result.
+ * Evicts the source once this migration's intent to do so is on record: it sets
+ * status.sourcePod.evictionRequestedAt, persists the status, and only then sends the
+ * eviction, in the same reconcile. A refused or blocked eviction clears the mark (in the
+ * status written next), so that a source which disappears while the migration waits is
+ * not taken for its own doing. Returns what the step waits for, or the eviction's result.
  */
 export async function evictOnce(
-  client: KubeClient,
+  ctx: Pick<StepContext, 'client' | 'status' | 'now' | 'persist'>,
   namespace: string,
-  status: PodMigrationStatus,
   stepName: string,
-  now: string,
-  ready: string,
+  /** Checked again after the status write, just before the request: throws, or returns what to wait for instead. */
+  recheck?: () => Promise<StepOutcome | undefined>,
 ): Promise<StepOutcome | { kind: 'evicted' | 'gone' }> {
+  const { client, status, now } = ctx;
   const ref = status.sourcePod!;
   if (!ref.evictionRequestedAt) {
     ref.evictionRequestedAt = now;
-    // A retry keeps saying what the last attempt met.
-    const last = status.conditions?.find((c) => c.type === 'Reconciling')?.reason;
-    if (last === EVICTION_BLOCKED || last === EVICTION_REFUSED) return { done: false, requeueAfterMs: 1_000, reason: last, message: status.message ?? '' };
-    return { done: false, requeueAfterMs: 1_000, message: `${ready}; evicting source pod ${ref.name}` };
+    await ctx.persist();
+  }
+  const wait = await recheck?.();
+  if (wait) {
+    delete ref.evictionRequestedAt;
+    return wait;
   }
   const r = await evictSource(client, namespace, status, stepName, now);
   if (r.kind === 'evicted' || r.kind === 'gone') return r;

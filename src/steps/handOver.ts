@@ -40,9 +40,9 @@ export async function handOver(ctx: StepContext, source: V1Pod, copy: V1Pod): Pr
         message: `waiting for ReplicaSet ${replicaSet.name} to have its ${want} replicas Ready (${s?.readyReplicas ?? 0} of ${s?.replicas ?? 0}) before handing pod ${copy.metadata!.name} over`,
       };
     }
-    // Persisted before anything changes hands: from here on the source may go at any moment.
+    // On record before anything changes hands: from here on the source may go at any moment.
     ref.evictionRequestedAt = now;
-    return { done: false, requeueAfterMs: 1_000, message: `handing pod ${copy.metadata!.name} over to ReplicaSet ${replicaSet.name}` };
+    await ctx.persist();
   }
   if (deadline && !adopted) throw new MigrationFailure(deadline.reason, deadline.message);
 

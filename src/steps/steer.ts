@@ -14,7 +14,7 @@ import type { StepContext, StepOutcome } from './context';
 import { evictOnce } from './evict';
 
 export async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
-  const { migration, status, client, now } = ctx;
+  const { migration, status, client } = ctx;
   const { namespace, name, uid } = migration.metadata;
   const spec = withDefaults(migration.spec);
   const ref = status.sourcePod!;
@@ -34,7 +34,7 @@ export async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
   const source = all.find((p) => p.metadata?.uid === ref.uid);
   if (source && !source.metadata?.deletionTimestamp) {
     await claimSourcePod(client, migration, source);
-    const r = await evictOnce(client, namespace, status, 'CreateTargetPod', now, `Steer: ${ownerName} will recreate pod ${ref.name}`);
+    const r = await evictOnce(ctx, namespace, 'CreateTargetPod');
     if (!('kind' in r)) return r;
     return { done: false, requeueAfterMs: 1_000, message: `evicted source pod ${ref.name}; waiting for ${ownerName} to recreate it on ${spec.targetNode}` };
   }

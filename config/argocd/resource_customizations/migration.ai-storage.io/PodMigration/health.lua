@@ -1,7 +1,7 @@
 -- Argo CD health check for migration.ai-storage.io/PodMigration:
 -- Healthy when Completed, Degraded when Failed or Cancelled, Progressing otherwise.
 local hs = {}
-if obj.status == nil or obj.status.phase == nil then
+if obj.status == nil or obj.status.phase == nil or (obj.status.phase == "Pending" and obj.status.message == nil) then
   hs.status = "Progressing"
   hs.message = "Waiting for the operator to start the migration"
   return hs
