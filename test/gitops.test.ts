@@ -133,3 +133,20 @@ describe('re-applying a committed migration (prune and re-sync, a rebuilt cluste
 });
 
 const condition = (pm: PodMigration, type: string) => pm.status?.conditions?.find((c) => c.type === type);
+
+it('leaves the copy out of kubectl apply --prune: it carries no last-applied-configuration', async () => {
+  const pod = JSON.stringify(podManifest(ns, 'applied', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
+  expect(kubectl(['apply', '-n', ns, '-f', '-'], pod).code).toBe(0);
+  await eventually('applied Running', async () => ((await k8s.get<V1Pod>(paths.pod(ns, 'applied'))).status?.phase === 'Running' ? true : undefined));
+  await k8s.create(pmPath(ns), migration(ns, 'move-applied', { podName: 'applied', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+  const pm = await waitForPhase(ns, 'move-applied', ['Completed', 'Failed']);
+  expect(pm.status!.phase).toBe('Completed');
+  const copy = pm.status!.targetPod!.name;
+  expect((await k8s.get<V1Pod>(paths.pod(ns, copy))).metadata!.annotations!['kubectl.kubernetes.io/last-applied-configuration']).toBeUndefined();
+  // The set the user applies with that label now holds something else: prune runs over it.
+  const other = JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'applied-config', namespace: ns, labels: { app: 'applied' } } });
+  const r = kubectl(['apply', '-n', ns, '--prune', '-l', 'app=applied', '-f', '-'], other);
+  expect(r.code).toBe(0);
+  const after = await k8s.get<V1Pod>(paths.pod(ns, copy));
+  expect(after.metadata!.deletionTimestamp).toBeUndefined();
+});
