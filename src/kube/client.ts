@@ -5,6 +5,7 @@
 // copying a pod through them would lose fields added in newer Kubernetes releases. The
 // KubeConfig (credentials, TLS) and the Watch/informer machinery are client-node's.
 import type { KubeConfig } from '@kubernetes/client-node';
+import { Agent, type RequestOptions as HttpsRequestOptions } from 'node:https';
 import fetch, { type RequestInit } from 'node-fetch';
 import { GROUP, PLURAL, VERSION } from '../api/types';
 import { ApiError } from '../errors';
@@ -20,6 +21,7 @@ export interface RequestOptions {
 
 export class KubeClient {
   private readonly server: string;
+  private agent?: { id: string; agent: Agent };
 
   constructor(private readonly kc: KubeConfig) {
     const cluster = kc.getCurrentCluster();
@@ -27,8 +29,26 @@ export class KubeClient {
     this.server = cluster.server.replace(/\/+$/, '');
   }
 
+  /**
+   * Credentials and headers as client-node computes them for each request (tokens may
+   * rotate), but one keep-alive agent for as long as the TLS material is the same:
+   * client-node makes a new agent, and so a new TLS connection, for every request.
+   */
+  private async requestInit(): Promise<RequestInit> {
+    const tls: HttpsRequestOptions = {};
+    const init = (await this.kc.applyToFetchOptions(tls)) as RequestInit;
+    if (this.kc.getCurrentCluster()?.proxyUrl || !this.server.startsWith('https:')) return init;
+    const { ca, cert, key, rejectUnauthorized, servername } = tls;
+    const id = JSON.stringify([ca, cert, key, rejectUnauthorized, servername].map((v) => (Buffer.isBuffer(v) ? v.toString() : v)));
+    if (this.agent?.id !== id) {
+      this.agent?.agent.destroy();
+      this.agent = { id, agent: new Agent({ ca, cert, key, rejectUnauthorized, servername, keepAlive: true, maxSockets: 32 }) };
+    }
+    return { ...init, agent: this.agent.agent };
+  }
+
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const init = (await this.kc.applyToFetchOptions({})) as RequestInit;
+    const init = await this.requestInit();
     const headers = init.headers as import('node-fetch').Headers;
     headers.set('Accept', 'application/json');
     if (opts.body !== undefined) headers.set('Content-Type', opts.contentType ?? 'application/json');
