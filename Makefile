@@ -5,7 +5,7 @@ CLUSTER_DIR ?= $(CURDIR)/.cluster
 KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
 export CLUSTER_DIR
 
-.PHONY: help demo test test-unit build tools cluster-up cluster-down run deploy undeploy docker-build docker-push clean
+.PHONY: help demo test test-unit bench build tools cluster-up cluster-down run deploy undeploy docker-build docker-push clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,6 +21,9 @@ test: node_modules/.installed ## Run every test (unit + integration on a real lo
 	npx tsc -p tsconfig.jest.json --noEmit
 	npx jest --json --outputFile=.jest-results.json
 	@node -e 'const r=require("./.jest-results.json"); console.log(`$${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
+
+bench: node_modules/.installed ## Operator vs a floor client on a local control plane of its own (N=1,100; BENCH_N=1,100,1000)
+	node hack/bench.mjs --n $${BENCH_N:-1,100}
 
 test-unit: node_modules/.installed ## Run the unit tests only
 	npx jest --selectProjects unit

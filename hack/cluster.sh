@@ -154,7 +154,14 @@ up() {
     --unsafe-no-fsync --log-level=warn
   wait_for etcd 60 curl -sf "http://127.0.0.1:$etcd_port/health"
 
-  start kube-apiserver --etcd-servers="http://127.0.0.1:$etcd_port" \
+  # AUDIT=1 (the benchmark): one audit event per request, to count requests by identity.
+  local audit=()
+  if [[ -n "${AUDIT:-}" ]]; then
+    printf '%s\n' 'apiVersion: audit.k8s.io/v1' 'kind: Policy' 'omitStages: [RequestReceived, ResponseStarted]' \
+      'rules:' '- level: Metadata' >"$dir/audit-policy.yaml"
+    audit=(--audit-policy-file="$dir/audit-policy.yaml" --audit-log-path="$dir/audit.log" --audit-log-maxsize=0)
+  fi
+  start kube-apiserver --etcd-servers="http://127.0.0.1:$etcd_port" "${audit[@]}" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$apiserver_port" \
     --tls-cert-file="$p/apiserver.crt" --tls-private-key-file="$p/apiserver.key" \
     --client-ca-file="$p/ca.crt" --authorization-mode=RBAC \

@@ -5,8 +5,8 @@
 // copying a pod through them would lose fields added in newer Kubernetes releases. The
 // KubeConfig (credentials, TLS) and the Watch/informer machinery are client-node's.
 import type { KubeConfig } from '@kubernetes/client-node';
-import { Agent, type RequestOptions as HttpsRequestOptions } from 'node:https';
-import fetch, { type RequestInit } from 'node-fetch';
+import { request as httpRequest } from 'node:http';
+import { Agent, type RequestOptions as HttpsRequestOptions, request as httpsRequest } from 'node:https';
 import { GROUP, PLURAL, VERSION } from '../api/types';
 import { ApiError } from '../errors';
 
@@ -30,51 +30,53 @@ export class KubeClient {
   }
 
   /**
-   * Credentials and headers as client-node computes them for each request (tokens may
-   * rotate), but one keep-alive agent for as long as the TLS material is the same:
-   * client-node makes a new agent, and so a new TLS connection, for every request.
+   * One keep-alive agent for as long as the TLS material is the same (client-node makes a
+   * new agent, and so a new TLS connection, for every request). Credentials and headers
+   * are still taken from client-node per request: tokens may rotate.
    */
-  private async requestInit(): Promise<RequestInit> {
-    const tls: HttpsRequestOptions = {};
-    const init = (await this.kc.applyToFetchOptions(tls)) as RequestInit;
-    if (this.kc.getCurrentCluster()?.proxyUrl || !this.server.startsWith('https:')) return init;
+  private keepAlive(tls: HttpsRequestOptions): Agent | undefined {
+    if (this.kc.getCurrentCluster()?.proxyUrl || !this.server.startsWith('https:')) return undefined;
     const { ca, cert, key, rejectUnauthorized, servername } = tls;
     const id = JSON.stringify([ca, cert, key, rejectUnauthorized, servername].map((v) => (Buffer.isBuffer(v) ? v.toString() : v)));
     if (this.agent?.id !== id) {
       this.agent?.agent.destroy();
       this.agent = { id, agent: new Agent({ ca, cert, key, rejectUnauthorized, servername, keepAlive: true, maxSockets: 32 }) };
     }
-    return { ...init, agent: this.agent.agent };
+    return this.agent.agent;
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const init = await this.requestInit();
-    const headers = init.headers as import('node-fetch').Headers;
-    headers.set('Accept', 'application/json');
-    if (opts.body !== undefined) headers.set('Content-Type', opts.contentType ?? 'application/json');
+    const tls: HttpsRequestOptions = {};
+    await this.kc.applyToHTTPSOptions(tls);
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), opts.timeoutMs ?? 30_000);
-    try {
-      const res = await fetch(url.toString(), {
-        ...init,
-        method,
-        headers,
-        body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
-        signal: controller.signal as RequestInit['signal'],
+    const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const headers: Record<string, string> = {
+      ...(tls.headers as Record<string, string> | undefined),
+      Accept: 'application/json',
+      ...(body ? { 'Content-Type': opts.contentType ?? 'application/json', 'Content-Length': String(body.length) } : {}),
+    };
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    const { status, statusText, text } = await new Promise<{ status: number; statusText: string; text: string }>((resolve, reject) => {
+      const req = send(url, { method, headers, agent: this.keepAlive(tls) ?? tls.agent, auth: tls.auth }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', text: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
       });
-      const text = await res.text();
-      const data = text ? safeJson(text) : undefined;
-      if (!res.ok) {
-        const status = (data ?? {}) as { reason?: string; message?: string; details?: { causes?: { type?: string }[] } };
-        const causes = (status.details?.causes ?? []).flatMap((c) => (c.type ? [c.type] : []));
-        throw new ApiError(res.status, status.reason ?? res.statusText, status.message ?? (text || res.statusText), causes);
-      }
-      return data as T;
-    } finally {
-      clearTimeout(timer);
+      const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs}ms`)), timeoutMs);
+      req.on('close', () => clearTimeout(timer));
+      req.on('error', reject);
+      req.end(body);
+    });
+    const data = text ? safeJson(text) : undefined;
+    if (status < 200 || status >= 300) {
+      const s = (data ?? {}) as { reason?: string; message?: string; details?: { causes?: { type?: string }[] } };
+      const causes = (s.details?.causes ?? []).flatMap((c) => (c.type ? [c.type] : []));
+      throw new ApiError(status, s.reason ?? statusText, s.message ?? (text || statusText), causes);
     }
+    return data as T;
   }
 
   get<T>(path: string, query?: Query): Promise<T> {

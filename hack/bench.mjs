@@ -1,0 +1,205 @@
+#!/usr/bin/env node
+// The operator against a floor, side by side in one run on the local control plane (kwok
+// pods are Ready in milliseconds, so what shows is the control plane's cost).
+//
+//   node hack/bench.mjs [--n 1,100] [--dist DIR] [--keep]        (make bench)
+//
+// --dist runs the operator from another build (for example an older commit's dist/).
+//
+// For each N, N pods on node-1 are moved to node-2 twice: first by the floor client, which
+// issues only the requests the contract needs (GET pod, POST copy, one shared watch for
+// Ready, POST eviction, PUT status), then by the operator; both with the operator's
+// identity and N at once. Requests are counted by identity from the API server's audit
+// log, within each run's window. Prints wall time, p50/p99 latency (record created ->
+// Completed), requests per migration, the operator's CPU per migration and RSS, and the
+// ratios to the floor.
+import { spawn, execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const root = resolve(new URL('..', import.meta.url).pathname);
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1] : fallback;
+};
+const sizes = arg('n', '1,100').split(',').map(Number);
+const dir = join(root, '.cluster-bench');
+const env = { ...process.env, CLUSTER_DIR: dir, AUDIT: '1' };
+
+execFileSync(join(root, 'hack/cluster.sh'), ['up'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+const { KubeConfig } = require('@kubernetes/client-node');
+const { KubeClient, paths } = require(join(root, 'dist/kube/client.js'));
+const { buildTargetPod } = require(join(root, 'dist/migration/optimizedPod.js'));
+
+const client = (file) => {
+  const kc = new KubeConfig();
+  kc.loadFromFile(join(dir, file));
+  return new KubeClient(kc);
+};
+const admin = client('kubeconfig');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const GROUP = 'migration.ai-storage.io';
+const pmPath = (ns, name) => `/apis/${GROUP}/v1alpha1/namespaces/${ns}/podmigrations${name ? `/${name}` : ''}`;
+const OPERATOR = 'system:serviceaccount:podmigration-system:podmigration-operator';
+
+async function setup(ns, n) {
+  await admin.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  while (!(await admin.get(`/api/v1/namespaces/${ns}/serviceaccounts/default`).catch(() => undefined))) await sleep(100);
+  for (let i = 0; i < n; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, (_, j) =>
+        admin.create(paths.pods(ns), {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: { name: `p-${i + j}`, labels: { app: `p-${i + j}` } },
+          spec: { nodeName: 'node-1', containers: [{ name: 'main', image: 'x', resources: { requests: { cpu: '10m', memory: '16Mi' } } }] },
+        }),
+      ),
+    );
+  }
+  for (;;) {
+    const pods = (await admin.get(paths.pods(ns))).items;
+    if (pods.filter((p) => p.status?.phase === 'Running').length === n) return;
+    await sleep(200);
+  }
+}
+
+async function createMigrations(ns, n) {
+  const created = new Map();
+  for (let i = 0; i < n; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
+        const name = `m-${i + j}`;
+        await admin.create(pmPath(ns), {
+          apiVersion: `${GROUP}/v1alpha1`,
+          kind: 'PodMigration',
+          metadata: { name },
+          spec: { podName: `p-${i + j}`, sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 },
+        });
+        created.set(name, Date.now());
+      }),
+    );
+  }
+  return created;
+}
+
+/** The floor: only the requests the contract needs, with the operator's identity. */
+async function floor(ns, n) {
+  const c = client('operator.kubeconfig');
+  const created = await createMigrations(ns, n);
+  const t0 = Date.now();
+  const ready = new Map();
+  const waiters = new Map();
+  // One shared watch for the copies' readiness.
+  const kc = new KubeConfig();
+  kc.loadFromFile(join(dir, 'operator.kubeconfig'));
+  const { Watch } = require('@kubernetes/client-node');
+  const watch = await new Watch(kc).watch(paths.pods(ns), { labelSelector: 'floor' }, (_type, pod) => {
+    if ((pod.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True')) {
+      ready.set(pod.metadata.name, true);
+      waiters.get(pod.metadata.name)?.();
+    }
+  }, () => undefined);
+  const done = new Map();
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      const pod = await c.get(paths.pod(ns, `p-${i}`));
+      const copy = `p-${i}-copy`;
+      // The same copy the operator makes (a pure function: no requests).
+      const body = buildTargetPod(pod, { name: copy, targetNode: 'node-2', migrationName: `m-${i}`, migrationUid: 'floor', keep: new Set(['main']) });
+      body.metadata.labels.floor = 'yes';
+      await c.create(paths.pods(ns), body);
+      if (!ready.get(copy)) await new Promise((r) => waiters.set(copy, r));
+      await c.create(`${paths.pod(ns, `p-${i}`)}/eviction`, {
+        apiVersion: 'policy/v1',
+        kind: 'Eviction',
+        metadata: { name: `p-${i}`, namespace: ns },
+        deleteOptions: { preconditions: { uid: pod.metadata.uid } },
+      });
+      const pm = await admin.get(pmPath(ns, `m-${i}`)); // reading the record is the bench's, not counted
+      await c.replace(`${pmPath(ns, `m-${i}`)}/status`, { ...pm, status: { phase: 'Completed' } });
+      done.set(`m-${i}`, Date.now());
+    }),
+  );
+  watch.abort();
+  return { t0, t1: Date.now(), created, done };
+}
+
+/** The operator as a process, reconciling N at once. */
+async function operator(ns, n) {
+  const proc = spawn(process.execPath, [
+    join(resolve(arg('dist', join(root, 'dist'))), 'main.js'),
+    '--kubeconfig', join(dir, 'operator.kubeconfig'),
+    '--namespace', ns,
+    '--max-concurrent-migrations', String(Math.min(n, 100)),
+    '--health-probe-bind-address', '127.0.0.1:0',
+    '--metrics-bind-address', '0',
+    '--log-level', 'warn',
+  ], { stdio: 'ignore' });
+  await sleep(2_000); // caches synced
+  const cpu = () => {
+    const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, ms (100 Hz)
+  };
+  const cpu0 = cpu();
+  const t0 = Date.now();
+  const created = await createMigrations(ns, n);
+  const done = new Map();
+  while (done.size < n) {
+    for (const pm of (await admin.get(pmPath(ns))).items) {
+      if (pm.status?.phase === 'Completed' && !done.has(pm.metadata.name)) done.set(pm.metadata.name, Date.parse(pm.status.completionTime));
+      if (pm.status?.phase === 'Failed') throw new Error(`${pm.metadata.name} failed: ${pm.status.reason} ${pm.status.message}`);
+    }
+    await sleep(100);
+  }
+  const t1 = Date.now();
+  const cpuMs = cpu() - cpu0;
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))[1]) / 1024;
+  proc.kill('SIGKILL');
+  return { t0, t1, created, done, cpuMs, rss };
+}
+
+function requests(t0, t1) {
+  let count = 0;
+  for (const line of readFileSync(join(dir, 'audit.log'), 'utf8').split('\n')) {
+    if (!line.includes(OPERATOR)) continue;
+    const e = JSON.parse(line);
+    const at = Date.parse(e.requestReceivedTimestamp);
+    if (e.user?.username === OPERATOR && at >= t0 && at <= t1) count++;
+  }
+  return count;
+}
+
+const pct = (xs, p) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+const latencies = (r) => [...r.done].map(([name, at]) => at - r.created.get(name));
+
+const rows = [];
+for (const n of sizes) {
+  await setup(`bench-floor-${n}`, n);
+  const fr = await floor(`bench-floor-${n}`, n);
+  await sleep(1_500); // the audit log is written asynchronously
+  const fReq = requests(fr.t0, fr.t1) / n;
+  await setup(`bench-op-${n}`, n);
+  const or = await operator(`bench-op-${n}`, n);
+  await sleep(1_500);
+  const oReq = requests(or.t0, or.t1) / n;
+  const fl = latencies(fr);
+  const ol = latencies(or);
+  rows.push({
+    N: n,
+    'floor wall s': ((fr.t1 - fr.t0) / 1000).toFixed(2),
+    'operator wall s': ((or.t1 - or.t0) / 1000).toFixed(2),
+    'wall ratio': ((or.t1 - or.t0) / (fr.t1 - fr.t0)).toFixed(1),
+    'p50 ms floor/op': `${pct(fl, 50)}/${pct(ol, 50)}`,
+    'p99 ms floor/op': `${pct(fl, 99)}/${pct(ol, 99)}`,
+    'req/migration floor/op': `${fReq.toFixed(1)}/${oReq.toFixed(1)}`,
+    'op CPU ms/migration': (or.cpuMs / n).toFixed(1),
+    'op RSS MiB': or.rss.toFixed(0),
+  });
+}
+console.table(rows);
+if (!process.argv.includes('--keep') && existsSync(dir)) execFileSync(join(root, 'hack/cluster.sh'), ['down'], { env, stdio: 'ignore' });
+process.exit(0);
