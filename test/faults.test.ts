@@ -85,11 +85,14 @@ describe('racing duplicates', () => {
     await sleep(2_000); // let any rollback finish before counting
     let doubles = 0;
     for (const { pod, source, ended } of results) {
-      const completed = ended.filter((pm) => pm.status!.phase === 'Completed');
-      const refused = ended.filter((pm) => pm.status!.phase === 'Failed');
-      expect([pod, completed.length]).toEqual([pod, 1]);
-      // Refused while the winner holds the pod, or after it has moved it.
-      for (const pm of refused) expect(['MigrationInProgress', 'PodNotFound', 'PodTerminating']).toContain(pm.status!.reason);
+      // One moves the pod. The others are refused while it holds the pod, or, once it has
+      // moved it, find the pod made from theirs already on the target (AlreadyOnTarget).
+      const moved = ended.filter((pm) => pm.status!.phase === 'Completed' && pm.status!.reason !== 'AlreadyOnTarget');
+      const completed = moved;
+      expect([pod, moved.length]).toEqual([pod, 1]);
+      for (const pm of ended.filter((m) => m !== moved[0])) {
+        expect(['Failed/MigrationInProgress', 'Failed/PodTerminating', 'Failed/PodNotFound', 'Completed/AlreadyOnTarget']).toContain(`${pm.status!.phase}/${pm.status!.reason}`);
+      }
       // Exactly one live pod of the workload: the winner's copy.
       const pods = (await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: `app=${pod}` })).items.filter(live);
       if (pods.length !== 1) doubles += 1;

@@ -35,12 +35,18 @@ describe('targetPodState', () => {
   });
   it.each([
     ['a failed pod', pod({ phase: 'Failed', reason: 'OutOfcpu' }), 'TargetPodFailed'],
-    ['an unschedulable pod', pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable' }] }), 'TargetPodUnschedulable'],
+    ['a pod unschedulable for 5 s', pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(Date.now() - 5_000) }] }), 'TargetPodUnschedulable'],
     ['an image that cannot be pulled', pod({ phase: 'Pending', containerStatuses: [{ name: 'a', image: 'a', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff' } } }] }), 'TargetPodStartFailed'],
     ['a pod being deleted', pod({ phase: 'Running' }, { deletionTimestamp: new Date() }), 'TargetPodDeleted'],
   ])('fails fast on %s', (_what, p, reason) => {
     const s = targetPodState(p);
     expect(s).toMatchObject({ kind: 'failed', reason });
+  });
+  it('gives the scheduler a few seconds before taking Unschedulable as its answer (a claim not bound yet)', () => {
+    const p = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: 'pod has unbound immediate PersistentVolumeClaims', lastTransitionTime: new Date(Date.now() - 1_000) }] });
+    const s = targetPodState(p);
+    expect(s).toMatchObject({ kind: 'starting', message: expect.stringMatching(/unbound immediate PersistentVolumeClaims/) });
+    expect(targetPodState(p, Date.now() + 4_100)).toMatchObject({ kind: 'failed', reason: 'TargetPodUnschedulable' });
   });
   it('keeps waiting while containers are being created', () => {
     const p = pod({ phase: 'Pending', containerStatuses: [{ name: 'a', image: 'a', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } }] });

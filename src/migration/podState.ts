@@ -48,11 +48,18 @@ const FATAL_WAITING_REASONS = new Set([
 
 export type TargetPodState =
   | { kind: 'ready' }
-  | { kind: 'starting'; message: string }
+  | { kind: 'starting'; message: string; retryAfterMs?: number }
   | { kind: 'failed'; reason: string; message: string };
 
+/**
+ * How long kube-scheduler may call a pod Unschedulable before that is taken as its
+ * answer: some causes pass by themselves (a claim the provisioner has not bound yet, a
+ * preemption under way), and the scheduler retries on cluster events.
+ */
+export const UNSCHEDULABLE_GRACE_MS = 5_000;
+
 /** Classifies a freshly created pod: Ready, still starting, or never going to start. */
-export function targetPodState(pod: V1Pod): TargetPodState {
+export function targetPodState(pod: V1Pod, now = Date.now()): TargetPodState {
   const name = pod.metadata?.name;
   if (pod.metadata?.deletionTimestamp) {
     return { kind: 'failed', reason: 'TargetPodDeleted', message: `pod ${name} is being deleted` };
@@ -66,7 +73,10 @@ export function targetPodState(pod: V1Pod): TargetPodState {
     (c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable',
   );
   if (unschedulable) {
-    return { kind: 'failed', reason: 'TargetPodUnschedulable', message: `pod ${name} cannot be scheduled: ${unschedulable.message ?? ''}`.trim() };
+    const message = `pod ${name} cannot be scheduled: ${unschedulable.message ?? ''}`.trim();
+    const since = Date.parse(String(unschedulable.lastTransitionTime ?? 0));
+    if (now - since >= UNSCHEDULABLE_GRACE_MS) return { kind: 'failed', reason: 'TargetPodUnschedulable', message };
+    return { kind: 'starting', message: `${message} (retried by the scheduler for ${UNSCHEDULABLE_GRACE_MS / 1000}s)`, retryAfterMs: UNSCHEDULABLE_GRACE_MS - (now - since) };
   }
   const all = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
   for (const s of all) {

@@ -25,7 +25,7 @@ export const createTargetPod: Step = async (ctx) => {
   const pod = made ?? (await createPod(ctx));
   status.targetPod = { name: pod.metadata!.name!, uid: pod.metadata!.uid!, node: spec.targetNode };
 
-  const state = targetPodState(pod);
+  const state = targetPodState(pod, Date.parse(now));
   if (state.kind === 'failed') throw new MigrationFailure(state.reason, state.message);
   if (state.kind === 'ready') return { done: true, message: `pod ${pod.metadata!.name} is Ready on ${spec.targetNode}` };
 
@@ -34,7 +34,7 @@ export const createTargetPod: Step = async (ctx) => {
     throw new MigrationFailure('TargetPodNotReady', `pod ${pod.metadata!.name} did not become Ready within ${spec.readyTimeoutSeconds}s`);
   }
   const deadline = new Date(Date.parse(now) + left).toISOString();
-  return { done: false, requeueAfterMs: left, message: `${state.message}; ready deadline ${deadline}` };
+  return { done: false, requeueAfterMs: Math.min(left, state.retryAfterMs ?? left), message: `${state.message}; ready deadline ${deadline}` };
 };
 
 /** The pod already made for this migration, if any. */
