@@ -97,12 +97,22 @@ async function floor(ns, n) {
   const kc = new KubeConfig();
   kc.loadFromFile(join(dir, 'operator.kubeconfig'));
   const { Watch } = require('@kubernetes/client-node');
-  const watch = await new Watch(kc).watch(paths.pods(ns), { labelSelector: 'floor' }, (_type, pod) => {
+  let watching = true;
+  let watch;
+  const onPod = (_type, pod) => {
     if ((pod.status?.conditions ?? []).some((x) => x.type === 'Ready' && x.status === 'True')) {
       ready.set(pod.metadata.name, true);
       waiters.get(pod.metadata.name)?.();
     }
-  }, () => undefined);
+  };
+  // The watch is restarted should the API server end it; a timer keeps the process alive meanwhile.
+  const start = async () => {
+    watch = await new Watch(kc).watch(paths.pods(ns), { labelSelector: 'floor' }, onPod, () => {
+      if (watching) setTimeout(() => start().catch(() => undefined), 100);
+    });
+  };
+  await start();
+  const alive = setInterval(() => undefined, 1_000);
   const done = new Map();
   await Promise.all(
     Array.from({ length: n }, async (_, i) => {
@@ -124,7 +134,9 @@ async function floor(ns, n) {
       done.set(`m-${i}`, Date.now());
     }),
   );
+  watching = false;
   watch.abort();
+  clearInterval(alive);
   return { t0, t1: Date.now(), created, done };
 }
 
