@@ -11,8 +11,33 @@ interface PodMetrics {
 
 export type UsageReading = { available: true; figures: ResourceFigures } | { available: false; message: string };
 
-/** Sum of the containers' current usage, or why there is none. Never invents numbers. */
+/** Whether the cluster serves metrics.k8s.io, as last found out, per client (looked up again after 5 minutes). */
+const served = new WeakMap<KubeClient, { served: boolean; at: number }>();
+const SERVED_TTL_MS = 5 * 60_000;
+
+async function metricsServed(client: KubeClient): Promise<boolean> {
+  const known = served.get(client);
+  if (known && Date.now() - known.at < SERVED_TTL_MS) return known.served;
+  let answer = true;
+  try {
+    await client.get('/apis/metrics.k8s.io/v1beta1');
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.code !== 404) throw e;
+    answer = false;
+  }
+  served.set(client, { served: answer, at: Date.now() });
+  return answer;
+}
+
+const NOT_SERVED: UsageReading = { available: false, message: 'metrics.k8s.io is not served by this cluster (no metrics-server): usage is not recorded' };
+
+/**
+ * Sum of the containers' current usage, or why there is none. Never invents numbers. A
+ * cluster known not to serve metrics.k8s.io is not asked for every pod.
+ */
 export async function readUsage(client: KubeClient, namespace: string, podName: string): Promise<UsageReading> {
+  const known = served.get(client);
+  if (known && !known.served && Date.now() - known.at < SERVED_TTL_MS) return NOT_SERVED;
   try {
     const m = await client.get<PodMetrics>(paths.podMetrics(namespace, podName));
     let cpu = 0;
@@ -25,7 +50,8 @@ export async function readUsage(client: KubeClient, namespace: string, podName: 
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;
     if (e.code === 404) {
-      return { available: false, message: `metrics.k8s.io has no figures for pod ${podName} (the API is not served here, or the pod is too new)` };
+      if (!(await metricsServed(client))) return NOT_SERVED;
+      return { available: false, message: `metrics.k8s.io has no figures for pod ${podName} yet (it is too new)` };
     }
     if (e.code === 403) return { available: false, message: `reading metrics.k8s.io is forbidden: ${e.message}` };
     if (e.code === 503) return { available: false, message: `metrics.k8s.io is unavailable: ${e.message}` };
