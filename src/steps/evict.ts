@@ -25,7 +25,10 @@ export async function evictSource(client: KubeClient, namespace: string, status:
     return { kind: 'evicted' };
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;
-    if (isNotFound(e) || e.code === 409) return { kind: 'gone' };
+    // Gone, or replaced by another pod of that name (the UID precondition failed). Any
+    // other conflict (the pod changed while the API server checked its budget) is retried.
+    if (isNotFound(e) || (e.code === 409 && /precondition/i.test(e.message) && /UID/.test(e.message))) return { kind: 'gone' };
+    if (e.code === 409) throw e;
     if (e.code >= 500) throw e;
     // Back off from 1s, doubling with the time already spent waiting, up to 30s.
     const waited = -remainingMs(stepStartTime(status, stepName, now), 0, now);
