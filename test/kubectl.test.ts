@@ -80,7 +80,7 @@ it('waits for either outcome in one command (the README recipe)', () => {
 it('logs JSON lines that name the migration, phase and step, and never a credential', () => {
   const lines = operator.log().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   const about = lines.filter((l) => l.migration !== undefined);
-  expect(about.length).toBeGreaterThan(5);
+  expect(about.length).toBeGreaterThan(2); // at least a status write per phase that waited
   for (const l of about) {
     expect(l.migration).toMatch(new RegExp(`^${ns}/`));
     expect(typeof l.phase).toBe('string');

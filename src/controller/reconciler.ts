@@ -118,16 +118,26 @@ export class Reconciler {
     } else if (!status.phase || status.phase === 'Pending') {
       begin(status, now);
     } else {
-      const pastDeadline = canRollBack(status.phase) && remainingMs(status.startTime, timeoutSeconds, now) <= 0;
-      const deadline = pastDeadline ? deadlineFailure(status, timeoutSeconds) : undefined;
-      if (deadline && status.phase !== 'DeletingSourcePod') {
-        fail(status, 'Failed', deadline.reason, deadline.message, now);
-      } else {
-        // Step 4 runs even past the deadline: it looks at the pods before giving up.
-        ({ requeueAfterMs, waitingReason } = await this.runStep(pm, status, now, log, deadline, persist));
-        if (requeueAfterMs !== undefined && canRollBack(status.phase)) {
-          requeueAfterMs = Math.min(requeueAfterMs, Math.max(remainingMs(status.startTime, timeoutSeconds, now), 0) + 100);
+      // A step that finishes hands over to the next one at once, in this reconcile: a
+      // migration that can move on does not queue again behind every other one, and its
+      // status is written once (the steps that must have something on record first
+      // persist it themselves). It stops at the first step that waits, or at the end.
+      for (let stepNow = now; ; stepNow = new Date().toISOString()) {
+        const pastDeadline = canRollBack(status.phase) && remainingMs(status.startTime, timeoutSeconds, stepNow) <= 0;
+        const deadline = pastDeadline ? deadlineFailure(status, timeoutSeconds) : undefined;
+        if (deadline && status.phase !== 'DeletingSourcePod') {
+          fail(status, 'Failed', deadline.reason, deadline.message, stepNow);
+          break;
         }
+        // Step 4 runs even past the deadline: it looks at the pods before giving up.
+        ({ requeueAfterMs, waitingReason } = await this.runStep(pm, status, stepNow, log, deadline, persist));
+        if (requeueAfterMs !== undefined) {
+          if (canRollBack(status.phase)) {
+            requeueAfterMs = Math.min(requeueAfterMs, Math.max(remainingMs(status.startTime, timeoutSeconds, stepNow), 0) + 100);
+          }
+          break;
+        }
+        if (stepIndex(status.phase) < 0) break; // ended
       }
     }
     setConditions(status, pm.metadata.generation, now, waitingReason);
