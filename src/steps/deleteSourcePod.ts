@@ -7,6 +7,7 @@
 // is retried with backoff; at the migration's deadline it is rolled back like any failure
 // before the source is gone.
 import type { V1Pod } from '@kubernetes/client-node';
+import type { PodMigrationStatus } from '../api/types';
 import { MigrationFailure, ignoreNotFound } from '../errors';
 import { paths } from '../kube/client';
 import { isPodReady, targetPodState } from '../migration/podState';
@@ -34,28 +35,17 @@ export const deleteSourcePod: Step = async (ctx) => {
     if (ref.evictionRequestedAt) return { done: true, message: `source pod ${ref.name} evicted from ${ref.node}${sameSource ? ' (terminating)' : ''}` };
     throw new MigrationFailure('SourcePodChanged', `source pod ${ref.name} ${how}, removed by someone other than this migration before it evicted it`);
   }
-  if (!target || target.metadata?.uid !== status.targetPod!.uid) {
-    throw new MigrationFailure('TargetPodLost', `pod ${targetName} disappeared before the source pod was evicted`);
-  }
-  const state = targetPodState(target);
-  if (state.kind === 'failed') throw new MigrationFailure(state.reason, `${state.message}; the source pod was not evicted`);
-  // Never remove the original unless its replacement is Ready right now.
-  const notReady: StepOutcome = { done: false, requeueAfterMs: 30_000, reason: 'TargetPodNotReady', message: `waiting for pod ${targetName} to be Ready again before evicting the source` };
-  if (!isPodReady(target)) {
+  const notReady = copyNotReady(status, target);
+  if (notReady) {
     if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
     return notReady;
   }
   await claimSourcePod(client, migration, source!);
-  if (status.mode === 'Surge') return handOver(ctx, source!, target);
+  if (status.mode === 'Surge') return handOver(ctx, source!, target!);
   if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
 
   // The copy once more, as late as possible: still there, Ready and not being deleted.
-  const recheck = async () => {
-    const now = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName)));
-    if (now?.metadata?.uid !== status.targetPod!.uid) throw new MigrationFailure('TargetPodLost', `pod ${targetName} disappeared before the source pod was evicted`);
-    if (now.metadata?.deletionTimestamp) throw new MigrationFailure('TargetPodDeleted', `pod ${targetName} is being deleted; the source pod was not evicted`);
-    return isPodReady(now) ? undefined : notReady;
-  };
+  const recheck = async () => copyNotReady(status, await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName))));
   const r = await evictOnce(ctx, namespace, 'DeleteSourcePod', recheck);
   if (!('kind' in r)) return r;
   if (r.kind === 'gone') {
@@ -64,3 +54,17 @@ export const deleteSourcePod: Step = async (ctx) => {
   }
   return { done: true, message: `source pod ${ref.name} evicted from ${ref.node}` };
 };
+
+/**
+ * Throws if the copy is gone, replaced, being deleted or failed; returns what to wait for
+ * while it is not Ready; undefined when the source may go. The source is never removed
+ * unless its replacement is Ready right now.
+ */
+function copyNotReady(status: PodMigrationStatus, copy: V1Pod | undefined): StepOutcome | undefined {
+  const name = status.targetPod!.name;
+  if (!copy || copy.metadata?.uid !== status.targetPod!.uid) throw new MigrationFailure('TargetPodLost', `pod ${name} disappeared before the source pod was evicted`);
+  const state = targetPodState(copy);
+  if (state.kind === 'failed') throw new MigrationFailure(state.reason, `${state.message}; the source pod was not evicted`);
+  if (isPodReady(copy)) return undefined;
+  return { done: false, requeueAfterMs: 30_000, reason: 'TargetPodNotReady', message: `waiting for pod ${name} to be Ready again before evicting the source` };
+}

@@ -36,6 +36,10 @@ export async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
     await claimSourcePod(client, migration, source);
     const r = await evictOnce(ctx, namespace, 'CreateTargetPod');
     if (!('kind' in r)) return r;
+    if (r.kind === 'gone') {
+      // It was there a moment ago, and this request did not remove it.
+      throw new MigrationFailure('SourcePodChanged', `source pod ${ref.name} was removed by someone other than this migration while it was being evicted`);
+    }
     return { done: false, requeueAfterMs: 1_000, message: `evicted source pod ${ref.name}; waiting for ${ownerName} to recreate it on ${spec.targetNode}` };
   }
   if (!ref.evictionRequestedAt) {
