@@ -3,6 +3,8 @@
 const esm = ['@kubernetes/client-node', 'openid-client', 'oauth4webapi', 'jose'];
 const common = {
   testEnvironment: 'node',
+  // Local control planes' state (etcd's own .snap files are not Jest snapshots).
+  modulePathIgnorePatterns: ['<rootDir>/.cluster'],
   transform: { '^.+\\.[tj]s$': ['ts-jest', { tsconfig: 'tsconfig.jest.json' }] },
   transformIgnorePatterns: [`/node_modules/(?!(${esm.join('|')})/)`],
 };

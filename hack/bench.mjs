@@ -2,7 +2,9 @@
 // The operator against a floor, side by side in one run on the local control plane (kwok
 // pods are Ready in milliseconds, so what shows is the control plane's cost).
 //
-//   node hack/bench.mjs [--n 1,100] [--dist DIR] [--keep]        (make bench)
+//   node hack/bench.mjs [--n 1,100] [--dist DIR] [--keep] [--breakdown]   (make bench)
+//
+// --breakdown also lists the operator's requests per migration by verb, resource and code.
 //
 // --dist runs the operator from another build (for example an older commit's dist/).
 //
@@ -174,30 +176,44 @@ async function operator(ns, n) {
   return { t0, t1, created, done, cpuMs, rss };
 }
 
+/** The operator identity's requests within [t0, t1], and how many of each kind. */
 function requests(t0, t1) {
   let count = 0;
+  const kinds = new Map();
   for (const line of readFileSync(join(dir, 'audit.log'), 'utf8').split('\n')) {
     if (!line.includes(OPERATOR)) continue;
     const e = JSON.parse(line);
     const at = Date.parse(e.requestReceivedTimestamp);
-    if (e.user?.username === OPERATOR && at >= t0 && at <= t1) count++;
+    if (e.user?.username !== OPERATOR || at < t0 || at > t1) continue;
+    count++;
+    const r = e.objectRef ?? {};
+    const kind = `${e.verb} ${r.resource ?? e.requestURI}${r.subresource ? `/${r.subresource}` : ''} ${e.responseStatus?.code ?? ''}`;
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   }
-  return count;
+  return { count, kinds };
 }
+const breakdown = process.argv.includes('--breakdown');
 
 const pct = (xs, p) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const latencies = (r) => [...r.done].map(([name, at]) => at - r.created.get(name));
 
 const rows = [];
+const run = Date.now().toString(36); // a kept cluster can be benched again
 for (const n of sizes) {
-  await setup(`bench-floor-${n}`, n);
-  const fr = await floor(`bench-floor-${n}`, n);
+  await setup(`bench-floor-${n}-${run}`, n);
+  const fr = await floor(`bench-floor-${n}-${run}`, n);
   await sleep(1_500); // the audit log is written asynchronously
-  const fReq = requests(fr.t0, fr.t1) / n;
-  await setup(`bench-op-${n}`, n);
-  const or = await operator(`bench-op-${n}`, n);
+  const fAudit = requests(fr.t0, fr.t1);
+  const fReq = fAudit.count / n;
+  await setup(`bench-op-${n}-${run}`, n);
+  const or = await operator(`bench-op-${n}-${run}`, n);
   await sleep(1_500);
-  const oReq = requests(or.t0, or.t1) / n;
+  const oAudit = requests(or.t0, or.t1);
+  const oReq = oAudit.count / n;
+  if (breakdown) {
+    console.log(`N=${n}: operator requests per migration, by kind`);
+    for (const [kind, c] of [...oAudit.kinds].sort((a, b) => b[1] - a[1])) console.log(`  ${(c / n).toFixed(2).padStart(7)}  ${kind}`);
+  }
   const fl = latencies(fr);
   const ol = latencies(or);
   rows.push({

@@ -120,7 +120,7 @@ it('moves a pod to the target node keeping only its running containers', async (
   }, 10_000);
   const count = (reason: string) => events.filter((e) => e.reason === reason).length;
   expect(count('StepStarted')).toBe(0);
-  expect(count('StepSucceeded')).toBe(4);
+  expect(count('StepSucceeded')).toBe(3);
   expect(count('StepSkipped')).toBe(1);
   expect(count('MigrationCompleted')).toBe(1);
 });

@@ -30,6 +30,7 @@ export class Controller {
   private readonly migrations: Informer<PodMigration & KubernetesObject>;
   private readonly targetPods: Informer<V1Pod>;
   private readonly reconciler: Reconciler;
+  private readonly events: EventRecorder;
   readonly metrics: Metrics;
   private readonly log: Logger;
   private workers: Promise<void>[] = [];
@@ -59,12 +60,13 @@ export class Controller {
       inFlight: () => this.migrations.list().filter((m) => !isTerminal(m.status?.phase)).length,
       queueDepth: () => this.queue.length,
     });
+    this.events = new EventRecorder(client, o.log, o.instance);
     this.reconciler = new Reconciler({
       metrics: this.metrics,
       client,
       migrations: this.migrations,
       targetPods: this.targetPods,
-      events: new EventRecorder(client, o.log, o.instance),
+      events: this.events,
       log: o.log,
       steering: o.steering ?? false,
     });
@@ -89,6 +91,7 @@ export class Controller {
     this.queue.shutDown();
     await Promise.all([this.migrations.stop(), this.targetPods.stop()]);
     await Promise.all(this.workers);
+    await this.events.flush();
   }
 
   private async work(): Promise<void> {

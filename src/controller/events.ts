@@ -27,8 +27,25 @@ export class EventRecorder {
     private readonly instance: string,
   ) {}
 
-  /** Records an Event; a failure to record is logged, never fatal. */
-  async record(pm: PodMigration, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  private readonly sending = new Set<Promise<void>>();
+
+  /**
+   * Records an Event without holding up the caller: its time (and so its place in the
+   * order) is taken now, and it is sent in the background. A failure to record is logged,
+   * never fatal.
+   */
+  record(pm: PodMigration, type: 'Normal' | 'Warning', reason: string, message: string): void {
+    const sent = this.send(pm, type, reason, message);
+    this.sending.add(sent);
+    void sent.finally(() => this.sending.delete(sent));
+  }
+
+  /** Waits for the Events being sent (before the process exits). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.sending]);
+  }
+
+  private async send(pm: PodMigration, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const { namespace, name } = pm.metadata;
     const us = nowMicros();
     const event = {

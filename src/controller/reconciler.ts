@@ -16,7 +16,7 @@ import {
 import { MigrationFailure, ignoreNotFound, isAlreadyExists, isConflict, isNamespaceTerminating, isRefusal } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { STEPS } from '../steps';
-import type { StepContext } from '../steps/context';
+import type { Fresh, StepContext } from '../steps/context';
 import type { Metrics } from '../metrics';
 import { describePod } from '../migration/podState';
 import { fromFigures } from '../migration/resources';
@@ -71,20 +71,44 @@ function cancellable(status: PodMigrationStatus): boolean {
 }
 
 export class Reconciler {
+  /**
+   * The resourceVersions this operator wrote to a record (oldest first), until the cache
+   * shows the newest. A reconcile is asked for by the watch event of each write; one whose
+   * cached record is an earlier write of ours would work from a status already replaced
+   * (and meet a conflict): it is skipped, since the newest write's event is on its way.
+   */
+  private readonly written = new Map<string, string[]>();
+
   constructor(private readonly o: ReconcilerOptions) {}
+
+  private cacheBehind(key: string, resourceVersion: string | undefined): boolean {
+    const mine = this.written.get(key);
+    if (!mine) return false;
+    const i = resourceVersion ? mine.indexOf(resourceVersion) : -1;
+    if (i >= 0 && i < mine.length - 1) return true;
+    this.written.delete(key); // caught up, or someone else wrote since
+    return false;
+  }
+
+  private wrote(pm: PodMigration, resourceVersion: string | undefined): string | undefined {
+    if (!resourceVersion) return resourceVersion;
+    const key = `${pm.metadata.namespace}/${pm.metadata.name}`;
+    const mine = this.written.get(key) ?? [];
+    mine.push(resourceVersion);
+    this.written.set(key, mine.slice(-8));
+    return resourceVersion;
+  }
 
   /** Converges one migration; returns when to look again (ms), if at a fixed time. */
   async reconcile(key: string): Promise<number | undefined> {
     const [namespace, name] = key.split('/');
     const pm = this.o.migrations.get(name, namespace);
-    if (!pm) return undefined; // gone: its finalizer already did the cleanup
-    if (pm.metadata.deletionTimestamp) return this.finalize(pm);
-    if (!isTerminal(pm.status?.phase) && !pm.metadata.finalizers?.includes(FINALIZER)) {
-      // Before anything is created: deleting the record must be able to clean up.
-      await this.setFinalizer(pm, true);
-      return undefined;
+    if (!pm) {
+      this.written.delete(key);
+      return undefined; // gone: its finalizer already did the cleanup
     }
-
+    if (this.cacheBehind(key, pm.metadata.resourceVersion)) return undefined;
+    if (pm.metadata.deletionTimestamp) return this.finalize(pm);
     const before = pm.status ?? {};
     const status = structuredClone(before);
     const now = new Date().toISOString();
@@ -100,6 +124,16 @@ export class Reconciler {
       resourceVersion = await this.writeStatus({ ...pm, metadata: { ...pm.metadata, resourceVersion } }, stored, status, log);
       stored = structuredClone(status);
     };
+    // The finalizer goes on just before the migration first changes anything (its claim
+    // on the source pod), so that deleting the record can undo it; a migration refused in
+    // step 1 never needs one.
+    let held = !!pm.metadata.finalizers?.includes(FINALIZER);
+    const hold = async () => {
+      if (held) return;
+      resourceVersion = await this.setFinalizer({ ...pm, metadata: { ...pm.metadata, resourceVersion } }, true);
+      held = true;
+    };
+    const fresh: Fresh = {};
 
     if (isTerminal(status.phase)) {
       // The write that made it terminal triggers this reconcile. The finalizer marks work
@@ -115,9 +149,8 @@ export class Reconciler {
       }
     } else if (pm.metadata.annotations?.[ANNOTATION_CANCEL] === 'true' && cancellable(status)) {
       fail(status, 'Cancelled', 'CancelRequested', `cancelled by the ${ANNOTATION_CANCEL} annotation`, now);
-    } else if (!status.phase || status.phase === 'Pending') {
-      begin(status, now);
     } else {
+      if (!status.phase || status.phase === 'Pending') begin(status, now);
       // A step that finishes hands over to the next one at once, in this reconcile: a
       // migration that can move on does not queue again behind every other one, and its
       // status is written once (the steps that must have something on record first
@@ -129,8 +162,9 @@ export class Reconciler {
           fail(status, 'Failed', deadline.reason, deadline.message, stepNow);
           break;
         }
+        if (stepIndex(status.phase) > 0) await hold();
         // Step 4 runs even past the deadline: it looks at the pods before giving up.
-        ({ requeueAfterMs, waitingReason } = await this.runStep(pm, status, stepNow, log, deadline, persist));
+        ({ requeueAfterMs, waitingReason } = await this.runStep(pm, status, stepNow, log, deadline, { persist, hold, fresh }));
         if (requeueAfterMs !== undefined) {
           if (canRollBack(status.phase)) {
             requeueAfterMs = Math.min(requeueAfterMs, Math.max(remainingMs(status.startTime, timeoutSeconds, stepNow), 0) + 100);
@@ -148,7 +182,7 @@ export class Reconciler {
     if (!isDeepStrictEqual(before, status)) {
       log.info({ newPhase: status.phase, newStep: status.step, reason: status.reason, message: status.message }, 'status updated');
       this.observe(before, status);
-      await this.recordEvents(pm, before, status);
+      this.recordEvents(pm, before, status);
     }
     if (releaseFinalizer) await this.setFinalizer({ ...pm, metadata: { ...pm.metadata, resourceVersion } }, false);
     return requeueAfterMs;
@@ -167,7 +201,7 @@ export class Reconciler {
     for (let attempt = 1; ; attempt++) {
       try {
         const written = await this.o.client.replace(paths.migrationStatus(namespace, name), { ...pm, metadata: { ...pm.metadata, resourceVersion }, status });
-        return written.metadata.resourceVersion;
+        return this.wrote(pm, written.metadata.resourceVersion);
       } catch (e) {
         if (!isConflict(e) || attempt >= 5) throw e;
         const fresh = await this.o.client.get<PodMigration>(paths.migration(namespace, name));
@@ -184,7 +218,7 @@ export class Reconciler {
     now: string,
     log: Logger,
     deadline: { reason: string; message: string } | undefined,
-    persist: () => Promise<void>,
+    writes: Pick<StepContext, 'persist' | 'hold' | 'fresh'>,
   ): Promise<{ requeueAfterMs?: number; waitingReason?: string }> {
     const i = stepIndex(status.phase);
     markRunning(status, now);
@@ -198,7 +232,7 @@ export class Reconciler {
       log,
       deadline,
       steering: this.o.steering,
-      persist,
+      ...writes,
     };
     try {
       const outcome = await STEPS[i](ctx);
@@ -238,13 +272,15 @@ export class Reconciler {
     return undefined;
   }
 
-  private async setFinalizer(pm: PodMigration, present: boolean): Promise<void> {
+  /** Adds or removes the finalizer; returns the record's new resourceVersion. */
+  private async setFinalizer(pm: PodMigration, present: boolean): Promise<string | undefined> {
     const current = pm.metadata.finalizers ?? [];
-    if (current.includes(FINALIZER) === present) return;
+    if (current.includes(FINALIZER) === present) return pm.metadata.resourceVersion;
     const finalizers = present ? [...current, FINALIZER] : current.filter((f) => f !== FINALIZER);
-    await this.o.client.mergePatch(paths.migration(pm.metadata.namespace, pm.metadata.name), {
+    const written = await this.o.client.mergePatch<PodMigration>(paths.migration(pm.metadata.namespace, pm.metadata.name), {
       metadata: { finalizers, resourceVersion: pm.metadata.resourceVersion },
     });
+    return this.wrote(pm, written.metadata.resourceVersion);
   }
 
   /**
@@ -280,7 +316,7 @@ export class Reconciler {
         ? `kept ${kept}: source pod ${ref.name} ${state}, and ${owner.kind} ${owner.name} owns its replacement`
         : `kept ${kept}: source pod ${ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`;
       log.warn({ targets: pods.map((p) => p.metadata?.name) }, message);
-      await this.o.events.record(pm, 'Warning', 'TargetPodKept', message);
+      this.o.events.record(pm, 'Warning', 'TargetPodKept', message);
       return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };
     }
 
@@ -290,7 +326,7 @@ export class Reconciler {
         this.o.client.delete(paths.pod(namespace, p.metadata!.name!), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: p.metadata!.uid } }),
       );
       log.info({ pod: p.metadata!.name }, 'removed target pod');
-      await this.o.events.record(pm, 'Normal', 'TargetPodRemoved', `removed pod ${p.metadata!.name}`);
+      this.o.events.record(pm, 'Normal', 'TargetPodRemoved', `removed pod ${p.metadata!.name}`);
     }
     const removed = pods.length > 0 ? `removed pod ${pods.map((p) => p.metadata!.name).join(', ')}; ` : '';
     if (sourceRuns) {
@@ -312,7 +348,7 @@ export class Reconciler {
           `${removed}could not recreate source pod ${ref.name}: ${(e as Error).message}; its manifest is kept in ` +
           `status.sourcePodManifest (kubectl get podmigration ${name} -n ${namespace} -o jsonpath='{.status.sourcePodManifest}' | kubectl create -f -)`;
         log.error({ pod: ref.name, err: (e as Error).message }, 'could not recreate the source pod');
-        await this.o.events.record(pm, 'Warning', 'SourcePodNotRestored', message);
+        this.o.events.record(pm, 'Warning', 'SourcePodNotRestored', message);
         const failedForMs = Date.now() - Date.parse(status.completionTime ?? new Date().toISOString());
         if (failedForMs < RESTORE_RETRY_MS) return { done: false, retryAfterMs: RESTORE_RETRY_MS / 6 };
         return { done: true, outcome: { ok: false, reason: 'SourcePodNotRestored', message } };
@@ -321,7 +357,7 @@ export class Reconciler {
     }
     const node = restore!.spec?.nodeName;
     log.info({ pod: ref.name, node }, 'recreated the source pod');
-    await this.o.events.record(pm, 'Normal', 'SourcePodRestored', `recreated pod ${ref.name} on ${node} from the spec captured in step 1`);
+    this.o.events.record(pm, 'Normal', 'SourcePodRestored', `recreated pod ${ref.name} on ${node} from the spec captured in step 1`);
     return { done: true, outcome: { ok: true, reason: 'SourcePodRestored', message: `${removed}recreated source pod ${ref.name} on ${node}` } };
   }
 
@@ -345,29 +381,28 @@ export class Reconciler {
     }
   }
 
-  private async recordEvents(pm: PodMigration, before: PodMigrationStatus, after: PodMigrationStatus): Promise<void> {
+  /**
+   * One Event per step as it ends (when it started is in status.steps): few enough that
+   * kubectl describe, which sorts by whole seconds, keeps them in their (name) order. The
+   * step that ends the migration and the migration's end are one Event, with the
+   * migration's reason.
+   */
+  private recordEvents(pm: PodMigration, before: PodMigrationStatus, after: PodMigrationStatus): void {
+    const events: { type: 'Normal' | 'Warning'; reason: string; note: string; failed: boolean }[] = [];
     for (const s of stepTransitions(before, after)) {
+      if (s.state !== 'Succeeded' && s.state !== 'Skipped' && s.state !== 'Failed') continue;
       const n = STEP_PHASES.findIndex((p) => p.name === s.name) + 1;
-      const label = `step ${n}/${TOTAL_STEPS} ${s.name}`;
-      // One Event per step, as it ends (when it started is in status.steps): few enough that
-      // kubectl describe, which sorts by whole seconds, keeps them in their (name) order.
-      switch (s.state) {
-        case 'Succeeded':
-          await this.o.events.record(pm, 'Normal', 'StepSucceeded', `${label} succeeded: ${s.message ?? ''}`);
-          break;
-        case 'Skipped':
-          await this.o.events.record(pm, 'Normal', 'StepSkipped', `${label} skipped: ${s.message ?? ''}`);
-          break;
-        case 'Failed':
-          await this.o.events.record(pm, 'Warning', 'StepFailed', `${label} failed: ${s.message ?? ''}`);
-          break;
-      }
+      const verb = s.state === 'Failed' && after.phase === 'Cancelled' ? 'cancelled' : s.state.toLowerCase();
+      const failed = s.state === 'Failed';
+      events.push({ type: failed ? 'Warning' : 'Normal', reason: `Step${s.state}`, note: `step ${n}/${TOTAL_STEPS} ${s.name} ${verb}: ${s.message ?? ''}`, failed });
     }
-    if (after.phase === before.phase) return;
-    if (after.phase === 'Completed') {
-      await this.o.events.record(pm, 'Normal', 'MigrationCompleted', after.message ?? 'completed');
-    } else if (after.phase === 'Failed' || after.phase === 'Cancelled') {
-      await this.o.events.record(pm, 'Warning', after.reason ?? after.phase, after.message ?? after.phase);
+    if (after.phase !== before.phase && isTerminal(after.phase)) {
+      const completed = after.phase === 'Completed';
+      const end = { type: completed ? ('Normal' as const) : ('Warning' as const), reason: completed ? 'MigrationCompleted' : (after.reason ?? after.phase!) };
+      const last = events.at(-1);
+      if (last && last.failed !== completed) Object.assign(last, end);
+      else events.push({ ...end, note: after.message ?? after.phase!, failed: !completed });
     }
+    for (const e of events) this.o.events.record(pm, e.type, e.reason, e.note);
   }
 }

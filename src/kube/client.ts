@@ -22,6 +22,7 @@ export interface RequestOptions {
 export class KubeClient {
   private readonly server: string;
   private agent?: { id: string; agent: Agent };
+  private readonly recent = new Map<string, { at: number; answer: Promise<unknown> }>();
 
   constructor(private readonly kc: KubeConfig) {
     const cluster = kc.getCurrentCluster();
@@ -81,6 +82,24 @@ export class KubeClient {
 
   get<T>(path: string, query?: Query): Promise<T> {
     return this.request<T>('GET', path, { query });
+  }
+  /**
+   * A GET answered from an answer (or a refusal, such as 404) at most `maxAgeMs` old, and
+   * shared by callers that ask at the same time: for objects that many reconciles read
+   * and none of them needs to the millisecond (a node's readiness, an optional API).
+   */
+  getRecent<T>(path: string, maxAgeMs: number): Promise<T> {
+    const now = Date.now();
+    const hit = this.recent.get(path);
+    if (hit && now - hit.at < maxAgeMs) return hit.answer as Promise<T>;
+    const answer = this.get<T>(path);
+    this.recent.set(path, { at: now, answer });
+    // A transient failure is not remembered; neither is anything once it is stale.
+    answer.catch((e: unknown) => {
+      if (!(e instanceof ApiError) || e.code >= 500 || e.code === 429) this.recent.delete(path);
+    });
+    if (this.recent.size > 1_000) for (const [k, v] of this.recent) if (now - v.at >= maxAgeMs) this.recent.delete(k);
+    return answer;
   }
   create<T>(path: string, body: unknown, query?: Query): Promise<T> {
     return this.request<T>('POST', path, { body, query });

@@ -14,7 +14,7 @@ import { claimSourcePod } from './claim';
 import type { Step, StepOutcome } from './context';
 import { readUsage } from './usage';
 
-export const captureState: Step = async ({ migration, status, client, steering }) => {
+export const captureState: Step = async ({ migration, status, client, steering, hold, fresh }) => {
   const { namespace } = migration.metadata;
   const { podName } = migration.spec;
 
@@ -46,8 +46,9 @@ export const captureState: Step = async ({ migration, status, client, steering }
   }
   if (!deleteFirst) await checkVolumes(client, pod);
   await checkTargetNode(client, migration);
-  // Last, so that a refusal leaves the pod as it was.
-  await claimSourcePod(client, migration, pod);
+  // Last, so that a refusal leaves the pod as it was (and the record without a finalizer).
+  await hold();
+  fresh.source = await claimSourcePod(client, migration, pod);
 
   status.sourcePod = { name: pod.metadata!.name!, uid: pod.metadata!.uid!, node: pod.spec!.nodeName! };
   status.mode = mode.mode;
@@ -179,9 +180,13 @@ async function checkVolumes(client: KubeClient, pod: V1Pod): Promise<void> {
  * kube-scheduler to decide when it places the copy; its refusal ends the migration in
  * step 3 as TargetPodUnschedulable, with its own message.
  */
+const NODE_MAX_AGE_MS = 1_000;
+
 async function checkTargetNode(client: KubeClient, migration: PodMigration): Promise<void> {
   const { targetNode } = migration.spec;
-  const node = await ignoreNotFound(client.get<V1Node>(paths.node(targetNode)));
+  // Shared by the migrations that start within the same second: a cordon a moment old is
+  // still caught, by the scheduler, which then cannot place the copy.
+  const node = await ignoreNotFound(client.getRecent<V1Node>(paths.node(targetNode), NODE_MAX_AGE_MS));
   if (!node) throw new MigrationFailure('TargetNodeNotFound', `target node ${targetNode} does not exist`);
   if (!nodeIsReady(node)) throw new MigrationFailure('TargetNodeNotReady', `target node ${targetNode} is not Ready`);
   if (node.spec?.unschedulable) {

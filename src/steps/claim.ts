@@ -11,14 +11,14 @@ import { LOWEST_COST } from './handOver';
 const claimValue = (m: PodMigration) => `${m.metadata.name}/${m.metadata.uid}`;
 
 /**
- * Makes `pod` this migration's, or throws MigrationInProgress naming the unfinished
+ * Makes `pod` this migration's (returns it as the API server now holds it), or throws MigrationInProgress naming the unfinished
  * migration that holds it. A claim left by a migration that has ended or is gone is taken
  * over. A conflict (the pod changed since it was read, perhaps claimed) is thrown as it is:
  * the reconcile is retried and reads the pod again.
  */
-export async function claimSourcePod(client: KubeClient, migration: PodMigration, pod: V1Pod): Promise<void> {
+export async function claimSourcePod(client: KubeClient, migration: PodMigration, pod: V1Pod): Promise<V1Pod> {
   const current = pod.metadata?.annotations?.[ANNOTATION_CLAIM];
-  if (current === claimValue(migration)) return;
+  if (current === claimValue(migration)) return pod;
   const { namespace } = migration.metadata;
   if (current) {
     const holder = await unfinishedHolder(client, namespace, current);
@@ -26,7 +26,7 @@ export async function claimSourcePod(client: KubeClient, migration: PodMigration
       throw new MigrationFailure('MigrationInProgress', `pod ${pod.metadata!.name} is already being migrated by PodMigration ${holder}`);
     }
   }
-  await client.mergePatch(paths.pod(namespace, pod.metadata!.name!), {
+  return client.mergePatch<V1Pod>(paths.pod(namespace, pod.metadata!.name!), {
     metadata: { resourceVersion: pod.metadata!.resourceVersion, annotations: { [ANNOTATION_CLAIM]: claimValue(migration) } },
   });
 }

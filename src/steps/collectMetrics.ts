@@ -2,17 +2,17 @@
 // record its resource figures and what the migration saved. The migration completes only
 // while that pod is Ready: one that failed or was deleted after the source was evicted is
 // reported as TargetPodLost (and kept: it is all that is left of the workload).
-import type { V1Pod } from '@kubernetes/client-node';
 import { withDefaults } from '../api/types';
 import { remainingMs, stepStartTime } from '../controller/status';
-import { MigrationFailure, ignoreNotFound } from '../errors';
-import { paths } from '../kube/client';
+import { MigrationFailure } from '../errors';
 import { targetPodState } from '../migration/podState';
 import { fromFigures, podRequests, savings, toFigures } from '../migration/resources';
 import type { Step } from './context';
+import { watchedPod } from './deleteSourcePod';
 import { readUsage } from './usage';
 
-export const collectMetrics: Step = async ({ migration, status, client, now }) => {
+export const collectMetrics: Step = async (ctx) => {
+  const { migration, status, client, now } = ctx;
   const { metricsDelaySeconds, readyTimeoutSeconds } = withDefaults(migration.spec);
   const left = remainingMs(stepStartTime(status, 'CollectMetrics', now), metricsDelaySeconds, now);
   if (left > 0) {
@@ -20,7 +20,8 @@ export const collectMetrics: Step = async ({ migration, status, client, now }) =
   }
   const { namespace } = migration.metadata;
   const name = status.targetPod!.name;
-  const pod = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, name)));
+  // As read just now by step 4, or as the watch sees it.
+  const pod = ctx.fresh.target ?? (await watchedPod(ctx));
   if (!pod || pod.metadata?.uid !== status.targetPod!.uid) {
     throw new MigrationFailure('TargetPodLost', `pod ${name} disappeared after the source pod was evicted`);
   }

@@ -4,6 +4,11 @@ import type { Logger } from 'pino';
 import type { PodMigration, PodMigrationStatus } from '../api/types';
 import type { KubeClient } from '../kube/client';
 
+export interface Fresh {
+  source?: V1Pod;
+  target?: V1Pod;
+}
+
 export interface StepContext {
   /** The migration as read from the informer cache. Read only. */
   readonly migration: PodMigration;
@@ -28,6 +33,13 @@ export interface StepContext {
    * on record before an irreversible request (the eviction of the source).
    */
   readonly persist: () => Promise<void>;
+  /**
+   * Puts the finalizer on the record (once), before the migration first changes anything,
+   * so that deleting the record undoes what it did.
+   */
+  readonly hold: () => Promise<void>;
+  /** Pods as this reconcile last read or wrote them from the API server (not the cache). */
+  readonly fresh: Fresh;
   readonly log: Logger;
 }
 

@@ -37,11 +37,16 @@ export const createTargetPod: Step = async (ctx) => {
   return { done: false, requeueAfterMs: Math.min(left, state.retryAfterMs ?? left), message: `${state.message}; ready deadline ${deadline}` };
 };
 
-/** The pod already made for this migration, if any. */
+/**
+ * The pod already made for this migration, if any. From the cache; the API server is asked
+ * only when the cache has no pod that status says was made (it may lag behind the create).
+ * One made but not yet on record is found by the create's AlreadyExists.
+ */
 async function findTargetPod({ migration, status, client, targetPods }: StepContext): Promise<V1Pod | undefined> {
   const { namespace, uid } = migration.metadata;
   const podName = targetPodName(migration.spec.podName, uid);
-  const existing = targetPods.get(podName, namespace) ?? (await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, podName))));
+  const cached = targetPods.get(podName, namespace);
+  const existing = cached ?? (status.targetPod?.uid ? await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, podName))) : undefined);
   if (existing) return ours(existing, uid);
   if (status.targetPod?.uid) {
     throw new MigrationFailure('TargetPodDeleted', `pod ${podName} was deleted by someone else before it became Ready`);
@@ -68,18 +73,17 @@ async function sourceGone(ctx: StepContext): Promise<StepOutcome | undefined> {
 }
 
 /** Creates the copy: from the live source, or (DeleteBeforeCreate) from the captured manifest. */
-async function createPod({ migration, status, client }: StepContext): Promise<V1Pod> {
+async function createPod({ migration, status, client, fresh }: StepContext): Promise<V1Pod> {
   const { namespace, name, uid } = migration.metadata;
   const podName = targetPodName(migration.spec.podName, uid);
   let source = status.sourcePodManifest;
   if (!source) {
-    // Copy the live pod, and only while it is still this migration's.
-    const live = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, status.sourcePod!.name)));
+    // Copy the live pod (as read in this reconcile, or now), and only while it is still this migration's.
+    const live = fresh.source ?? (await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, status.sourcePod!.name))));
     if (live?.metadata?.uid !== status.sourcePod?.uid || live?.metadata?.deletionTimestamp) {
       throw new MigrationFailure('SourcePodChanged', `pod ${status.sourcePod!.name} was deleted or replaced after its state was captured`);
     }
-    await claimSourcePod(client, migration, live!);
-    source = live!;
+    source = fresh.source = await claimSourcePod(client, migration, live!);
   }
   const body = buildTargetPod(source, {
     name: podName,

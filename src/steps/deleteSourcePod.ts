@@ -12,7 +12,7 @@ import { MigrationFailure, ignoreNotFound } from '../errors';
 import { paths } from '../kube/client';
 import { isPodReady, targetPodState } from '../migration/podState';
 import { claimSourcePod } from './claim';
-import type { Step, StepOutcome } from './context';
+import type { Step, StepContext, StepOutcome } from './context';
 import { evictOnce } from './evict';
 import { handOver } from './handOver';
 
@@ -21,9 +21,11 @@ export const deleteSourcePod: Step = async (ctx) => {
   const { namespace } = migration.metadata;
   const ref = status.sourcePod!;
   const targetName = status.targetPod!.name;
+  // A copy is looked at in the cache first (it is read from the API server again just
+  // before the eviction); a hand-over or a steered pod, straight away.
   const [source, target] = await Promise.all([
     ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, ref.name))),
-    ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName))),
+    status.mode === 'Copy' ? watchedPod(ctx) : ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName))),
   ]);
 
   const sameSource = source?.metadata?.uid === ref.uid;
@@ -45,7 +47,7 @@ export const deleteSourcePod: Step = async (ctx) => {
   if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
 
   // The copy once more, as late as possible: still there, Ready and not being deleted.
-  const recheck = async () => copyNotReady(status, await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName))));
+  const recheck = async () => copyNotReady(status, (ctx.fresh.target = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName)))));
   const r = await evictOnce(ctx, namespace, 'DeleteSourcePod', recheck);
   if (!('kind' in r)) return r;
   if (r.kind === 'gone') {
@@ -54,6 +56,18 @@ export const deleteSourcePod: Step = async (ctx) => {
   }
   return { done: true, message: `source pod ${ref.name} evicted from ${ref.node}` };
 };
+
+/**
+ * This migration's pod as the watch last saw it: from the cache, or from the API server
+ * when the cache has no pod of that UID (it may lag behind, or the pod is gone).
+ */
+export async function watchedPod({ migration, status, client, targetPods }: StepContext): Promise<V1Pod | undefined> {
+  const { namespace } = migration.metadata;
+  const { name, uid } = status.targetPod!;
+  const cached = targetPods.get(name, namespace);
+  if (cached?.metadata?.uid === uid) return cached;
+  return ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, name)));
+}
 
 /**
  * Throws if the copy is gone, replaced, being deleted or failed; returns what to wait for

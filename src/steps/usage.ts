@@ -20,10 +20,11 @@ async function metricsServed(client: KubeClient): Promise<boolean> {
   if (known && Date.now() - known.at < SERVED_TTL_MS) return known.served;
   let answer = true;
   try {
-    await client.get('/apis/metrics.k8s.io/v1beta1');
+    await client.getRecent('/apis/metrics.k8s.io/v1beta1', 1_000); // one request for the migrations asking at once
   } catch (e) {
-    if (!(e instanceof ApiError) || e.code !== 404) throw e;
-    answer = false;
+    if (!(e instanceof ApiError)) throw e;
+    // Otherwise (forbidden, unavailable) the pod's own request says what is wrong.
+    answer = e.code !== 404;
   }
   served.set(client, { served: answer, at: Date.now() });
   return answer;
@@ -33,11 +34,11 @@ const NOT_SERVED: UsageReading = { available: false, message: 'metrics.k8s.io is
 
 /**
  * Sum of the containers' current usage, or why there is none. Never invents numbers. A
- * cluster known not to serve metrics.k8s.io is not asked for every pod.
+ * cluster that does not serve metrics.k8s.io (looked up once every 5 minutes) is not
+ * asked for every pod.
  */
 export async function readUsage(client: KubeClient, namespace: string, podName: string): Promise<UsageReading> {
-  const known = served.get(client);
-  if (known && !known.served && Date.now() - known.at < SERVED_TTL_MS) return NOT_SERVED;
+  if (!(await metricsServed(client))) return NOT_SERVED;
   try {
     const m = await client.get<PodMetrics>(paths.podMetrics(namespace, podName));
     let cpu = 0;
@@ -49,10 +50,7 @@ export async function readUsage(client: KubeClient, namespace: string, podName: 
     return { available: true, figures: toFigures({ cpu, memory }) };
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;
-    if (e.code === 404) {
-      if (!(await metricsServed(client))) return NOT_SERVED;
-      return { available: false, message: `metrics.k8s.io has no figures for pod ${podName} yet (it is too new)` };
-    }
+    if (e.code === 404) return { available: false, message: `metrics.k8s.io has no figures for pod ${podName} yet (it is too new)` };
     if (e.code === 403) return { available: false, message: `reading metrics.k8s.io is forbidden: ${e.message}` };
     if (e.code === 503) return { available: false, message: `metrics.k8s.io is unavailable: ${e.message}` };
     throw e;
