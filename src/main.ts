@@ -33,6 +33,7 @@ async function main(): Promise<number> {
     log,
     namespace: opts.namespace,
     workers: opts.workers,
+    limits: opts.limits,
     instance: hostname(),
     steering: !!opts.webhook,
   });

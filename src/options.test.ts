@@ -6,6 +6,7 @@ describe('parseOptions', () => {
       kubeconfig: undefined,
       namespace: undefined,
       workers: 4,
+      limits: { cluster: 5, perNode: 2 },
       logLevel: 'info',
       healthProbeAddress: '127.0.0.1:8081',
       metricsAddress: '127.0.0.1:8080',
@@ -21,6 +22,11 @@ describe('parseOptions', () => {
       POD_NAMESPACE: 'ops',
     });
     expect(o).toMatchObject({ kubeconfig: '/k', namespace: 'ml', workers: 8, logLevel: 'debug', metricsAddress: undefined });
+    expect(parseOptions(['--max-concurrent-reconciles', '16', '--max-migrations-in-flight', '50'], { MAX_MIGRATIONS_PER_NODE: '7' })).toMatchObject({
+      workers: 16,
+      limits: { cluster: 50, perNode: 7 },
+    });
+    expect(parseOptions([], { MAX_CONCURRENT_MIGRATIONS: '3' })).toMatchObject({ workers: 3 }); // the old name still works
     expect(o !== 'help' && o.leaderElection).toEqual({
       namespace: 'ops',
       name: 'podmigration-operator',
@@ -33,6 +39,9 @@ describe('parseOptions', () => {
   it.each([
     [['--max-concurrent-migrations', '0'], /--max-concurrent-migrations must be a whole number from 1 to 100/],
     [['--max-concurrent-migrations', 'lots'], /--max-concurrent-migrations/],
+    [['--max-concurrent-reconciles', '101'], /--max-concurrent-reconciles must be a whole number from 1 to 100/],
+    [['--max-migrations-in-flight', '0'], /--max-migrations-in-flight must be a whole number from 1/],
+    [['--max-migrations-per-node=-1'], /--max-migrations-per-node must be a whole number from 1/],
     [['--log-level', 'loud'], /--log-level must be one of/],
     [['--metrics-bind-address', 'localhost'], /--metrics-bind-address: invalid address/],
     [['--health-probe-bind-address', ':99999'], /--health-probe-bind-address: invalid address/],

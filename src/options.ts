@@ -1,11 +1,14 @@
 // Command-line flags (each also readable from an environment variable).
 import { parseArgs } from 'node:util';
+import { DEFAULT_LIMITS, type Limits } from './controller/inflight';
 import { parseAddress } from './http';
 
 export interface Options {
   kubeconfig?: string;
   namespace?: string;
+  /** Reconciles at once (workers). */
   workers: number;
+  limits: Limits;
   logLevel: string;
   healthProbeAddress?: string;
   metricsAddress?: string;
@@ -36,9 +39,16 @@ Moves running pods between nodes as PodMigration resources ask.
 Flags (environment variable in brackets):
   --kubeconfig PATH        kubeconfig to use; in-cluster config when unset [KUBECONFIG]
   --namespace NS           watch only this namespace; all when unset [WATCH_NAMESPACE]
-  --max-concurrent-migrations N
-                           migrations reconciled at the same time, 1-100 (default 4)
-                           [MAX_CONCURRENT_MIGRATIONS]
+  --max-concurrent-reconciles N
+                           reconciles run at the same time, 1-100 (default 4)
+                           [MAX_CONCURRENT_RECONCILES]; --max-concurrent-migrations
+                           [MAX_CONCURRENT_MIGRATIONS] is its old name
+  --max-migrations-in-flight N
+                           migrations started and not ended, at most (default 5); more
+                           wait in Pending [MAX_MIGRATIONS_IN_FLIGHT]
+  --max-migrations-per-node N
+                           migrations in flight out of any one node, and into any one
+                           node, at most (default 2) [MAX_MIGRATIONS_PER_NODE]
   --log-level LEVEL        trace, debug, info, warn, error or fatal (default info) [LOG_LEVEL]
   --health-probe-bind-address HOST:PORT
                            serve /healthz and /readyz there; "0" turns it off
@@ -83,7 +93,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
       options: {
         kubeconfig: { type: 'string' },
         namespace: { type: 'string' },
+        'max-concurrent-reconciles': { type: 'string' },
         'max-concurrent-migrations': { type: 'string' },
+        'max-migrations-in-flight': { type: 'string' },
+        'max-migrations-per-node': { type: 'string' },
         'log-level': { type: 'string' },
         'health-probe-bind-address': { type: 'string' },
         'metrics-bind-address': { type: 'string' },
@@ -107,11 +120,21 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     throw new UsageError((e as Error).message);
   }
   if (values.help) return 'help';
-  const workersText = values['max-concurrent-migrations'] ?? env.MAX_CONCURRENT_MIGRATIONS ?? '4';
-  const workers = Number(workersText);
-  if (!/^\d+$/.test(workersText) || workers < 1 || workers > 100) {
-    throw new UsageError(`--max-concurrent-migrations must be a whole number from 1 to 100, not ${JSON.stringify(workersText)}`);
-  }
+  const count = (flag: string, text: string, max: number) => {
+    const n = Number(text);
+    if (!/^\d+$/.test(text) || n < 1 || n > max) throw new UsageError(`--${flag} must be a whole number from 1 to ${max}, not ${JSON.stringify(text)}`);
+    return n;
+  };
+  const reconcilesFlag = values['max-concurrent-reconciles'] !== undefined || values['max-concurrent-migrations'] === undefined ? 'max-concurrent-reconciles' : 'max-concurrent-migrations';
+  const workers = count(
+    reconcilesFlag,
+    values['max-concurrent-reconciles'] ?? values['max-concurrent-migrations'] ?? env.MAX_CONCURRENT_RECONCILES ?? env.MAX_CONCURRENT_MIGRATIONS ?? '4',
+    100,
+  );
+  const limits: Limits = {
+    cluster: count('max-migrations-in-flight', values['max-migrations-in-flight'] ?? env.MAX_MIGRATIONS_IN_FLIGHT ?? String(DEFAULT_LIMITS.cluster), 100_000),
+    perNode: count('max-migrations-per-node', values['max-migrations-per-node'] ?? env.MAX_MIGRATIONS_PER_NODE ?? String(DEFAULT_LIMITS.perNode), 100_000),
+  };
   const logLevel = values['log-level'] ?? env.LOG_LEVEL ?? 'info';
   if (!LEVELS.includes(logLevel)) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(logLevel)}`);
@@ -166,6 +189,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     kubeconfig: values.kubeconfig ?? (env.KUBECONFIG || undefined),
     namespace: values.namespace ?? (env.WATCH_NAMESPACE || undefined),
     workers,
+    limits,
     logLevel,
   };
 }

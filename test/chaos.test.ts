@@ -21,7 +21,7 @@ import {
 const PODS = 24;
 const MIN_KILLS = 6;
 const HOLD = 'test.podmigration/slow';
-const { ns, operator } = operatorNamespace('chaos', { args: ['--max-concurrent-migrations', '4'] , start: false });
+const { ns, operator } = operatorNamespace('chaos', { args: ['--max-concurrent-reconciles', '4'] , start: false });
 
 /** What happens to pod i: how it is set up, and what its migrations must end in. */
 const plan = (i: number) => ({

@@ -32,7 +32,7 @@ import {
 import { writeFileSync } from 'node:fs';
 
 const HOLD = 'test.podmigration/hold';
-const { ns, operator } = operatorNamespace('faults', { args: ['--max-concurrent-migrations', '8'] });
+const { ns, operator } = operatorNamespace('faults', { args: ['--max-concurrent-reconciles', '8'] });
 
 const live = (p: V1Pod | undefined) => !!p && !p.metadata?.deletionTimestamp;
 const condition = (pm: PodMigration, type: string): Condition | undefined => pm.status?.conditions?.find((c) => c.type === type);

@@ -174,6 +174,10 @@ export class OperatorProcess {
         '--log-level', 'debug',
         '--health-probe-bind-address', '127.0.0.1:0',
         '--metrics-bind-address', '127.0.0.1:0',
+        // Tests move many pods between the same few nodes at once; the limits on
+        // migrations in flight have their own test (limits.test.ts).
+        '--max-migrations-in-flight', '1000',
+        '--max-migrations-per-node', '1000',
         ...this.extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },

@@ -30,7 +30,7 @@ const extraNamespaces: string[] = [];
 
 beforeAll(async () => {
   ns = await createNamespace('safety');
-  operator = new OperatorProcess('', ['--max-concurrent-migrations', '4']);
+  operator = new OperatorProcess('', ['--max-concurrent-reconciles', '4']);
   operator.start();
 });
 

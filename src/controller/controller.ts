@@ -7,6 +7,7 @@ import { isConflict } from '../errors';
 import { KubeClient, paths } from '../kube/client';
 import { Informer } from '../kube/informer';
 import { EventRecorder } from './events';
+import { DEFAULT_LIMITS, InFlight, type Limits } from './inflight';
 import { Metrics } from '../metrics';
 import { Reconciler } from './reconciler';
 import { isTerminal } from './status';
@@ -23,6 +24,8 @@ export interface ControllerOptions {
   instance: string;
   /** The admission webhook runs: other owners' pods can be moved in Steer mode. */
   steering?: boolean;
+  /** Limits on migrations in flight (defaults: DEFAULT_LIMITS). */
+  limits?: Limits;
 }
 
 export class Controller {
@@ -69,6 +72,7 @@ export class Controller {
       events: this.events,
       log: o.log,
       steering: o.steering ?? false,
+      inFlight: new InFlight(o.limits ?? DEFAULT_LIMITS, this.migrations, (key) => this.queue.add(key)),
     });
   }
 

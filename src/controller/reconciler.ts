@@ -22,6 +22,7 @@ import { describePod } from '../migration/podState';
 import { fromFigures } from '../migration/resources';
 import { releaseClaim } from '../steps/claim';
 import type { EventRecorder } from './events';
+import { type InFlight, LIMIT_REASON } from './inflight';
 import {
   STEP_PHASES,
   TOTAL_STEPS,
@@ -56,7 +57,12 @@ export interface ReconcilerOptions {
   log: Logger;
   /** The admission webhook runs (Steer mode is available). */
   steering: boolean;
+  /** Limits on migrations in flight. */
+  inFlight: InFlight;
 }
+
+/** How often a migration waiting for a slot looks again, should no slot's release wake it. */
+const SLOT_RECHECK_MS = 30_000;
 
 /** How long a refused recreation of the source pod (DeleteBeforeCreate rollback) is retried. */
 const RESTORE_RETRY_MS = 30_000;
@@ -105,10 +111,14 @@ export class Reconciler {
     const pm = this.o.migrations.get(name, namespace);
     if (!pm) {
       this.written.delete(key);
+      this.o.inFlight.release(key, true);
       return undefined; // gone: its finalizer already did the cleanup
     }
     if (this.cacheBehind(key, pm.metadata.resourceVersion)) return undefined;
-    if (pm.metadata.deletionTimestamp) return this.finalize(pm);
+    if (pm.metadata.deletionTimestamp) {
+      this.o.inFlight.release(key, true);
+      return this.finalize(pm);
+    }
     const before = pm.status ?? {};
     const status = structuredClone(before);
     const now = new Date().toISOString();
@@ -149,6 +159,9 @@ export class Reconciler {
       }
     } else if (pm.metadata.annotations?.[ANNOTATION_CANCEL] === 'true' && cancellable(status)) {
       fail(status, 'Cancelled', 'CancelRequested', `cancelled by the ${ANNOTATION_CANCEL} annotation`, now);
+    } else if ((!status.phase || status.phase === 'Pending') && !this.admit(pm, status)) {
+      waitingReason = LIMIT_REASON;
+      requeueAfterMs = SLOT_RECHECK_MS;
     } else {
       if (!status.phase || status.phase === 'Pending') begin(status, now);
       // A step that finishes hands over to the next one at once, in this reconcile: a
@@ -185,7 +198,17 @@ export class Reconciler {
       this.recordEvents(pm, before, status);
     }
     if (releaseFinalizer) await this.setFinalizer({ ...pm, metadata: { ...pm.metadata, resourceVersion } }, false);
+    if (isTerminal(status.phase)) this.o.inFlight.release(key, !isTerminal(before.phase));
     return requeueAfterMs;
+  }
+
+  /** Whether a Pending migration may start now; if not, its status says which limit holds it. */
+  private admit(pm: PodMigration, status: PodMigrationStatus): boolean {
+    const slot = this.o.inFlight.admit(pm);
+    if (slot.admitted) return true;
+    status.phase = 'Pending';
+    status.message = slot.message;
+    return false;
   }
 
   /**
