@@ -6,6 +6,7 @@ import { LABEL_MIGRATION, type PodMigration } from '../api/types';
 import { isConflict } from '../errors';
 import { KubeClient, paths } from '../kube/client';
 import { Informer } from '../kube/informer';
+import { trimMigration, trimPod } from '../kube/trim';
 import { EventRecorder } from './events';
 import { DEFAULT_LIMITS, InFlight, type Limits } from './inflight';
 import { Metrics } from '../metrics';
@@ -43,11 +44,12 @@ export class Controller {
     this.log = o.log;
     const client = new KubeClient(o.kubeConfig);
     const ns = o.namespace;
-    this.migrations = new Informer({
+    this.migrations = new Informer<PodMigration & KubernetesObject>({
       kubeConfig: o.kubeConfig,
       client,
       path: paths.migrations(ns),
       log: o.log,
+      transform: (pm) => trimMigration(pm) as PodMigration & KubernetesObject,
       onChange: (obj) => this.queue.add(`${obj.metadata!.namespace}/${obj.metadata!.name}`),
     });
     this.targetPods = new Informer({
@@ -56,6 +58,7 @@ export class Controller {
       path: paths.pods(ns),
       labelSelector: LABEL_MIGRATION,
       log: o.log,
+      transform: trimPod,
       // A pod maps back to the migration named by its label, in its own namespace.
       onChange: (obj) => this.queue.add(`${obj.metadata!.namespace}/${obj.metadata!.labels![LABEL_MIGRATION]}`),
     });

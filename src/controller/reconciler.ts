@@ -119,6 +119,12 @@ export class Reconciler {
       this.o.inFlight.release(key, true);
       return this.finalize(pm);
     }
+    if (isTerminal(pm.status?.phase) && !pm.metadata.finalizers?.includes(FINALIZER)) {
+      // Ended, and nothing left to undo: never acted on again (the cache keeps only a
+      // summary of its status, and its spec cannot change).
+      this.o.inFlight.release(key, false);
+      return undefined;
+    }
     const before = pm.status ?? {};
     const status = structuredClone(before);
     const now = new Date().toISOString();
@@ -249,7 +255,6 @@ export class Reconciler {
       migration: pm,
       status,
       client: this.o.client,
-      migrations: this.o.migrations,
       targetPods: this.o.targetPods,
       now,
       log,

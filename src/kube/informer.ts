@@ -1,10 +1,10 @@
 // An informer (client-node's ListWatch) that keeps running: client-node relists on 410
 // Gone but stops on any other watch or list error, so this restarts it with backoff.
-import { type KubeConfig, type KubernetesListObject, type KubernetesObject, makeInformer } from '@kubernetes/client-node';
+import { type KubeConfig, type KubernetesListObject, type KubernetesObject, ListWatch, Watch } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeClient, Query } from './client';
 
-export interface InformerOptions {
+export interface InformerOptions<T> {
   kubeConfig: KubeConfig;
   client: KubeClient;
   /** Collection path, e.g. /api/v1/pods. */
@@ -13,6 +13,8 @@ export interface InformerOptions {
   log: Logger;
   /** Called with every added, changed or deleted object. */
   onChange: (obj: KubernetesObject) => void;
+  /** What the cache keeps of each object (listed or watched); all of it when unset. */
+  transform?: (obj: T) => T;
 }
 
 export class Informer<T extends KubernetesObject> {
@@ -22,15 +24,23 @@ export class Informer<T extends KubernetesObject> {
   private restartDelayMs = 0;
   private restartTimer?: NodeJS.Timeout;
 
-  constructor(private readonly opts: InformerOptions) {
+  constructor(private readonly opts: InformerOptions<T>) {
     const query: Query = { labelSelector: opts.labelSelector };
+    const transform = opts.transform ?? ((o: T) => o);
     const list = async () => {
       const result = await opts.client.get<KubernetesListObject<T>>(opts.path, query);
+      result.items = result.items.map(transform);
       this.synced = true;
       this.restartDelayMs = 0;
       return result;
     };
-    this.informer = makeInformer<T>(opts.kubeConfig, opts.path, list, opts.labelSelector);
+    // Watched objects are trimmed before the cache stores them, as listed ones are.
+    const watch = new Watch(opts.kubeConfig);
+    const trimming = {
+      watch: (path: string, q: Query, cb: (phase: string, obj: unknown, raw: unknown) => void, done: (err: unknown) => void) =>
+        watch.watch(path, q, (phase, obj, raw) => cb(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? obj : transform(obj as T), raw), done),
+    } as Watch;
+    this.informer = new ListWatch<T>(opts.path, trimming, list, false, opts.labelSelector);
     this.informer.on('add', opts.onChange);
     this.informer.on('update', opts.onChange);
     this.informer.on('delete', opts.onChange);

@@ -1,5 +1,5 @@
 // Step 2: when spec.preservePV is set, create the checkpoint claim. Its name comes from
-// the persisted start time, so a restarted operator finds the claim it already made.
+// the start time, persisted first, so a restarted operator finds the claim it already made.
 import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import { ANNOTATION_MIGRATION_UID, CHECKPOINT_LABELS, LABEL_MIGRATION, withDefaults } from '../api/types';
 import { MigrationFailure, isAlreadyExists } from '../errors';
@@ -7,9 +7,12 @@ import { paths } from '../kube/client';
 import { checkpointPVCName } from '../migration/optimizedPod';
 import type { Step } from './context';
 
-export const checkpoint: Step = async ({ migration, status, client }) => {
+export const checkpoint: Step = async ({ migration, status, client, persist }) => {
   const spec = withDefaults(migration.spec);
   if (!spec.preservePV) return { done: true, skipped: true, message: 'preservePV is false: no checkpoint claim' };
+  // The migration may have started in this reconcile: its start time goes on record
+  // before a claim is named after it.
+  await persist();
 
   const { namespace, name, uid } = migration.metadata;
   const claimName = checkpointPVCName(spec.podName, status.startTime!);

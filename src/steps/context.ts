@@ -15,8 +15,6 @@ export interface StepContext {
   /** The status being built; a step records its findings here. */
   readonly status: PodMigrationStatus;
   readonly client: KubeClient;
-  /** Every PodMigration, from the informer cache. */
-  readonly migrations: { list(namespace?: string): readonly PodMigration[] };
   /** The pods this operator created, from the informer cache (labelled by migration). */
   readonly targetPods: { get(name: string, namespace: string): V1Pod | undefined };
   /** The time of this reconcile, ISO 8601. */
