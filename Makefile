@@ -22,8 +22,8 @@ test: node_modules/.installed ## Run every test (unit + integration on a real lo
 	npx jest --json --outputFile=.jest-results.json
 	@node -e 'const r=require("./.jest-results.json"); console.log(`$${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
 
-bench: node_modules/.installed ## Operator vs a floor client on a local control plane of its own (N=1,100; BENCH_N=1,100,1000)
-	node hack/bench.mjs --n $${BENCH_N:-1,100}
+bench: node_modules/.installed ## Operator vs a floor client on a local control plane of its own (BENCH_N=1,100,1000; BENCH_MEMORY=1000,5000,10000 stored records)
+	node hack/bench.mjs --n $${BENCH_N:-1,100,1000} --memory $${BENCH_MEMORY:-1000,5000,10000}
 
 test-unit: node_modules/.installed ## Run the unit tests only
 	npx jest --selectProjects unit

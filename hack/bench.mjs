@@ -2,8 +2,12 @@
 // The operator against a floor, side by side in one run on the local control plane (kwok
 // pods are Ready in milliseconds, so what shows is the control plane's cost).
 //
-//   node hack/bench.mjs [--n 1,100] [--dist DIR] [--keep] [--breakdown]   (make bench)
+//   node hack/bench.mjs [--n 1,100] [--memory 1000,5000,10000] [--dist DIR] [--keep]
+//                       [--breakdown] [--defaults]                         (make bench)
 //
+// --memory: the operator's memory with that many stored (ended) PodMigrations.
+// --defaults: the operator keeps its default limits on migrations in flight (what safety
+// costs), instead of limits raised to N (throughput).
 // --breakdown also lists the operator's requests per migration by verb, resource and code.
 //
 // --dist runs the operator from another build (for example an older commit's dist/).
@@ -26,7 +30,7 @@ const arg = (name, fallback) => {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? process.argv[i + 1] : fallback;
 };
-const sizes = arg('n', '1,100').split(',').map(Number);
+const sizes = arg('n', '1,100').split(',').filter(Boolean).map(Number);
 const dir = join(root, '.cluster-bench');
 const env = { ...process.env, CLUSTER_DIR: dir, AUDIT: '1' };
 
@@ -91,8 +95,9 @@ async function createMigrations(ns, n) {
 /** The floor: only the requests the contract needs, with the operator's identity. */
 async function floor(ns, n) {
   const c = client('operator.kubeconfig');
-  const created = await createMigrations(ns, n);
+  const api0 = cpuOf(apiserver());
   const t0 = Date.now();
+  const created = await createMigrations(ns, n);
   const ready = new Map();
   const waiters = new Map();
   // One shared watch for the copies' readiness.
@@ -136,10 +141,12 @@ async function floor(ns, n) {
       done.set(`m-${i}`, Date.now());
     }),
   );
+  const t1 = Date.now();
+  const apiCpuMs = cpuOf(apiserver()) - api0;
   watching = false;
   watch.abort();
   clearInterval(alive);
-  return { t0, t1: Date.now(), created, done };
+  return { t0, t1, created, done, apiCpuMs };
 }
 
 /** The operator as a process, reconciling N at once. */
@@ -148,17 +155,17 @@ async function operator(ns, n) {
     join(resolve(arg('dist', join(root, 'dist'))), 'main.js'),
     '--kubeconfig', join(dir, 'operator.kubeconfig'),
     '--namespace', ns,
-    '--max-concurrent-migrations', String(Math.min(n, 100)),
+    '--max-concurrent-reconciles', String(Math.min(n, 100)),
+    // Limits raised to N: this measures throughput (--defaults measures what they cost).
+    ...(process.argv.includes('--defaults') ? [] : ['--max-migrations-in-flight', String(n), '--max-migrations-per-node', String(n)]),
     '--health-probe-bind-address', '127.0.0.1:0',
     '--metrics-bind-address', '0',
     '--log-level', 'warn',
   ], { stdio: 'ignore' });
   await sleep(2_000); // caches synced
-  const cpu = () => {
-    const f = readFileSync(`/proc/${proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, ms (100 Hz)
-  };
+  const cpu = () => cpuOf(proc.pid);
   const cpu0 = cpu();
+  const api0 = cpuOf(apiserver());
   const t0 = Date.now();
   const created = await createMigrations(ns, n);
   const done = new Map();
@@ -171,9 +178,10 @@ async function operator(ns, n) {
   }
   const t1 = Date.now();
   const cpuMs = cpu() - cpu0;
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))[1]) / 1024;
+  const apiCpuMs = cpuOf(apiserver()) - api0;
+  const rss = memOf(proc.pid, 'VmHWM'); // the peak
   proc.kill('SIGKILL');
-  return { t0, t1, created, done, cpuMs, rss };
+  return { t0, t1, created, done, cpuMs, rss, apiCpuMs };
 }
 
 /** The operator identity's requests within [t0, t1], and how many of each kind. */
@@ -193,6 +201,14 @@ function requests(t0, t1) {
   return { count, kinds };
 }
 const breakdown = process.argv.includes('--breakdown');
+
+/** CPU time (user + system, ms) a process has used so far. */
+function cpuOf(pid) {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // 100 Hz ticks
+}
+const apiserver = () => Number(readFileSync(join(dir, 'kube-apiserver.pid'), 'utf8'));
+const memOf = (pid, field) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 
 const pct = (xs, p) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 const latencies = (r) => [...r.done].map(([name, at]) => at - r.created.get(name));
@@ -225,9 +241,92 @@ for (const n of sizes) {
     'p99 ms floor/op': `${pct(fl, 99)}/${pct(ol, 99)}`,
     'req/migration floor/op': `${fReq.toFixed(1)}/${oReq.toFixed(1)}`,
     'op CPU ms/migration': (or.cpuMs / n).toFixed(1),
-    'op RSS MiB': or.rss.toFixed(0),
+    'apiserver CPU ms/migration floor/op': `${(fr.apiCpuMs / n).toFixed(1)}/${(or.apiCpuMs / n).toFixed(1)}`,
+    'op peak RSS MiB': or.rss.toFixed(0),
   });
 }
 console.table(rows);
+
+/**
+ * Memory with K stored PodMigrations that have ended (as a cluster accumulates them): the
+ * records are written first, then the operator starts, lists them and settles. Reports
+ * its RSS once settled and its peak.
+ */
+async function memoryScale(k) {
+  const ns = `bench-mem-${k}-${run}`;
+  await admin.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  const t = '2026-01-01T00:00:00Z';
+  const step = (name, message) => ({ name, state: 'Succeeded', startTime: t, completionTime: t, message });
+  for (let i = 0; i < k; i += 100) {
+    await Promise.all(
+      Array.from({ length: Math.min(100, k - i) }, async (_, j) => {
+        const name = `m-${i + j}`;
+        const spec = { podName: `trainer-${i + j}`, sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 };
+        const body = { apiVersion: `${GROUP}/v1alpha1`, kind: 'PodMigration', metadata: { name, namespace: ns }, spec };
+        // As kubectl apply (or a GitOps tool) leaves it.
+        body.metadata.annotations = { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(body) };
+        const pm = await admin.create(pmPath(ns), body);
+        const message = `migration complete: pod trainer-${i + j}-mig-0a1b2 on node-2; requests saved: cpu 33.3%, memory 66.7%`;
+        pm.status = {
+          phase: 'Completed', step: 5, totalSteps: 5, message, startTime: t, completionTime: t, durationSeconds: 2.4, observedGeneration: 1, mode: 'Copy',
+          sourcePod: { name: `trainer-${i + j}`, uid: '5f0c2a7e-8a77-4d0e-9d0a-000000000000', node: 'node-1', evictionRequestedAt: t },
+          targetPod: { name: `trainer-${i + j}-mig-0a1b2`, uid: '5f0c2a7e-8a77-4d0e-9d0a-111111111111', node: 'node-2' },
+          containers: [
+            { name: 'trainer', state: 'running', restartCount: 0, migrated: true },
+            { name: 'exporter', state: 'running', restartCount: 0, migrated: true },
+            { name: 'downloader', state: 'terminated', restartCount: 0, migrated: false, reason: 'Completed' },
+          ],
+          resources: {
+            original: { cpu: '1500m', memory: '768Mi' }, optimized: { cpu: '1000m', memory: '256Mi' },
+            savings: { cpuPercent: 33.3, memoryPercent: 66.7, basis: 'requests', cpu: '500m (33.3%)', memory: '512Mi (66.7%)' },
+            usage: { available: false, message: 'metrics.k8s.io is not served by this cluster (no metrics-server): usage is not recorded' },
+          },
+          steps: [
+            step('CaptureState', 'captured 3 containers: migrating trainer, exporter; dropping downloader (Completed)'),
+            { name: 'Checkpoint', state: 'Skipped', startTime: t, completionTime: t, message: 'spec.preservePV is false: no checkpoint claim' },
+            step('CreateTargetPod', `pod trainer-${i + j}-mig-0a1b2 is Ready on node-2`),
+            step('DeleteSourcePod', `source pod trainer-${i + j} evicted from node-1`),
+            step('CollectMetrics', message),
+          ],
+          conditions: ['Ready', 'Reconciling', 'Stalled'].map((type) => ({
+            type, status: type === 'Ready' ? 'True' : 'False', reason: type === 'Ready' ? 'Completed' : 'Completed', message, lastTransitionTime: t, observedGeneration: 1,
+          })),
+        };
+        await admin.replace(`${pmPath(ns, name)}/status`, pm);
+      }),
+    );
+  }
+  const proc = spawn(process.execPath, [
+    join(resolve(arg('dist', join(root, 'dist'))), 'main.js'),
+    '--kubeconfig', join(dir, 'operator.kubeconfig'),
+    '--namespace', ns,
+    '--health-probe-bind-address', '127.0.0.1:0',
+    '--metrics-bind-address', '0',
+  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let port;
+  proc.stdout.on('data', (d) => {
+    for (const line of String(d).split('\n')) if (line.includes('serving /healthz')) port = JSON.parse(line).port;
+  });
+  const t0 = Date.now();
+  for (;;) {
+    const ready = port && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false));
+    if (ready) break;
+    if (Date.now() - t0 > 120_000) throw new Error(`the operator did not sync ${k} records within 120 s`);
+    await sleep(100);
+  }
+  const synced = Date.now() - t0;
+  await sleep(10_000); // settled: the initial reconciles are done
+  const result = { 'stored PodMigrations': k, 'cache synced s': (synced / 1000).toFixed(1), 'RSS MiB': memOf(proc.pid, 'VmRSS').toFixed(0), 'peak RSS MiB': memOf(proc.pid, 'VmHWM').toFixed(0) };
+  proc.kill('SIGKILL');
+  await admin.delete(`/api/v1/namespaces/${ns}`);
+  return result;
+}
+
+const memory = arg('memory', '');
+if (memory) {
+  const mem = [];
+  for (const k of memory.split(',').map(Number)) mem.push(await memoryScale(k));
+  console.table(mem);
+}
 if (!process.argv.includes('--keep') && existsSync(dir)) execFileSync(join(root, 'hack/cluster.sh'), ['down'], { env, stdio: 'ignore' });
 process.exit(0);
