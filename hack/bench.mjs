@@ -230,6 +230,8 @@ for (const n of sizes) {
     console.log(`N=${n}: operator requests per migration, by kind`);
     for (const [kind, c] of [...oAudit.kinds].sort((a, b) => b[1] - a[1])) console.log(`  ${(c / n).toFixed(2).padStart(7)}  ${kind}`);
   }
+  // Room on the nodes for the next N (deleted in the background).
+  for (const ns of [`bench-floor-${n}-${run}`, `bench-op-${n}-${run}`]) await admin.delete(`/api/v1/namespaces/${ns}`);
   const fl = latencies(fr);
   const ol = latencies(or);
   rows.push({

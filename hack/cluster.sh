@@ -216,8 +216,8 @@ metadata:
     kubernetes.io/arch: amd64
     type: kwok
 status:
-  allocatable: {cpu: "256", memory: 1Ti, pods: "1000"}
-  capacity: {cpu: "256", memory: 1Ti, pods: "1000"}
+  allocatable: {cpu: "256", memory: 1Ti, pods: "10000"}
+  capacity: {cpu: "256", memory: 1Ti, pods: "10000"}
 EOF
   done
   "${k[@]}" wait --for=condition=Established crd/podmigrations.migration.ai-storage.io --timeout=60s >/dev/null

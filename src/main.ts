@@ -7,7 +7,9 @@ import { Controller } from './controller/controller';
 import { healthRoutes, serve } from './http';
 import { KubeClient } from './kube/client';
 import { LeaderElector } from './leaderelection';
+import { textLines } from './logformat';
 import { USAGE, UsageError, parseOptions } from './options';
+import { VERSION } from './version';
 import { WEBHOOK_PATH, serveWebhook } from './webhook/server';
 
 async function main(): Promise<number> {
@@ -23,7 +25,11 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const log = pino({ level: opts.logLevel, base: { component: 'podmigration-operator' } });
+  if (opts === 'version') {
+    process.stdout.write(`podmigration-operator ${VERSION} (Node.js ${process.version})\n`);
+    return 0;
+  }
+  const log = pino({ level: opts.logLevel, base: { component: 'podmigration-operator' } }, opts.logFormat === 'text' ? textLines(process.stdout) : undefined);
   const kc = new KubeConfig();
   if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
   else kc.loadFromCluster();
@@ -61,7 +67,7 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  log.info({ server: kc.getCurrentCluster()?.server, namespace: opts.namespace ?? '(all)' }, 'starting');
+  log.info({ version: VERSION, server: kc.getCurrentCluster()?.server, namespace: opts.namespace ?? '(all)' }, 'starting');
   if (opts.healthProbeAddress) {
     // A standby is ready: it is doing its job, which is to wait.
     const ready = () => (elector && !elector.isLeader ? true : controller.hasSynced);
@@ -81,8 +87,11 @@ async function main(): Promise<number> {
     log.info({ address: opts.webhook.address, port, path: WEBHOOK_PATH }, 'serving the pod admission webhook');
   }
   if (elector) {
+    const lease = { name: opts.leaderElection!.name };
+    controller.metrics.leader.set(lease, 0);
     log.info({ lease: `${opts.leaderElection!.namespace}/${opts.leaderElection!.name}` }, 'waiting for leadership');
     await elector.acquire(() => process.exit(1));
+    controller.metrics.leader.set(lease, 1);
   }
   if (!stopping) await controller.start();
   return -1; // keep running until a signal

@@ -1,5 +1,14 @@
-// Prometheus metrics (text format, prom-client).
+// Prometheus metrics (text format, prom-client). The operator's own figures are prefixed
+// podmigration_; reconcile, work-queue and leader-election metrics carry the names
+// controller-runtime and client-go give them, and process and Node.js metrics are
+// unprefixed, so that the dashboards and alerts written for those work unchanged.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { VERSION } from './version';
+
+/** The controller's name in the controller and name labels, as controller-runtime sets them. */
+export const CONTROLLER = 'podmigration';
+
+const QUEUE_BUCKETS = [1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1, 10, 100, 1000];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -33,13 +42,68 @@ export class Metrics {
     help: 'Memory requests released by completed migrations (original minus optimized), in bytes.',
     registers: [this.registry],
   });
+
+  // controller-runtime (pkg/internal/controller/metrics).
+  readonly reconciles = new Counter({
+    name: 'controller_runtime_reconcile_total',
+    help: 'Total number of reconciliations per controller',
+    labelNames: ['controller', 'result'],
+    registers: [this.registry],
+  });
   readonly reconcileErrors = new Counter({
-    name: 'podmigration_reconcile_errors_total',
-    help: 'Reconciles that failed and were retried with backoff (API errors, conflicts).',
+    name: 'controller_runtime_reconcile_errors_total',
+    help: 'Total number of reconciliation errors per controller',
+    labelNames: ['controller'],
+    registers: [this.registry],
+  });
+  readonly reconcileTime = new Histogram({
+    name: 'controller_runtime_reconcile_time_seconds',
+    help: 'Length of time per reconciliation per controller',
+    labelNames: ['controller'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60],
+    registers: [this.registry],
+  });
+  readonly maxConcurrentReconciles = new Gauge({
+    name: 'controller_runtime_max_concurrent_reconciles',
+    help: 'Maximum number of concurrent reconciles per controller',
+    labelNames: ['controller'],
+    registers: [this.registry],
+  });
+  readonly activeWorkers = new Gauge({
+    name: 'controller_runtime_active_workers',
+    help: 'Number of currently used workers per controller',
+    labelNames: ['controller'],
     registers: [this.registry],
   });
 
-  constructor(gauges: { inFlight: () => number; queueDepth: () => number }) {
+  // client-go's work queue (k8s.io/client-go/util/workqueue, as controller-runtime registers it).
+  readonly queueAdds = new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['controller', 'name'], registers: [this.registry] });
+  readonly queueRetries = new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['controller', 'name'], registers: [this.registry] });
+  readonly queueLatency = new Histogram({
+    name: 'workqueue_queue_duration_seconds',
+    help: 'How long in seconds an item stays in workqueue before being requested',
+    labelNames: ['controller', 'name'],
+    buckets: QUEUE_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly workDuration = new Histogram({
+    name: 'workqueue_work_duration_seconds',
+    help: 'How long in seconds processing an item from workqueue takes.',
+    labelNames: ['controller', 'name'],
+    buckets: QUEUE_BUCKETS,
+    registers: [this.registry],
+  });
+
+  /** client-go's leader election metric: 1 while this process holds the lease. */
+  readonly leader = new Gauge({
+    name: 'leader_election_master_status',
+    help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master.',
+    labelNames: ['name'],
+    registers: [this.registry],
+  });
+
+  constructor(gauges: { inFlight: () => number; queueDepth: () => number; unfinishedWork: () => { seconds: number; longest: number } }) {
+    const labels = { controller: CONTROLLER, name: CONTROLLER };
     new Gauge({
       name: 'podmigration_migrations_in_flight',
       help: 'Migrations that have not reached a terminal phase.',
@@ -49,13 +113,42 @@ export class Metrics {
       },
     });
     new Gauge({
-      name: 'podmigration_workqueue_depth',
-      help: 'Keys waiting in the work queue.',
+      name: 'workqueue_depth',
+      help: 'Current depth of workqueue',
+      labelNames: ['controller', 'name'],
       registers: [this.registry],
       collect() {
-        this.set(gauges.queueDepth());
+        this.set(labels, gauges.queueDepth());
       },
     });
-    collectDefaultMetrics({ register: this.registry, prefix: 'podmigration_' });
+    new Gauge({
+      name: 'workqueue_unfinished_work_seconds',
+      help: 'How many seconds of work has been done that is in progress and hasn’t been observed by work_duration. Large values indicate stuck threads.',
+      labelNames: ['controller', 'name'],
+      registers: [this.registry],
+      collect() {
+        this.set(labels, gauges.unfinishedWork().seconds);
+      },
+    });
+    new Gauge({
+      name: 'workqueue_longest_running_processor_seconds',
+      help: 'How many seconds has the longest running processor for workqueue been running.',
+      labelNames: ['controller', 'name'],
+      registers: [this.registry],
+      collect() {
+        this.set(labels, gauges.unfinishedWork().longest);
+      },
+    });
+    new Gauge({
+      name: 'podmigration_build_info',
+      help: 'The operator’s version and the Node.js version it runs on (always 1).',
+      labelNames: ['version', 'nodejs_version'],
+      registers: [this.registry],
+    }).set({ version: VERSION, nodejs_version: process.version }, 1);
+    this.reconcileErrors.inc({ controller: CONTROLLER }, 0);
+    for (const result of ['success', 'error', 'requeue', 'requeue_after']) this.reconciles.inc({ controller: CONTROLLER, result }, 0);
+    this.queueAdds.inc(labels, 0);
+    this.queueRetries.inc(labels, 0);
+    collectDefaultMetrics({ register: this.registry });
   }
 }

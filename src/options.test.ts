@@ -8,10 +8,16 @@ describe('parseOptions', () => {
       workers: 4,
       limits: { cluster: 5, perNode: 2 },
       logLevel: 'info',
+      logFormat: 'json',
       healthProbeAddress: '127.0.0.1:8081',
       metricsAddress: '127.0.0.1:8080',
       leaderElection: undefined,
     });
+  });
+
+  it('answers --version and reads --log-format', () => {
+    expect(parseOptions(['--version'], {})).toBe('version');
+    expect(parseOptions([], { LOG_FORMAT: 'text' })).toMatchObject({ logFormat: 'text' });
   });
 
   it('reads flags, and the environment where a flag is absent', () => {
@@ -27,7 +33,7 @@ describe('parseOptions', () => {
       limits: { cluster: 50, perNode: 7 },
     });
     expect(parseOptions([], { MAX_CONCURRENT_MIGRATIONS: '3' })).toMatchObject({ workers: 3 }); // the old name still works
-    expect(o !== 'help' && o.leaderElection).toEqual({
+    expect(typeof o === 'object' && o.leaderElection).toEqual({
       namespace: 'ops',
       name: 'podmigration-operator',
       leaseDurationSeconds: 15,
@@ -43,6 +49,7 @@ describe('parseOptions', () => {
     [['--max-migrations-in-flight', '0'], /--max-migrations-in-flight must be a whole number from 1/],
     [['--max-migrations-per-node=-1'], /--max-migrations-per-node must be a whole number from 1/],
     [['--log-level', 'loud'], /--log-level must be one of/],
+    [['--log-format', 'xml'], /--log-format must be json or text/],
     [['--metrics-bind-address', 'localhost'], /--metrics-bind-address: invalid address/],
     [['--health-probe-bind-address', ':99999'], /--health-probe-bind-address: invalid address/],
     [['--leader-elect', '--leader-election-renew-deadline', '20'], /renew-deadline must be shorter/],

@@ -10,6 +10,7 @@ export interface Options {
   workers: number;
   limits: Limits;
   logLevel: string;
+  logFormat: 'json' | 'text';
   healthProbeAddress?: string;
   metricsAddress?: string;
   /** Serve the admission webhook that steers owners' replacement pods (Steer mode). */
@@ -50,6 +51,8 @@ Flags (environment variable in brackets):
                            migrations in flight out of any one node, and into any one
                            node, at most (default 2) [MAX_MIGRATIONS_PER_NODE]
   --log-level LEVEL        trace, debug, info, warn, error or fatal (default info) [LOG_LEVEL]
+  --log-format FORMAT      json (one object per line, default) or text (for a terminal)
+                           [LOG_FORMAT]
   --health-probe-bind-address HOST:PORT
                            serve /healthz and /readyz there; "0" turns it off
                            (default 127.0.0.1:8081) [HEALTH_PROBE_BIND_ADDRESS]
@@ -78,6 +81,7 @@ Flags (environment variable in brackets):
                            into the MutatingWebhookConfiguration --webhook-config-name
                            (default podmigration-mutating-webhook), for the Service
                            --webhook-service-name (default podmigration-webhook-service)
+  --version                print the version and exit
   -h, --help               show this help
 `;
 
@@ -85,7 +89,7 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
 export class UsageError extends Error {}
 
-export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 'help' {
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 'help' | 'version' {
   let values;
   try {
     ({ values } = parseArgs({
@@ -111,6 +115,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         'webhook-secret-name': { type: 'string' },
         'webhook-config-name': { type: 'string' },
         'webhook-service-name': { type: 'string' },
+        'log-format': { type: 'string' },
+        version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -120,6 +126,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     throw new UsageError((e as Error).message);
   }
   if (values.help) return 'help';
+  if (values.version) return 'version';
+  const logFormat = values['log-format'] ?? env.LOG_FORMAT ?? 'json';
+  if (logFormat !== 'json' && logFormat !== 'text') throw new UsageError(`--log-format must be json or text, not ${JSON.stringify(logFormat)}`);
   const count = (flag: string, text: string, max: number) => {
     const n = Number(text);
     if (!/^\d+$/.test(text) || n < 1 || n > max) throw new UsageError(`--${flag} must be a whole number from 1 to ${max}, not ${JSON.stringify(text)}`);
@@ -191,5 +200,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     workers,
     limits,
     logLevel,
+    logFormat,
   };
 }

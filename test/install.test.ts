@@ -61,6 +61,36 @@ it('grants the operator no write on nodes, no secrets but its own, and no wildca
   expect(kubectl(['auth', 'can-i', 'create', 'pods', '-n', 'default', ...as]).stdout.trim()).toBe('yes');
 });
 
+it('keeps its permissions under an overlay with its own namespace and name prefix', () => {
+  const dir = join(ROOT, '.cluster-test', 'overlay-team');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: team-ml\nnamePrefix: ml-\nresources: [../../config/rbac]\n',
+  );
+  const rendered = kubectl(['kustomize', dir]);
+  expect(rendered.stderr).toBe('');
+  try {
+    expect(kubectl(['create', 'namespace', 'team-ml']).code).toBe(0);
+    const applied = kubectl(['apply', '--server-side', '-f', '-'], rendered.stdout);
+    expect(applied.stderr).toBe('');
+    // The same rights as the base install's identity: in its own namespace (leases, its
+    // webhook Secret) and cluster-wide; none left to the base install's name.
+    const rights = (sa: string, ns: string) =>
+      kubectl(['auth', 'can-i', '--list', '-n', ns, '--as', `system:serviceaccount:${sa}`]).stdout.replace(/ml-podmigration-/g, 'podmigration-');
+    const overlay = rights('team-ml:ml-podmigration-operator', 'team-ml');
+    expect(overlay).toMatch(/leases\.coordination\.k8s\.io/);
+    expect(overlay).toMatch(/pods\/eviction/);
+    expect(overlay).toBe(rights('podmigration-system:podmigration-operator', 'podmigration-system'));
+    for (const d of rendered.stdout.split(/^---$/m)) {
+      if (/^kind: (Cluster)?RoleBinding$/m.test(d)) expect(d).toMatch(/- kind: ServiceAccount\n {2}name: ml-podmigration-operator\n {2}namespace: team-ml/);
+    }
+  } finally {
+    kubectl(['delete', '-f', '-', '--ignore-not-found', '--wait=false'], rendered.stdout);
+    kubectl(['delete', 'namespace', 'team-ml', '--wait=false']);
+  }
+});
+
 it('renders the cert-manager option: a Certificate, its Secret mounted for --webhook-cert-dir, the CA injected', () => {
   const dir = join(ROOT, '.cluster-test', 'overlay-certmanager');
   mkdirSync(dir, { recursive: true });
@@ -82,6 +112,8 @@ it('renders the cert-manager option: a Certificate, its Secret mounted for --web
 it.each([
   [['--log-level', 'loud'], /--log-level must be one of/],
   [['--max-concurrent-migrations', '0'], /--max-concurrent-migrations must be a whole number/],
+  [['--max-migrations-per-node', 'two'], /--max-migrations-per-node must be a whole number/],
+  [['--log-format', 'xml'], /--log-format must be json or text/],
   [['--bogus'], /Unknown option '--bogus'/],
 ])('exits 2 with a clear message on bad flags %j', (args, message) => {
   const r = spawnSync(process.execPath, [join(ROOT, 'dist/main.js'), ...args], { encoding: 'utf8' });

@@ -228,7 +228,18 @@ it('exposes Prometheus metrics computed from what it did', async () => {
   expect(value('podmigration_step_duration_seconds_count{step="CreateTargetPod",state="Succeeded"}')).toBe(4);
   expect(value('podmigration_step_duration_seconds_count{step="Checkpoint",state="Skipped"}')).toBe(3);
   expect(value('podmigration_migrations_in_flight')).toBe(0);
-  expect(value('podmigration_workqueue_depth')).toBe(0);
-  expect(text).toMatch(/^podmigration_reconcile_errors_total \d+$/m);
-  expect(text).toMatch(/^podmigration_process_cpu_seconds_total /m);
+  // Named as controller-runtime and client-go name them; process metrics unprefixed.
+  const c = 'controller="podmigration"';
+  expect(value(`workqueue_depth{${c},name="podmigration"}`)).toBe(0);
+  expect(value(`workqueue_adds_total{${c},name="podmigration"}`)).toBeGreaterThanOrEqual(4);
+  expect(value(`workqueue_work_duration_seconds_count{${c},name="podmigration"}`)).toBeGreaterThanOrEqual(4);
+  expect(value(`controller_runtime_reconcile_total{${c},result="success"}`)).toBeGreaterThanOrEqual(4);
+  expect(value(`controller_runtime_reconcile_time_seconds_count{${c}}`)).toBeGreaterThanOrEqual(4);
+  expect(value(`controller_runtime_max_concurrent_reconciles{${c}}`)).toBe(4);
+  expect(value(`controller_runtime_active_workers{${c}}`)).toBe(0);
+  expect(text).toMatch(/^controller_runtime_reconcile_errors_total\{controller="podmigration"\} \d+$/m);
+  expect(text).toMatch(/^podmigration_build_info\{version="\d+\.\d+\.\d+",nodejs_version="v\d+\.\d+\.\d+"\} 1$/m);
+  expect(text).toMatch(/^process_cpu_seconds_total /m);
+  expect(text).toMatch(/^nodejs_heap_size_used_bytes /m);
+  expect(text).not.toMatch(/^podmigration_process_/m);
 });

@@ -9,7 +9,7 @@ import { Informer } from '../kube/informer';
 import { trimMigration, trimPod } from '../kube/trim';
 import { EventRecorder } from './events';
 import { DEFAULT_LIMITS, InFlight, type Limits } from './inflight';
-import { Metrics } from '../metrics';
+import { CONTROLLER, Metrics } from '../metrics';
 import { Reconciler } from './reconciler';
 import { isTerminal } from './status';
 import { WorkQueue } from './workqueue';
@@ -30,7 +30,7 @@ export interface ControllerOptions {
 }
 
 export class Controller {
-  readonly queue = new WorkQueue();
+  readonly queue: WorkQueue;
   private readonly migrations: Informer<PodMigration & KubernetesObject>;
   private readonly targetPods: Informer<V1Pod>;
   private readonly reconciler: Reconciler;
@@ -42,6 +42,17 @@ export class Controller {
 
   constructor(private readonly o: ControllerOptions) {
     this.log = o.log;
+    const labels = { controller: CONTROLLER, name: CONTROLLER };
+    // Set below; the queue reports to it from its first add.
+    let metrics: Metrics | undefined;
+    this.queue = new WorkQueue({
+      observer: {
+        added: () => metrics?.queueAdds.inc(labels),
+        retried: () => metrics?.queueRetries.inc(labels),
+        waited: (s) => metrics?.queueLatency.observe(labels, s),
+        worked: (s) => metrics?.workDuration.observe(labels, s),
+      },
+    });
     const client = new KubeClient(o.kubeConfig);
     const ns = o.namespace;
     this.migrations = new Informer<PodMigration & KubernetesObject>({
@@ -62,10 +73,13 @@ export class Controller {
       // A pod maps back to the migration named by its label, in its own namespace.
       onChange: (obj) => this.queue.add(`${obj.metadata!.namespace}/${obj.metadata!.labels![LABEL_MIGRATION]}`),
     });
-    this.metrics = new Metrics({
+    this.metrics = metrics = new Metrics({
       inFlight: () => this.migrations.list().filter((m) => !isTerminal(m.status?.phase)).length,
       queueDepth: () => this.queue.length,
+      unfinishedWork: () => this.queue.unfinishedWork(),
     });
+    this.metrics.maxConcurrentReconciles.set({ controller: CONTROLLER }, o.workers);
+    this.metrics.activeWorkers.set({ controller: CONTROLLER }, 0);
     this.events = new EventRecorder(client, o.log, o.instance);
     this.reconciler = new Reconciler({
       metrics: this.metrics,
@@ -105,13 +119,18 @@ export class Controller {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
+      const c = { controller: CONTROLLER };
+      this.metrics.activeWorkers.inc(c);
+      const endTimer = this.metrics.reconcileTime.startTimer(c);
       try {
         const after = await this.reconciler.reconcile(key);
         this.queue.forget(key);
         if (after !== undefined) this.queue.addAfter(key, after);
+        this.metrics.reconciles.inc({ ...c, result: after !== undefined ? 'requeue_after' : 'success' });
       } catch (e) {
         const retryInMs = this.queue.addRateLimited(key);
-        this.metrics.reconcileErrors.inc();
+        this.metrics.reconciles.inc({ ...c, result: 'error' });
+        this.metrics.reconcileErrors.inc(c);
         const level = isConflict(e) ? 'debug' : 'error';
         const [ns, name] = key.split('/');
         const status = this.migrations.get(name, ns)?.status;
@@ -120,6 +139,8 @@ export class Controller {
           'reconcile failed; retrying',
         );
       } finally {
+        endTimer();
+        this.metrics.activeWorkers.dec(c);
         this.queue.done(key);
       }
     }

@@ -6,6 +6,15 @@
 export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /** Told of adds, retries, and how long keys waited and were worked on (seconds). */
+  observer?: QueueObserver;
+}
+
+export interface QueueObserver {
+  added(): void;
+  retried(): void;
+  waited(seconds: number): void;
+  worked(seconds: number): void;
 }
 
 export class WorkQueue {
@@ -18,24 +27,50 @@ export class WorkQueue {
   private shuttingDown = false;
   private readonly baseDelayMs: number;
   private readonly maxDelayMs: number;
+  private readonly observer?: QueueObserver;
+  private readonly queuedAt = new Map<string, number>();
+  private readonly startedAt = new Map<string, number>();
 
   constructor(opts: WorkQueueOptions = {}) {
     this.baseDelayMs = opts.baseDelayMs ?? 200;
     this.maxDelayMs = opts.maxDelayMs ?? 60_000;
+    this.observer = opts.observer;
   }
 
   add(key: string): void {
     if (this.shuttingDown || this.dirty.has(key)) return;
+    this.observer?.added();
     this.dirty.add(key);
     if (this.processing.has(key)) return; // re-queued by done()
+    this.queuedAt.set(key, performance.now());
     const waiter = this.waiters.shift();
     if (waiter) {
       this.dirty.delete(key);
-      this.processing.add(key);
+      this.start(key);
       waiter(key);
     } else {
       this.queue.push(key);
     }
+  }
+
+  private start(key: string): void {
+    const now = performance.now();
+    this.observer?.waited((now - (this.queuedAt.get(key) ?? now)) / 1000);
+    this.queuedAt.delete(key);
+    this.processing.add(key);
+    this.startedAt.set(key, now);
+  }
+
+  /** Seconds of work in progress, summed, and the longest (client-go's unfinished work). */
+  unfinishedWork(): { seconds: number; longest: number } {
+    const now = performance.now();
+    let seconds = 0;
+    let longest = 0;
+    for (const t of this.startedAt.values()) {
+      seconds += (now - t) / 1000;
+      longest = Math.max(longest, (now - t) / 1000);
+    }
+    return { seconds, longest };
   }
 
   /** Adds the key after `ms`; an earlier pending delayed add for the key wins. */
@@ -58,6 +93,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const n = this.failures.get(key) ?? 0;
     this.failures.set(key, n + 1);
+    this.observer?.retried();
     const delay = Math.min(this.baseDelayMs * 2 ** n, this.maxDelayMs);
     this.addAfter(key, delay);
     return delay;
@@ -74,7 +110,7 @@ export class WorkQueue {
     const key = this.queue.shift();
     if (key !== undefined) {
       this.dirty.delete(key);
-      this.processing.add(key);
+      this.start(key);
       return Promise.resolve(key);
     }
     return new Promise((resolve) => this.waiters.push(resolve));
@@ -83,6 +119,9 @@ export class WorkQueue {
   /** Marks the key processed; if it was added meanwhile it is queued again. */
   done(key: string): void {
     this.processing.delete(key);
+    const started = this.startedAt.get(key);
+    this.startedAt.delete(key);
+    if (started !== undefined) this.observer?.worked((performance.now() - started) / 1000);
     if (this.dirty.has(key)) {
       this.dirty.delete(key);
       this.add(key);

@@ -17,6 +17,8 @@ export interface InformerOptions<T> {
   transform?: (obj: T) => T;
 }
 
+const PAGE = 500;
+
 export class Informer<T extends KubernetesObject> {
   private readonly informer;
   private stopped = false;
@@ -27,9 +29,18 @@ export class Informer<T extends KubernetesObject> {
   constructor(private readonly opts: InformerOptions<T>) {
     const query: Query = { labelSelector: opts.labelSelector };
     const transform = opts.transform ?? ((o: T) => o);
+    // In pages, each trimmed as it comes: a list of ten thousand whole objects would be
+    // held (and parsed) at once otherwise.
     const list = async () => {
-      const result = await opts.client.get<KubernetesListObject<T>>(opts.path, query);
-      result.items = result.items.map(transform);
+      const items: T[] = [];
+      let result: KubernetesListObject<T>;
+      let next: string | undefined;
+      do {
+        result = await opts.client.get<KubernetesListObject<T>>(opts.path, { ...query, limit: PAGE, continue: next });
+        for (const item of result.items) items.push(transform(item));
+        next = result.metadata?._continue;
+      } while (next);
+      result.items = items;
       this.synced = true;
       this.restartDelayMs = 0;
       return result;
