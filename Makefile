@@ -5,7 +5,7 @@ CLUSTER_DIR ?= $(CURDIR)/.cluster
 KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
 export CLUSTER_DIR
 
-.PHONY: help demo test test-unit bench build tools cluster-up cluster-down run deploy undeploy docker-build docker-push clean
+.PHONY: help demo test test-unit bench build tools cluster-up cluster-down run deploy undeploy build-installer helm-lint docker-build docker-push clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ test-unit: node_modules/.installed ## Run the unit tests only
 build: node_modules/.installed ## Compile TypeScript to dist/
 	npx tsc -p tsconfig.json
 
-tools: ## Build (once, cached) etcd, kube-apiserver, kube-controller-manager, kubectl and kwok
+tools: ## Build (once, cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and helm
 	hack/build-tools.sh
 
 cluster-up: ## Start etcd + kube-apiserver + kube-controller-manager + kwok on 127.0.0.1 (idempotent)
@@ -43,11 +43,19 @@ cluster-down: ## Stop the local control plane and remove its state
 run: build ## Run the operator against $$KUBECONFIG (default .cluster/kubeconfig)
 	node dist/main.js --kubeconfig "$(KUBECONFIG)"
 
-deploy: ## Install the operator into the cluster of $$KUBECONFIG (kubectl apply -k config/default)
-	kubectl --kubeconfig "$(KUBECONFIG)" apply -k config/default
+build-installer: ## Write dist/install.yaml: everything config/default installs, in one file, with image $$IMG
+	@mkdir -p dist
+	hack/build-installer.sh "$(IMG)" > dist/install.yaml
+	@echo "wrote dist/install.yaml (image $(IMG))"
+
+deploy: build-installer ## Install the operator, image $$IMG, into the cluster of $$KUBECONFIG
+	kubectl --kubeconfig "$(KUBECONFIG)" apply --server-side -f dist/install.yaml
 
 undeploy: ## Remove the operator (the CRD and so every PodMigration too)
 	kubectl --kubeconfig "$(KUBECONFIG)" delete -k config/default --ignore-not-found
+
+helm-lint: ## Lint the Helm chart with the pinned helm (built by make tools)
+	"$$(hack/build-tools.sh)/helm" lint charts/podmigration-operator --strict
 
 docker-build: ## Build the operator image $$IMG
 	docker build -t $(IMG) .

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real control-plane binaries (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubectl, etcd, kwok, a kstatus checker and an Argo CD health check
-# runner) from the Go modules pinned in hack/tools/*, once,
+# kube-scheduler, kubectl, etcd, kwok), a kstatus checker, an Argo CD health check runner
+# and helm from the Go modules pinned in hack/tools/*, once,
 # into a cache outside the repository keyed by version. Prints the directory holding them.
 #
 # KUBEBUILDER_ASSETS, when set, names a directory that already holds the binaries; it is
@@ -22,6 +22,7 @@ modver() { # modver DIR MODULE -> version required by DIR/go.mod
 k8s_version=$(modver "$tools/kubernetes" k8s.io/kubernetes)
 etcd_version=$(modver "$tools/etcd" go.etcd.io/etcd/server/v3)
 kwok_version=$(modver "$tools/kwok" sigs.k8s.io/kwok)
+helm_version=$(modver "$tools/helm" helm.sh/helm/v3)
 
 cache="${PODMIGRATION_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podmigration}"
 bin="$cache/bin/k8s-$k8s_version-etcd-$etcd_version-kwok-$kwok_version"
@@ -54,6 +55,14 @@ build kubectl "$tools/kubernetes" k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
 build kstatus "$tools/kstatus" .
 # argocd-health: runs Argo CD health checks in gopher-lua, as Argo CD does (used by the tests).
 build argocd-health "$tools/argocd-health" .
+# helm: the chart's lint, template, install, upgrade and uninstall tests.
+# As helm's Makefile builds it: the Kubernetes version it assumes offline is its client-go's.
+helm_k8s=$(awk '$1 == "k8s.io/client-go" { print $2; exit }' "$tools/helm/go.mod"); helm_k8s_minor=${helm_k8s#v0.}; helm_k8s_minor=${helm_k8s_minor%%.*}
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$helm_version"
+for p in lint/rules chartutil; do
+  helm_ldflags+=" -X helm.sh/helm/v3/pkg/$p.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$p.k8sVersionMinor=$helm_k8s_minor"
+done
+build helm "$tools/helm" helm.sh/helm/v3/cmd/helm "$helm_ldflags"
 build kwok "$tools/kwok" sigs.k8s.io/kwok/cmd/kwok \
   "-X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version"
 echo "$bin"

@@ -1,6 +1,6 @@
 // The manifests install the way users install them: kubectl apply -k config/default.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from './cluster/provider';
 import { kubectl } from './helpers';
@@ -33,6 +33,22 @@ it('applies config/default on the real API server', () => {
   expect(pod.serviceAccountName).toBe('podmigration-operator');
   expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
   expect(pod.containers[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+});
+
+it('applies the one-file bundle of make build-installer, with the image IMG names', () => {
+  const img = 'registry.example.com/podmigration-operator:v9.9.9';
+  const built = spawnSync('make', ['-s', 'build-installer', `IMG=${img}`], { cwd: ROOT, encoding: 'utf8' });
+  expect(built.status).toBe(0);
+  const bundle = readFileSync(join(ROOT, 'dist/install.yaml'), 'utf8');
+  expect(bundle.match(/^kind: /gm)?.length).toBeGreaterThanOrEqual(12);
+  const r = kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(ROOT, 'dist/install.yaml')]);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  const d = JSON.parse(kubectl(['get', 'deployment', 'podmigration-controller-manager', '-n', 'podmigration-system', '-o', 'json']).stdout);
+  expect(d.spec.template.spec.containers[0].image).toBe(img);
+  expect(kubectl(['get', 'poddisruptionbudget,service', '-n', 'podmigration-system', '-o', 'name']).stdout.split('\n')).toEqual(
+    expect.arrayContaining(['poddisruptionbudget.policy/podmigration-controller-manager', 'service/podmigration-controller-manager-metrics']),
+  );
 });
 
 it('grants the operator no write on nodes, no secrets but its own, and no wildcards', () => {
