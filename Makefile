@@ -4,6 +4,10 @@ IMG ?= podmigration-operator:dev
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
 export CLUSTER_DIR
+# Every recipe runs on the Node.js the image ships (the Dockerfile's major), pinned in
+# hack/node.sh: the machine's own if its major matches, otherwise fetched once.
+NODE_DIR := $(shell hack/node.sh)
+export PATH := $(NODE_DIR):$(PATH)
 
 .PHONY: help demo test test-unit bench build tools cluster-up cluster-down run deploy undeploy build-installer helm-lint docker-build docker-push clean
 
