@@ -7,6 +7,7 @@ import { Controller } from './controller/controller';
 import { healthRoutes, serve } from './http';
 import { KubeClient } from './kube/client';
 import { LeaderElector } from './leaderelection';
+import { serveFacade } from './facade/server';
 import { textLines } from './logformat';
 import { USAGE, UsageError, parseOptions } from './options';
 import { VERSION } from './version';
@@ -85,6 +86,11 @@ async function main(): Promise<number> {
     // Every replica serves the webhook (the Service picks any), leader or not.
     const { port } = await serveWebhook({ ...opts.webhook, client: new KubeClient(kc), log });
     log.info({ address: opts.webhook.address, port, path: WEBHOOK_PATH }, 'serving the pod admission webhook');
+  }
+  if (opts.api) {
+    // Every replica serves it: it holds no state, and acts with each caller's own rights.
+    const { port } = await serveFacade({ ...opts.api, kubeConfig: kc, log });
+    log.info({ address: opts.api.address, port, tls: !!opts.api.certDir }, 'serving /api/v1/migrations');
   }
   if (elector) {
     const lease = { name: opts.leaderElection!.name };

@@ -15,6 +15,13 @@ describe('parseOptions', () => {
     });
   });
 
+  it('serves the REST facade only when asked, over TLS beyond loopback', () => {
+    expect(parseOptions([], {})).toMatchObject({ api: undefined });
+    expect(parseOptions(['--api-bind-address', '127.0.0.1:9000'], {})).toMatchObject({ api: { address: '127.0.0.1:9000' } });
+    expect(parseOptions([], { API_BIND_ADDRESS: ':8443', API_CERT_DIR: '/certs' })).toMatchObject({ api: { address: ':8443', certDir: '/certs' } });
+    expect(parseOptions(['--api-bind-address', '0'], {})).toMatchObject({ api: undefined });
+  });
+
   it('answers --version and reads --log-format', () => {
     expect(parseOptions(['--version'], {})).toBe('version');
     expect(parseOptions([], { LOG_FORMAT: 'text' })).toMatchObject({ logFormat: 'text' });
@@ -50,6 +57,8 @@ describe('parseOptions', () => {
     [['--max-migrations-per-node=-1'], /--max-migrations-per-node must be a whole number from 1/],
     [['--log-level', 'loud'], /--log-level must be one of/],
     [['--log-format', 'xml'], /--log-format must be json or text/],
+    [['--api-bind-address', ':8443'], /serves beyond loopback: give it TLS with --api-cert-dir/],
+    [['--api-bind-address', '0.0.0.0:8443'], /--api-cert-dir/],
     [['--metrics-bind-address', 'localhost'], /--metrics-bind-address: invalid address/],
     [['--health-probe-bind-address', ':99999'], /--health-probe-bind-address: invalid address/],
     [['--leader-elect', '--leader-election-renew-deadline', '20'], /renew-deadline must be shorter/],

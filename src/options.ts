@@ -24,6 +24,8 @@ export interface Options {
     configName: string;
     serviceName: string;
   };
+  /** The original REST API, as a facade over PodMigrations. */
+  api?: { address: string; certDir?: string };
   leaderElection?: {
     namespace: string;
     name: string;
@@ -81,6 +83,12 @@ Flags (environment variable in brackets):
                            into the MutatingWebhookConfiguration --webhook-config-name
                            (default podmigration-mutating-webhook), for the Service
                            --webhook-service-name (default podmigration-webhook-service)
+  --api-bind-address HOST:PORT
+                           serve the original migration REST API there (a facade over
+                           PodMigrations that acts with each caller's bearer token); off
+                           when unset or "0" [API_BIND_ADDRESS]
+  --api-cert-dir DIR       serve it over TLS with tls.crt and tls.key from DIR; required
+                           beyond loopback [API_CERT_DIR]
   --version                print the version and exit
   -h, --help               show this help
 `;
@@ -88,6 +96,8 @@ Flags (environment variable in brackets):
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
 export class UsageError extends Error {}
+
+const isLoopback = (host: string | undefined) => !!host && (/^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1' || host === '[::1]' || host === 'localhost');
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 'help' | 'version' {
   let values;
@@ -116,6 +126,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         'webhook-config-name': { type: 'string' },
         'webhook-service-name': { type: 'string' },
         'log-format': { type: 'string' },
+        'api-bind-address': { type: 'string' },
+        'api-cert-dir': { type: 'string' },
         version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -148,7 +160,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   if (!LEVELS.includes(logLevel)) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(logLevel)}`);
   }
-  const address = (flag: 'health-probe-bind-address' | 'metrics-bind-address' | 'webhook-bind-address', fromEnv: string | undefined, fallback: string) => {
+  const address = (flag: 'health-probe-bind-address' | 'metrics-bind-address' | 'webhook-bind-address' | 'api-bind-address', fromEnv: string | undefined, fallback: string) => {
     const text = values[flag] ?? fromEnv ?? fallback;
     if (text === '0') return undefined;
     try {
@@ -161,6 +173,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   const healthProbeAddress = address('health-probe-bind-address', env.HEALTH_PROBE_BIND_ADDRESS, '127.0.0.1:8081');
   const metricsAddress = address('metrics-bind-address', env.METRICS_BIND_ADDRESS, '127.0.0.1:8080');
   const webhookAddress = address('webhook-bind-address', env.WEBHOOK_BIND_ADDRESS, '0');
+  const apiAddress = address('api-bind-address', env.API_BIND_ADDRESS, '0');
+  const apiCertDir = values['api-cert-dir'] ?? (env.API_CERT_DIR || undefined);
+  if (apiAddress && !apiCertDir && !isLoopback(parseAddress(apiAddress).host)) {
+    throw new UsageError(`--api-bind-address ${apiAddress} serves beyond loopback: give it TLS with --api-cert-dir`);
+  }
+  const api = apiAddress ? { address: apiAddress, certDir: apiCertDir } : undefined;
   const webhook: Options['webhook'] = webhookAddress
     ? {
         address: webhookAddress,
@@ -192,6 +210,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   }
   return {
     webhook,
+    api,
     leaderElection,
     healthProbeAddress,
     metricsAddress,

@@ -100,6 +100,16 @@ it('honours its values', () => {
   expect(service.metadata.labels).toMatchObject((monitor.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels);
   expect(JSON.stringify(find(objs, 'PrometheusRule', 'team-operator').spec)).toContain('PodMigrationsStuck');
   expect(find(objs, 'CustomResourceDefinition', CRD).metadata.annotations?.['helm.sh/resource-policy']).toBeUndefined();
+  // The REST facade: off by default; on, it needs a TLS Secret and gets a Service.
+  expect(template().some((o) => o.metadata.name === 'podmigration-api')).toBe(false);
+  const refused = helm(['template', 'podmigration', CHART, '--set', 'api.enabled=true']);
+  expect(refused.code).not.toBe(0);
+  expect(refused.stderr).toMatch(/api.tlsSecretName is required/);
+  const api = template('api.enabled=true', 'api.tlsSecretName=api-tls');
+  const withApi = find(api, 'Deployment', 'podmigration-controller-manager');
+  expect(container(withApi).env).toEqual(expect.arrayContaining([{ name: 'API_BIND_ADDRESS', value: ':8443' }, { name: 'API_CERT_DIR', value: '/tmp/api-serving-certs' }]));
+  expect(podSpec(withApi).volumes).toEqual([{ name: 'api-cert', secret: { secretName: 'api-tls' } }]);
+  expect(find(api, 'Service', 'podmigration-api').spec).toMatchObject({ ports: [{ port: 443, targetPort: 'api' }] });
   expect(find(template(), 'CustomResourceDefinition', CRD).metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
 });
 

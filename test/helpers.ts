@@ -190,7 +190,7 @@ export class OperatorProcess {
   }
 
   /** The port of /healthz and /readyz, or of /metrics, once the operator has logged it. */
-  async port(what: 'healthz' | 'metrics'): Promise<number> {
+  async port(what: 'healthz' | 'metrics' | 'api/v1/migrations'): Promise<number> {
     return eventually(`${what} server`, async () => {
       const line = this.log().split('\n').reverse().find((l) => l.includes(`serving /${what}`));
       return line ? (JSON.parse(line) as { port: number }).port : undefined;

@@ -17,6 +17,8 @@ export interface RequestOptions {
   query?: Query;
   contentType?: string;
   timeoutMs?: number;
+  /** Sent as the request's identity (the REST facade's callers), instead of the kubeconfig's. */
+  bearerToken?: string;
 }
 
 export class KubeClient {
@@ -54,6 +56,7 @@ export class KubeClient {
     const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     const headers: Record<string, string> = {
       ...(tls.headers as Record<string, string> | undefined),
+      ...(opts.bearerToken ? { Authorization: `Bearer ${opts.bearerToken}` } : {}),
       Accept: 'application/json',
       ...(body ? { 'Content-Type': opts.contentType ?? 'application/json', 'Content-Length': String(body.length) } : {}),
     };
