@@ -149,15 +149,20 @@ async function floor(ns, n) {
   return { t0, t1, created, done, apiCpuMs };
 }
 
+// What the build under test understands (an older one, through --dist, may predate a flag).
+const main = join(resolve(arg('dist', join(root, 'dist'))), 'main.js');
+const help = execFileSync(process.execPath, [main, '--help'], { encoding: 'utf8' });
+const knows = (flag) => help.includes(flag);
+
 /** The operator as a process, reconciling N at once. */
 async function operator(ns, n) {
   const proc = spawn(process.execPath, [
-    join(resolve(arg('dist', join(root, 'dist'))), 'main.js'),
+    main,
     '--kubeconfig', join(dir, 'operator.kubeconfig'),
     '--namespace', ns,
-    '--max-concurrent-reconciles', String(Math.min(n, 100)),
+    knows('--max-concurrent-reconciles') ? '--max-concurrent-reconciles' : '--max-concurrent-migrations', String(Math.min(n, 100)),
     // Limits raised to N: this measures throughput (--defaults measures what they cost).
-    ...(process.argv.includes('--defaults') ? [] : ['--max-migrations-in-flight', String(n), '--max-migrations-per-node', String(n)]),
+    ...(process.argv.includes('--defaults') || !knows('--max-migrations-in-flight') ? [] : ['--max-migrations-in-flight', String(n), '--max-migrations-per-node', String(n)]),
     '--health-probe-bind-address', '127.0.0.1:0',
     '--metrics-bind-address', '0',
     '--log-level', 'warn',
@@ -299,7 +304,7 @@ async function memoryScale(k) {
     );
   }
   const proc = spawn(process.execPath, [
-    join(resolve(arg('dist', join(root, 'dist'))), 'main.js'),
+    main,
     '--kubeconfig', join(dir, 'operator.kubeconfig'),
     '--namespace', ns,
     '--health-probe-bind-address', '127.0.0.1:0',

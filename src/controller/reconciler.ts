@@ -203,7 +203,12 @@ export class Reconciler {
       this.observe(before, status);
       this.recordEvents(pm, before, status);
     }
-    if (releaseFinalizer) await this.setFinalizer({ ...pm, metadata: { ...pm.metadata, resourceVersion } }, false);
+    // Completed just now: nothing is left to undo, so the finalizer goes at once.
+    if (status.phase === 'Completed' && !isTerminal(before.phase) && held) releaseFinalizer = true;
+    if (releaseFinalizer) {
+      const finalizers = [...new Set([...(pm.metadata.finalizers ?? []), ...(held ? [FINALIZER] : [])])];
+      await this.setFinalizer({ ...pm, metadata: { ...pm.metadata, resourceVersion, finalizers } }, false);
+    }
     if (isTerminal(status.phase)) this.o.inFlight.release(key, !isTerminal(before.phase));
     return requeueAfterMs;
   }
