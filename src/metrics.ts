@@ -104,41 +104,31 @@ export class Metrics {
 
   constructor(gauges: { inFlight: () => number; queueDepth: () => number; unfinishedWork: () => { seconds: number; longest: number } }) {
     const labels = { controller: CONTROLLER, name: CONTROLLER };
-    new Gauge({
-      name: 'podmigration_migrations_in_flight',
-      help: 'Migrations that have not reached a terminal phase.',
-      registers: [this.registry],
-      collect() {
-        this.set(gauges.inFlight());
-      },
-    });
-    new Gauge({
-      name: 'workqueue_depth',
-      help: 'Current depth of workqueue',
-      labelNames: ['controller', 'name'],
-      registers: [this.registry],
-      collect() {
-        this.set(labels, gauges.queueDepth());
-      },
-    });
-    new Gauge({
-      name: 'workqueue_unfinished_work_seconds',
-      help: 'How many seconds of work has been done that is in progress and hasn’t been observed by work_duration. Large values indicate stuck threads.',
-      labelNames: ['controller', 'name'],
-      registers: [this.registry],
-      collect() {
-        this.set(labels, gauges.unfinishedWork().seconds);
-      },
-    });
-    new Gauge({
-      name: 'workqueue_longest_running_processor_seconds',
-      help: 'How many seconds has the longest running processor for workqueue been running.',
-      labelNames: ['controller', 'name'],
-      registers: [this.registry],
-      collect() {
-        this.set(labels, gauges.unfinishedWork().longest);
-      },
-    });
+    // Gauges read when scraped.
+    const registry = this.registry;
+    const observed = (name: string, help: string, value: () => number, withLabels = true) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: withLabels ? ['controller', 'name'] : [],
+        registers: [registry],
+        collect() {
+          if (withLabels) this.set(labels, value());
+          else this.set(value());
+        },
+      });
+    observed('podmigration_migrations_in_flight', 'Migrations that have not reached a terminal phase.', gauges.inFlight, false);
+    observed('workqueue_depth', 'Current depth of workqueue', gauges.queueDepth);
+    observed(
+      'workqueue_unfinished_work_seconds',
+      'How many seconds of work has been done that is in progress and hasn’t been observed by work_duration. Large values indicate stuck threads.',
+      () => gauges.unfinishedWork().seconds,
+    );
+    observed(
+      'workqueue_longest_running_processor_seconds',
+      'How many seconds has the longest running processor for workqueue been running.',
+      () => gauges.unfinishedWork().longest,
+    );
     new Gauge({
       name: 'podmigration_build_info',
       help: 'The operator’s version and the Node.js version it runs on (always 1).',

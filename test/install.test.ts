@@ -141,7 +141,15 @@ it.each([
 it('documents every flag in --help', () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'dist/main.js'), '--help'], { encoding: 'utf8' });
   expect(r.status).toBe(0);
-  for (const flag of ['--kubeconfig', '--namespace', '--max-concurrent-migrations', '--log-level', '--health-probe-bind-address', '--metrics-bind-address', '--leader-elect', '--webhook-bind-address', '--webhook-cert-dir']) {
-    expect(r.stdout).toContain(flag);
-  }
+  // Every flag the parser knows (src/options.ts), named in the help.
+  const known = [...readFileSync(join(ROOT, 'src/options.ts'), 'utf8').matchAll(/^ {8}'?([a-z-]+)'?: \{ type: '(?:string|boolean)'/gm)].map((m) => m[1]);
+  expect(known.length).toBeGreaterThanOrEqual(20);
+  for (const flag of known) expect([flag, r.stdout.includes(`--${flag}`)]).toEqual([flag, true]);
+});
+
+it('prints its version (package.json\'s) with --version', () => {
+  const r = spawnSync(process.execPath, [join(ROOT, 'dist/main.js'), '--version'], { encoding: 'utf8' });
+  expect(r.status).toBe(0);
+  const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  expect(r.stdout).toBe(`podmigration-operator ${version} (Node.js ${process.version})\n`);
 });
