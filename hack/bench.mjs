@@ -36,15 +36,11 @@ const env = { ...process.env, CLUSTER_DIR: dir, AUDIT: '1' };
 
 execFileSync(join(root, 'hack/cluster.sh'), ['up'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
 execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
-const { KubeConfig } = require('@kubernetes/client-node');
+const { KubeConfig } = require(join(root, 'dist/kube/config.js'));
 const { KubeClient, paths } = require(join(root, 'dist/kube/client.js'));
 const { buildTargetPod } = require(join(root, 'dist/migration/optimizedPod.js'));
 
-const client = (file) => {
-  const kc = new KubeConfig();
-  kc.loadFromFile(join(dir, file));
-  return new KubeClient(kc);
-};
+const client = (file) => new KubeClient(KubeConfig.fromFile(join(dir, file)));
 const admin = client('kubeconfig');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const GROUP = 'migration.ai-storage.io';
@@ -100,10 +96,8 @@ async function floor(ns, n) {
   const created = await createMigrations(ns, n);
   const ready = new Map();
   const waiters = new Map();
-  // One shared watch for the copies' readiness.
-  const kc = new KubeConfig();
-  kc.loadFromFile(join(dir, 'operator.kubeconfig'));
-  const { Watch } = require('@kubernetes/client-node');
+  // One shared watch for the copies' readiness (a connection of its own).
+  const watcher = client('operator.kubeconfig');
   let watching = true;
   let watch;
   const onPod = (_type, pod) => {
@@ -113,12 +107,13 @@ async function floor(ns, n) {
     }
   };
   // The watch is restarted should the API server end it; a timer keeps the process alive meanwhile.
-  const start = async () => {
-    watch = await new Watch(kc).watch(paths.pods(ns), { labelSelector: 'floor' }, onPod, () => {
-      if (watching) setTimeout(() => start().catch(() => undefined), 100);
+  const start = () => {
+    watch = watcher.watch(paths.pods(ns), { labelSelector: 'floor' }, onPod);
+    watch.done.catch(() => undefined).then(() => {
+      if (watching) setTimeout(start, 100);
     });
   };
-  await start();
+  start();
   const alive = setInterval(() => undefined, 1_000);
   const done = new Map();
   await Promise.all(

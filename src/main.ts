@@ -1,11 +1,11 @@
 // The operator's entry point: flags, logger, kubeconfig, controller, signals.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
 import pino from 'pino';
 import { Controller } from './controller/controller';
 import { healthRoutes, serve } from './http';
 import { KubeClient } from './kube/client';
+import { KubeConfig, KubeConfigError } from './kube/config';
 import { LeaderElector } from './leaderelection';
 import { serveFacade } from './facade/server';
 import { textLines } from './logformat';
@@ -31,9 +31,14 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = pino({ level: opts.logLevel, base: { component: 'podmigration-operator' } }, opts.logFormat === 'text' ? textLines(process.stdout) : undefined);
-  const kc = new KubeConfig();
-  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-  else kc.loadFromCluster();
+  let kc: KubeConfig;
+  try {
+    kc = opts.kubeconfig ? KubeConfig.fromFile(opts.kubeconfig) : KubeConfig.inCluster();
+  } catch (e) {
+    if (!(e instanceof KubeConfigError) && (e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    process.stderr.write(`error: ${(e as Error).message}\n`);
+    return 2;
+  }
 
   const controller = new Controller({
     kubeConfig: kc,
@@ -68,7 +73,7 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  log.info({ version: VERSION, server: kc.getCurrentCluster()?.server, namespace: opts.namespace ?? '(all)' }, 'starting');
+  log.info({ version: VERSION, server: kc.cluster.server, namespace: opts.namespace ?? '(all)' }, 'starting');
   if (opts.healthProbeAddress) {
     // A standby is ready: it is doing its job, which is to wait.
     const ready = () => (elector && !elector.isLeader ? true : controller.hasSynced);

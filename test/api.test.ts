@@ -6,11 +6,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { PodMigration } from '../src/api/types';
-import { paths } from '../src/kube/client';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
+import { KubeClient, paths } from '../src/kube/client';
+import { KubeConfig } from '../src/kube/config';
 import { issue } from '../src/webhook/certs';
 import { CLUSTER_DIR, ROOT } from './cluster/provider';
-import { DOWNLOADER_DONE, OperatorProcess, TRAINING_CONTAINERS, createRunningPod, env, eventually, k8s, kubectl, operatorNamespace, pmPath, podManifest } from './helpers';
+import { DOWNLOADER_DONE, OperatorProcess, TRAINING_CONTAINERS, createRunningPod, env, eventually, k8s, kubectl, operatorNamespace, pmPath, podManifest, tokenKubeconfig } from './helpers';
 
 const { ns, operator } = operatorNamespace('api', { args: ['--api-bind-address', '127.0.0.1:0'] });
 let base: string;
@@ -203,4 +204,19 @@ it('serves over TLS from --api-cert-dir, acting with the caller’s token there 
   } finally {
     await tls.stop();
   }
+});
+
+it('reaches the API server with a kubeconfig whose identity comes from an exec credential plugin', async () => {
+  // As EKS, GKE and AKS kubeconfigs do: here the plugin hands out the writer's token.
+  const plugin = join(CLUSTER_DIR, 'exec-plugin.sh');
+  writeFileSync(plugin, `#!/bin/sh\nprintf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s"}}' "$TOKEN"\n`, { mode: 0o755 });
+  const text = parse(tokenKubeconfig('exec-user', 'unused')) as { users: { user: object }[] };
+  text.users[0].user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, env: [{ name: 'TOKEN', value: tokens.writer }] } };
+  const path = join(CLUSTER_DIR, 'exec.kubeconfig');
+  writeFileSync(path, stringify(text));
+  const client = new KubeClient(KubeConfig.fromFile(path));
+  const list = await client.get<{ items: PodMigration[] }>(pmPath(ns));
+  expect(Array.isArray(list.items)).toBe(true);
+  // And it is the writer: no more.
+  await expect(client.get(paths.pods(ns))).rejects.toMatchObject({ code: 403, message: expect.stringMatching(/serviceaccount:.*:writer/) });
 });

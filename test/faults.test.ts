@@ -4,7 +4,8 @@
 // mid-way, a copy that fails after the source is gone.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
+
 import type { Condition, PodMigration } from '../src/api/types';
 import { paths } from '../src/kube/client';
 import { CLUSTER_DIR } from './cluster/provider';
@@ -28,6 +29,7 @@ import {
   podsOfMigration,
   sleep,
   waitForPhase,
+  tokenKubeconfig,
 } from './helpers';
 import { writeFileSync } from 'node:fs';
 
@@ -225,17 +227,8 @@ describe('a permission taken away', () => {
       kind: 'TokenRequest',
       spec: { expirationSeconds: 3600 },
     });
-    const admin = new KubeConfig();
-    admin.loadFromFile(env.kubeconfig);
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: admin.clusters,
-      users: [{ name: sa, token: token.status.token }],
-      contexts: [{ name: sa, cluster: admin.getCurrentCluster()!.name, user: sa }],
-      currentContext: sa,
-    });
     const file = join(CLUSTER_DIR, `${sa}.kubeconfig`);
-    writeFileSync(file, kc.exportConfig());
+    writeFileSync(file, tokenKubeconfig(sa, token.status.token));
     restricted = new OperatorProcess(refusedNs, [], `${refusedNs}-restricted`, file);
     restricted.start();
   });

@@ -4,18 +4,32 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { API_VERSION, LABEL_MIGRATION, type Phase, type PodMigration, type PodMigrationSpec } from '../src/api/types';
 import { ignoreNotFound } from '../src/errors';
 import { KubeClient, paths } from '../src/kube/client';
+import { KubeConfig } from '../src/kube/config';
+import { parse, stringify } from 'yaml';
 import { CLUSTER_DIR, ROOT, testEnv } from './cluster/provider';
 
 export const env = testEnv();
 
+/** A kubeconfig (as text) for the test cluster with a bearer token as its identity. */
+export function tokenKubeconfig(user: string, token: string): string {
+  const admin = parse(readFileSync(env.kubeconfig, 'utf8')) as { clusters: { name: string; cluster: object }[] };
+  const cluster = admin.clusters[0];
+  return stringify({
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [cluster],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: user, context: { cluster: cluster.name, user } }],
+    'current-context': user,
+  });
+}
+
 export function adminClient(): KubeClient {
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.kubeconfig);
-  return new KubeClient(kc);
+  return new KubeClient(KubeConfig.fromFile(env.kubeconfig));
 }
 
 export const k8s = adminClient();

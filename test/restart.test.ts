@@ -1,8 +1,6 @@
 // The operator is killed with SIGKILL while a migration is in each phase, then started
 // again: the migration completes from its status alone, with exactly one target pod and
 // at most one checkpoint claim.
-import { Watch } from '@kubernetes/client-node';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Phase, PodMigration } from '../src/api/types';
 import {
   DOWNLOADER_DONE,
@@ -30,21 +28,15 @@ let serial = 0;
  * `phase`, then kills it (SIGKILL). Returns the phase the API server held at the kill.
  */
 async function killIn(name: string, phase: Phase): Promise<Phase | undefined> {
-  const kc = new KubeConfig();
-  kc.loadFromFile(env.kubeconfig);
   let resolveSeen: () => void;
   const seen = new Promise<void>((r) => (resolveSeen = r));
-  const req = await new Watch(kc).watch(
-    pmPath(ns),
-    { fieldSelector: `metadata.name=${name}` },
-    (_type, obj: PodMigration) => {
-      if (obj.status?.phase === phase) {
-        operator.signal('SIGSTOP');
-        resolveSeen();
-      }
-    },
-    () => undefined,
-  );
+  const req = k8s.watch(pmPath(ns), { fieldSelector: `metadata.name=${name}` }, (_type, obj) => {
+    if ((obj as unknown as PodMigration).status?.phase === phase) {
+      operator.signal('SIGSTOP');
+      resolveSeen();
+    }
+  });
+  req.done.catch(() => undefined);
   operator.start();
   await Promise.race([seen, waitForPhase(ns, name, ['Completed', 'Failed'], 60_000)]);
   req.abort();

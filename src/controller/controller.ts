@@ -1,10 +1,11 @@
 // Wires the informers to the work queue and runs a bounded number of workers, each of
 // which takes a key (namespace/name) and reconciles it. Event handlers only enqueue.
-import type { KubeConfig, KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LABEL_MIGRATION, type PodMigration } from '../api/types';
 import { isConflict } from '../errors';
 import { KubeClient, paths } from '../kube/client';
+import type { KubeConfig } from '../kube/config';
 import { Informer } from '../kube/informer';
 import { trimMigration, trimPod } from '../kube/trim';
 import { EventRecorder } from './events';
@@ -31,7 +32,7 @@ export interface ControllerOptions {
 
 export class Controller {
   readonly queue: WorkQueue;
-  private readonly migrations: Informer<PodMigration & KubernetesObject>;
+  private readonly migrations: Informer<PodMigration>;
   private readonly targetPods: Informer<V1Pod>;
   private readonly reconciler: Reconciler;
   private readonly events: EventRecorder;
@@ -55,16 +56,14 @@ export class Controller {
     });
     const client = new KubeClient(o.kubeConfig);
     const ns = o.namespace;
-    this.migrations = new Informer<PodMigration & KubernetesObject>({
-      kubeConfig: o.kubeConfig,
+    this.migrations = new Informer<PodMigration>({
       client,
       path: paths.migrations(ns),
       log: o.log,
-      transform: (pm) => trimMigration(pm) as PodMigration & KubernetesObject,
-      onChange: (obj) => this.queue.add(`${obj.metadata!.namespace}/${obj.metadata!.name}`),
+      transform: trimMigration,
+      onChange: (obj) => this.queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`),
     });
     this.targetPods = new Informer({
-      kubeConfig: o.kubeConfig,
       client,
       path: paths.pods(ns),
       labelSelector: LABEL_MIGRATION,

@@ -7,12 +7,12 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer as
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { PodMigration } from '../api/types';
 import { ApiError } from '../errors';
 import { parseAddress } from '../http';
 import { KubeClient, paths } from '../kube/client';
+import type { KubeConfig } from '../kube/config';
 import { RequestError, migrationId, parseCreate, parseId, summarize, toMigration, toPodMigration, toStatus } from './translate';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -25,20 +25,6 @@ export interface FacadeOptions {
   /** tls.crt and tls.key: served over TLS when set. */
   certDir?: string;
   log: Logger;
-}
-
-/** A client for the cluster with no identity of its own: each request carries its caller's token. */
-function callerClient(kc: KubeConfig): KubeClient {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error('the kubeconfig has no current cluster');
-  const anonymous = new KubeConfig();
-  anonymous.loadFromOptions({
-    clusters: [cluster],
-    users: [{ name: 'caller' }],
-    contexts: [{ name: 'caller', cluster: cluster.name, user: 'caller' }],
-    currentContext: 'caller',
-  });
-  return new KubeClient(anonymous);
 }
 
 interface Answer {
@@ -129,7 +115,8 @@ export async function handle(client: KubeClient, req: IncomingMessage): Promise<
 }
 
 export async function serveFacade(o: FacadeOptions): Promise<{ server: Server; port: number }> {
-  const client = callerClient(o.kubeConfig);
+  // A client for the cluster with no identity of its own: each request carries its caller's token.
+  const client = new KubeClient(o.kubeConfig.anonymous());
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(client, req).then(
       (a) => {

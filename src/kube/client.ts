@@ -1,14 +1,13 @@
-// A small JSON client for the Kubernetes API.
+// A small JSON client for the Kubernetes API, on node:https with one keep-alive agent.
 //
-// Objects travel as the API server's own JSON. client-node's generated typed APIs
-// deserialize into model classes and silently drop any field their models do not know;
-// copying a pod through them would lose fields added in newer Kubernetes releases. The
-// KubeConfig (credentials, TLS) and the Watch/informer machinery are client-node's.
-import type { KubeConfig } from '@kubernetes/client-node';
-import { request as httpRequest } from 'node:http';
-import { Agent, type RequestOptions as HttpsRequestOptions, request as httpsRequest } from 'node:https';
+// Objects travel as the API server's own JSON: a generated client's models would drop any
+// field they do not know, and a pod copied through them would lose fields added in newer
+// Kubernetes releases. Credentials come from src/kube/config.ts.
+import { type ClientRequest, type IncomingMessage, request as httpRequest } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
 import { GROUP, PLURAL, VERSION } from '../api/types';
 import { ApiError } from '../errors';
+import type { KubeConfig } from './config';
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -21,66 +20,117 @@ export interface RequestOptions {
   bearerToken?: string;
 }
 
+/** A watch event: ADDED, MODIFIED, DELETED, BOOKMARK or ERROR, with its object. */
+export type WatchHandler = (type: string, object: Record<string, unknown>) => void;
+
 export class KubeClient {
   private readonly server: string;
   private agent?: { id: string; agent: Agent };
   private readonly recent = new Map<string, { at: number; answer: Promise<unknown> }>();
 
-  constructor(private readonly kc: KubeConfig) {
-    const cluster = kc.getCurrentCluster();
-    if (!cluster) throw new Error('the kubeconfig has no current cluster');
-    this.server = cluster.server.replace(/\/+$/, '');
+  constructor(readonly config: KubeConfig) {
+    this.server = config.cluster.server;
   }
 
   /**
-   * One keep-alive agent for as long as the TLS material is the same (client-node makes a
-   * new agent, and so a new TLS connection, for every request). Credentials and headers
-   * are still taken from client-node per request: tokens may rotate.
+   * One keep-alive agent for as long as the TLS material is the same (a rotated client
+   * certificate makes a new one). A token goes in each request's header: it may rotate.
    */
-  private keepAlive(tls: HttpsRequestOptions): Agent | undefined {
-    if (this.kc.getCurrentCluster()?.proxyUrl || !this.server.startsWith('https:')) return undefined;
-    const { ca, cert, key, rejectUnauthorized, servername } = tls;
-    const id = JSON.stringify([ca, cert, key, rejectUnauthorized, servername].map((v) => (Buffer.isBuffer(v) ? v.toString() : v)));
+  private keepAlive(cert?: Buffer, key?: Buffer): Agent | undefined {
+    if (!this.server.startsWith('https:')) return undefined;
+    const { ca, insecureSkipTLSVerify, tlsServerName } = this.config.cluster;
+    const id = JSON.stringify([ca, cert, key].map((b) => b?.toString('base64')));
     if (this.agent?.id !== id) {
       this.agent?.agent.destroy();
-      this.agent = { id, agent: new Agent({ ca, cert, key, rejectUnauthorized, servername, keepAlive: true, maxSockets: 32 }) };
+      this.agent = {
+        id,
+        agent: new Agent({ ca, cert, key, rejectUnauthorized: !insecureSkipTLSVerify, servername: tlsServerName, keepAlive: true, maxSockets: 32 }),
+      };
     }
     return this.agent.agent;
   }
 
-  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const tls: HttpsRequestOptions = {};
-    await this.kc.applyToHTTPSOptions(tls);
+  /** Sends a request: the request, and its response once the headers are in. */
+  private async send(method: string, path: string, opts: RequestOptions, body?: Buffer): Promise<{ req: ClientRequest; res: Promise<IncomingMessage> }> {
+    const { cert, key, token } = await this.config.credentials();
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const bearer = opts.bearerToken ?? token;
     const headers: Record<string, string> = {
-      ...(tls.headers as Record<string, string> | undefined),
-      ...(opts.bearerToken ? { Authorization: `Bearer ${opts.bearerToken}` } : {}),
+      ...(bearer ? { Authorization: `Bearer ${bearer}` } : {}),
       Accept: 'application/json',
       ...(body ? { 'Content-Type': opts.contentType ?? 'application/json', 'Content-Length': String(body.length) } : {}),
     };
-    const timeoutMs = opts.timeoutMs ?? 30_000;
+    // A caller's token never rides on the operator's own client certificate.
+    const agent = this.keepAlive(opts.bearerToken ? undefined : cert, opts.bearerToken ? undefined : key);
     const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
-    const { status, statusText, text } = await new Promise<{ status: number; statusText: string; text: string }>((resolve, reject) => {
-      const req = send(url, { method, headers, agent: this.keepAlive(tls) ?? tls.agent, auth: tls.auth }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', text: Buffer.concat(chunks).toString() }));
-        res.on('error', reject);
-      });
-      const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs}ms`)), timeoutMs);
-      req.on('close', () => clearTimeout(timer));
+    let req!: ClientRequest;
+    const res = new Promise<IncomingMessage>((resolve, reject) => {
+      req = send(url, { method, headers, agent }, resolve);
       req.on('error', reject);
       req.end(body);
     });
+    return { req, res };
+  }
+
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    const { req, res } = await this.send(method, path, opts, body);
+    const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs}ms`)), timeoutMs);
+    const { status, statusText, text } = await (async () => {
+      const r = await res;
+      const chunks: Buffer[] = [];
+      for await (const c of r) chunks.push(c as Buffer);
+      return { status: r.statusCode ?? 0, statusText: r.statusMessage ?? '', text: Buffer.concat(chunks).toString() };
+    })().finally(() => clearTimeout(timer));
     const data = text ? safeJson(text) : undefined;
-    if (status < 200 || status >= 300) {
-      const s = (data ?? {}) as { reason?: string; message?: string; details?: { causes?: { type?: string }[] } };
-      const causes = (s.details?.causes ?? []).flatMap((c) => (c.type ? [c.type] : []));
-      throw new ApiError(status, s.reason ?? statusText, s.message ?? (text || statusText), causes);
-    }
+    if (status < 200 || status >= 300) throw apiError(status, statusText, data, text);
     return data as T;
+  }
+
+  /**
+   * Watches a collection (`?watch=1`): calls `onEvent` for every event until the API server
+   * ends the stream (resolves) or it fails (rejects); `abort` ends it from this side.
+   */
+  watch(path: string, query: Query, onEvent: WatchHandler): { done: Promise<void>; abort: () => void } {
+    let request: ClientRequest | undefined;
+    let aborted = false;
+    const done = (async () => {
+      const sent = await this.send('GET', path, { query: { ...query, watch: 1 } });
+      request = sent.req;
+      if (aborted) sent.req.destroy();
+      const res = await sent.res;
+      if ((res.statusCode ?? 0) !== 200) {
+        const chunks: Buffer[] = [];
+        for await (const c of res) chunks.push(c as Buffer);
+        const text = Buffer.concat(chunks).toString();
+        throw apiError(res.statusCode ?? 0, res.statusMessage ?? '', safeJson(text), text);
+      }
+      let buffered = '';
+      try {
+        for await (const chunk of res) {
+          buffered += (chunk as Buffer).toString();
+          let newline;
+          while ((newline = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, newline).trim();
+            buffered = buffered.slice(newline + 1);
+            if (!line) continue;
+            const event = JSON.parse(line) as { type: string; object: Record<string, unknown> };
+            onEvent(event.type, event.object);
+          }
+        }
+      } catch (e) {
+        if (!aborted) throw e;
+      }
+    })();
+    return {
+      done,
+      abort: () => {
+        aborted = true;
+        request?.destroy();
+      },
+    };
   }
 
   get<T>(path: string, query?: Query): Promise<T> {
@@ -116,6 +166,12 @@ export class KubeClient {
   mergePatch<T>(path: string, patch: unknown): Promise<T> {
     return this.request<T>('PATCH', path, { body: patch, contentType: 'application/merge-patch+json' });
   }
+}
+
+function apiError(status: number, statusText: string, data: unknown, text: string): ApiError {
+  const s = (data ?? {}) as { reason?: string; message?: string; details?: { causes?: { type?: string }[] } };
+  const causes = (s.details?.causes ?? []).flatMap((c) => (c.type ? [c.type] : []));
+  return new ApiError(status, s.reason ?? statusText, s.message ?? (text || statusText), causes);
 }
 
 function safeJson(text: string): unknown {
