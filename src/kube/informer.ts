@@ -22,7 +22,7 @@ export interface InformerOptions<T> {
   transform?: (obj: T) => T;
 }
 
-const PAGE = 500;
+const PAGE = 100;
 /** The API server ends a watch after this long (it is resumed): a silent stream is noticed. */
 const WATCH_SECONDS = 300;
 
