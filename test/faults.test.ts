@@ -317,6 +317,13 @@ describe('DeleteBeforeCreate when the source cannot be recreated', () => {
       expect(await podsOfMigration(ns, 'move-rwo-refused')).toEqual([]);
     } finally {
       await k8s.mergePatch(`/api/v1/namespaces/${ns}`, { metadata: { labels: { 'pod-security.kubernetes.io/enforce': null } } });
+      // Pod Security admission reads the namespace from a cache: wait until it admits any pod again.
+      await eventually('namespace unrestricted again', async () =>
+        (await k8s.create(paths.pods(ns), podManifest(ns, 'probe', 'node-1', TRAINING_CONTAINERS.slice(0, 1)), { dryRun: 'All' }).then(
+          () => true,
+          () => undefined,
+        )),
+      );
     }
   });
 });
