@@ -9,6 +9,8 @@ import { API_VERSION, LABEL_MIGRATION, type Phase, type PodMigration, type PodMi
 import { ignoreNotFound } from '../src/errors';
 import { KubeClient, paths } from '../src/kube/client';
 import { KubeConfig } from '../src/kube/config';
+import { Informer } from '../src/kube/informer';
+import pino from 'pino';
 import { parse, stringify } from 'yaml';
 import { CLUSTER_DIR, ROOT, testEnv } from './cluster/provider';
 
@@ -26,6 +28,28 @@ export function tokenKubeconfig(user: string, token: string): string {
     contexts: [{ name: user, context: { cluster: cluster.name, user } }],
     'current-context': user,
   });
+}
+
+/**
+ * Follows the pods of a namespace (list, then watch: every change the API server makes, in
+ * order) and calls `check` with all of them after each change. For invariants that must
+ * hold at every moment, which sampling at intervals could miss.
+ */
+export async function followPods(ns: string, check: (pods: readonly V1Pod[]) => void, labelSelector?: string): Promise<{ changes: () => number; stop: () => Promise<void> }> {
+  let changes = 0;
+  const informer: Informer<V1Pod> = new Informer<V1Pod>({
+    client: k8s,
+    path: paths.pods(ns),
+    labelSelector,
+    log: pino({ level: 'silent' }),
+    onChange: () => {
+      changes += 1;
+      check(informer.list());
+    },
+  });
+  await informer.start();
+  check(informer.list());
+  return { changes: () => changes, stop: () => informer.stop() };
 }
 
 export function adminClient(): KubeClient {

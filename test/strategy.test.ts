@@ -16,6 +16,7 @@ import {
   podsOfMigration,
   sleep,
   waitForPhase,
+  followPods,
 } from './helpers';
 
 const { ns, operator } = operatorNamespace('strategy');
@@ -36,26 +37,18 @@ async function rwoPod(name: string, annotations: Record<string, string> = {}): P
 it('moves a pod with a ReadWriteOnce claim, never running source and copy at once', async () => {
   const source = await rwoPod('rwo-move');
   await k8s.create(pmPath(ns), migration(ns, 'move-rwo', { podName: 'rwo-move', sourceNode: 'node-1', targetNode: 'node-2', strategy: 'DeleteBeforeCreate', metricsDelaySeconds: 0 }));
-  // Sample throughout: the claim is never used by two live pods at once.
-  let overlaps = 0;
-  let samples = 0;
-  let sampling = true;
-  const sampler = (async () => {
-    while (sampling) {
-      const pods = (await k8s.get<{ items: V1Pod[] }>(paths.pods(ns))).items.filter(
-        (p) => !p.metadata!.deletionTimestamp && p.spec!.volumes?.some((v) => v.persistentVolumeClaim?.claimName === 'rwo-move-data'),
-      );
-      samples += 1;
-      if (pods.length > 1) overlaps += 1;
-      await sleep(20);
-    }
-  })();
+  // At every change the API server makes: the claim is never used by two live pods at once.
+  let most = 0;
+  const follow = await followPods(ns, (pods) => {
+    const users = pods.filter((p) => !p.metadata!.deletionTimestamp && p.spec!.volumes?.some((v) => v.persistentVolumeClaim?.claimName === 'rwo-move-data'));
+    most = Math.max(most, users.length);
+  });
   const pm = await waitForPhase(ns, 'move-rwo', ['Completed', 'Failed']);
-  sampling = false;
-  await sampler;
+  await eventually('the copy seen Running', async () => ((await podsOfMigration(ns, 'move-rwo'))[0]?.status?.phase === 'Running' ? true : undefined));
+  await follow.stop();
   expect(pm.status!.phase).toBe('Completed');
-  expect(samples).toBeGreaterThan(3);
-  expect(overlaps).toBe(0);
+  expect(follow.changes()).toBeGreaterThanOrEqual(3); // the source's deletion, the copy's creation and start, at least
+  expect(most).toBe(1);
   const [target] = await podsOfMigration(ns, 'move-rwo');
   expect(target.spec!.nodeName).toBe('node-2');
   expect(target.spec!.volumes).toContainEqual({ name: 'data', persistentVolumeClaim: { claimName: 'rwo-move-data' } });
