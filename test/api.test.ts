@@ -2,16 +2,14 @@
 // whole migration driven over HTTP while kubectl watches it, each caller acting with its
 // own ServiceAccount's rights, and bad input refused without creating anything.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PodMigration } from '../src/api/types';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { KubeClient, paths } from '../src/kube/client';
 import { KubeConfig } from '../src/kube/config';
-import { issue } from '../src/webhook/certs';
 import { CLUSTER_DIR, ROOT } from './cluster/provider';
-import { DOWNLOADER_DONE, OperatorProcess, TRAINING_CONTAINERS, createRunningPod, env, eventually, k8s, kubectl, operatorNamespace, pmPath, podManifest, tokenKubeconfig } from './helpers';
+import { DOWNLOADER_DONE, OperatorProcess, TRAINING_CONTAINERS, createRunningPod, env, eventually, k8s, kubectl, operatorNamespace, pmPath, podManifest, servingCertDir, httpsCall, tokenKubeconfig } from './helpers';
 
 const { ns, operator } = operatorNamespace('api', { args: ['--api-bind-address', '127.0.0.1:0'] });
 let base: string;
@@ -176,26 +174,13 @@ it('is switched on by the config/api component: TLS from a mounted Secret, a Ser
 });
 
 it('serves over TLS from --api-cert-dir, acting with the caller’s token there too', async () => {
-  const dir = join(CLUSTER_DIR, 'api-certs');
-  mkdirSync(dir, { recursive: true });
-  const c = issue(['localhost', '127.0.0.1']);
-  writeFileSync(join(dir, 'tls.crt'), c.cert);
-  writeFileSync(join(dir, 'tls.key'), c.key);
+  const { dir, ca } = servingCertDir('api-certs');
   // Reconciling nothing (a namespace of its own): the facade is all that is asked of it.
   const tls = new OperatorProcess(`${ns}-idle`, ['--api-bind-address', '127.0.0.1:0', '--api-cert-dir', dir], `${ns}-tls`);
   tls.start();
   try {
     const port = await tls.port('api/v1/migrations');
-    const get = (path: string, token?: string) =>
-      new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = httpsRequest({ host: '127.0.0.1', port, path, ca: c.ca, headers: token ? { Authorization: `Bearer ${token}` } : {} }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        });
-        req.on('error', reject);
-        req.end();
-      });
+    const get = (path: string, token?: string) => httpsCall(port, path, ca, { headers: token ? { Authorization: `Bearer ${token}` } : {} });
     expect(await get('/health')).toEqual({ status: 200, body: '{"status":"healthy"}\n' });
     expect((await get(`/api/v1/migrations/${ns}/migration-none`)).status).toBe(401);
     expect((await get(`/api/v1/migrations/${ns}/migration-none`, tokens.reader)).status).toBe(404);

@@ -11,6 +11,8 @@ import { KubeClient, paths } from '../src/kube/client';
 import { KubeConfig } from '../src/kube/config';
 import { Informer } from '../src/kube/informer';
 import pino from 'pino';
+import { request as httpsRequest } from 'node:https';
+import { issue } from '../src/webhook/certs';
 import { parse, stringify } from 'yaml';
 import { CLUSTER_DIR, ROOT, testEnv } from './cluster/provider';
 
@@ -50,6 +52,29 @@ export async function followPods(ns: string, check: (pods: readonly V1Pod[]) => 
   await informer.start();
   check(informer.list());
   return { changes: () => changes, stop: () => informer.stop() };
+}
+
+/** A serving certificate for 127.0.0.1 written as tls.crt and tls.key into a directory of its own (the --*-cert-dir flags). */
+export function servingCertDir(name: string): { dir: string; ca: string } {
+  const dir = join(CLUSTER_DIR, name);
+  mkdirSync(dir, { recursive: true });
+  const c = issue(['localhost', '127.0.0.1']);
+  writeFileSync(join(dir, 'tls.crt'), c.cert);
+  writeFileSync(join(dir, 'tls.key'), c.key);
+  return { dir, ca: c.ca };
+}
+
+/** One HTTPS request to 127.0.0.1 trusting `ca`; the status and the body as text. */
+export function httpsCall(port: number, path: string, ca: string, o: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, method: o.method ?? 'GET', ca, headers: o.headers ?? {} }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end(o.body);
+  });
 }
 
 export function adminClient(): KubeClient {

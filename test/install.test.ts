@@ -12,6 +12,14 @@ afterAll(() => {
   kubectl(['delete', 'mutatingwebhookconfiguration', 'podmigration-mutating-webhook', '--ignore-not-found']);
 });
 
+/** Renders a kustomize overlay of the repository's config (`body` after the header), as a user's would be. */
+function overlay(name: string, body: string) {
+  const dir = join(ROOT, '.cluster-test', name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n${body}`);
+  return kubectl(['kustomize', dir]);
+}
+
 it('applies config/default on the real API server', () => {
   const r = kubectl(['apply', '--server-side', '--force-conflicts', '-k', 'config/default']);
   expect(r.stderr).toBe('');
@@ -78,13 +86,7 @@ it('grants the operator no write on nodes, no secrets but its own, and no wildca
 });
 
 it('keeps its permissions under an overlay with its own namespace and name prefix', () => {
-  const dir = join(ROOT, '.cluster-test', 'overlay-team');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    join(dir, 'kustomization.yaml'),
-    'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: team-ml\nnamePrefix: ml-\nresources: [../../config/rbac]\n',
-  );
-  const rendered = kubectl(['kustomize', dir]);
+  const rendered = overlay('overlay-team', 'namespace: team-ml\nnamePrefix: ml-\nresources: [../../config/rbac]\n');
   expect(rendered.stderr).toBe('');
   try {
     expect(kubectl(['create', 'namespace', 'team-ml']).code).toBe(0);
@@ -108,13 +110,7 @@ it('keeps its permissions under an overlay with its own namespace and name prefi
 });
 
 it('renders the cert-manager option: a Certificate, its Secret mounted for --webhook-cert-dir, the CA injected', () => {
-  const dir = join(ROOT, '.cluster-test', 'overlay-certmanager');
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(
-    join(dir, 'kustomization.yaml'),
-    'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../../config/default]\ncomponents: [../../config/certmanager]\n',
-  );
-  const r = kubectl(['kustomize', dir]);
+  const r = overlay('overlay-certmanager', 'resources: [../../config/default]\ncomponents: [../../config/certmanager]\n');
   expect(r.stderr).toBe('');
   const docs = r.stdout.split(/^---$/m);
   const doc = (kind: string) => docs.find((d) => new RegExp(`^kind: ${kind}$`, 'm').test(d)) ?? '';

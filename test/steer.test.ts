@@ -4,13 +4,10 @@
 // owner's next pod is pinned to the target node at admission. With the real
 // kube-controller-manager controllers and kube-scheduler.
 import { createServer } from 'node:net';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { paths } from '../src/kube/client';
-import { issue } from '../src/webhook/certs';
-import { CLUSTER_DIR, ROOT } from './cluster/provider';
+import { ROOT } from './cluster/provider';
 import {
   OperatorProcess,
   createNamespace,
@@ -24,6 +21,8 @@ import {
   podsOfMigration,
   sleep,
   waitForPhase,
+  httpsCall,
+  servingCertDir,
 } from './helpers';
 
 const CONFIG = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/podmigration-mutating-webhook';
@@ -222,29 +221,19 @@ describe('a custom controller', () => {
 });
 
 it('serves with a certificate from --webhook-cert-dir (cert-manager) and admits what it does not steer unchanged', async () => {
-  const dir = join(CLUSTER_DIR, 'webhook-certs');
-  mkdirSync(dir, { recursive: true });
-  const c = issue(['localhost', '127.0.0.1']);
-  writeFileSync(join(dir, 'tls.crt'), c.cert);
-  writeFileSync(join(dir, 'tls.key'), c.key);
+  const { dir, ca } = servingCertDir('webhook-certs');
   const p = await freePort();
   const other = new OperatorProcess(ns, ['--webhook-bind-address', `127.0.0.1:${p}`, '--webhook-cert-dir', dir], `${ns}-certdir`);
   other.start();
   try {
     await eventually('webhook served', async () => (other.log().includes('serving the pod admission webhook') ? true : undefined));
     const pod = { metadata: { name: 'x', ownerReferences: [{ apiVersion: 'v1', kind: 'Thing', name: 't', uid: 'u', controller: true }] }, spec: { containers: [] } };
-    const answer = await new Promise<{ response: { uid: string; allowed: boolean; patch?: string } }>((resolve, reject) => {
-      const req = httpsRequest(
-        { host: '127.0.0.1', port: p, path: '/mutate-v1-pod', method: 'POST', ca: c.ca, headers: { 'Content-Type': 'application/json' } },
-        (res) => {
-          let body = '';
-          res.on('data', (d) => (body += d));
-          res.on('end', () => resolve(JSON.parse(body)));
-        },
-      );
-      req.on('error', reject);
-      req.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'r-1', operation: 'CREATE', namespace: ns, object: pod } }));
+    const reply = await httpsCall(p, '/mutate-v1-pod', ca, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'r-1', operation: 'CREATE', namespace: ns, object: pod } }),
     });
+    const answer = JSON.parse(reply.body) as { response: { uid: string; allowed: boolean; patch?: string } };
     expect(answer.response).toEqual({ uid: 'r-1', allowed: true });
   } finally {
     await other.stop('SIGTERM');

@@ -1,5 +1,6 @@
 // The original REST API's vocabulary, translated to and from PodMigrations. Pure: no I/O.
 import { API_VERSION, KIND, type PodMigration, withDefaults } from '../api/types';
+import { TOTAL_STEPS } from '../controller/status';
 
 /** A request the facade refuses, with the HTTP status and the field at fault. */
 export class RequestError extends Error {
@@ -102,8 +103,8 @@ export function toStatus(pm: PodMigration) {
     status: state(pm),
     phase: s.phase ?? 'Pending',
     current_step: s.step ?? 0,
-    total_steps: 5,
-    progress: s.progress ?? `${s.step ?? 0}/5`,
+    total_steps: TOTAL_STEPS,
+    progress: s.progress ?? `${s.step ?? 0}/${TOTAL_STEPS}`,
     message: s.message ?? '',
     reason: s.reason || undefined,
   };

@@ -49,7 +49,7 @@ const TOKEN_FILE_TTL_MS = 60_000;
 export class KubeConfigError extends Error {}
 
 export class KubeConfig {
-  private cached?: { at: number; until: number; credentials: Credentials };
+  private cached?: { until: number; credentials: Credentials };
   private pending?: Promise<Credentials>;
 
   private constructor(
@@ -131,7 +131,7 @@ export class KubeConfig {
     const cert = u['client-certificate-data'] ? Buffer.from(u['client-certificate-data'], 'base64') : u['client-certificate'] ? file(u['client-certificate']) : undefined;
     const key = u['client-key-data'] ? Buffer.from(u['client-key-data'], 'base64') : u['client-key'] ? file(u['client-key']) : undefined;
     if (cert && key) credentials = { ...credentials, cert: credentials.cert ?? cert, key: credentials.key ?? key };
-    this.cached = { at: now, until, credentials };
+    this.cached = { until, credentials };
     return credentials;
   }
 }

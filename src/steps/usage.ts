@@ -11,23 +11,19 @@ interface PodMetrics {
 
 export type UsageReading = { available: true; figures: ResourceFigures } | { available: false; message: string };
 
-/** Whether the cluster serves metrics.k8s.io, as last found out, per client (looked up again after 5 minutes). */
-const served = new WeakMap<KubeClient, { served: boolean; at: number }>();
+/** How long an answer to whether the cluster serves metrics.k8s.io is trusted. */
 const SERVED_TTL_MS = 5 * 60_000;
 
+/** Whether the cluster serves metrics.k8s.io: one request every 5 minutes, shared by every migration. */
 async function metricsServed(client: KubeClient): Promise<boolean> {
-  const known = served.get(client);
-  if (known && Date.now() - known.at < SERVED_TTL_MS) return known.served;
-  let answer = true;
   try {
-    await client.getRecent('/apis/metrics.k8s.io/v1beta1', 1_000); // one request for the migrations asking at once
+    await client.getRecent('/apis/metrics.k8s.io/v1beta1', SERVED_TTL_MS);
+    return true;
   } catch (e) {
     if (!(e instanceof ApiError)) throw e;
     // Otherwise (forbidden, unavailable) the pod's own request says what is wrong.
-    answer = e.code !== 404;
+    return e.code !== 404;
   }
-  served.set(client, { served: answer, at: Date.now() });
-  return answer;
 }
 
 const NOT_SERVED: UsageReading = { available: false, message: 'metrics.k8s.io is not served by this cluster (no metrics-server): usage is not recorded' };
