@@ -3,7 +3,7 @@
 // pods are Ready in milliseconds, so what shows is the control plane's cost).
 //
 //   node hack/bench.mjs [--n 1,100] [--memory 1000,5000,10000] [--dist DIR] [--keep]
-//                       [--breakdown] [--defaults]                         (make bench)
+//                       [--breakdown] [--timeline] [--defaults]            (make bench)
 //
 // --memory: the operator's memory with that many stored (ended) PodMigrations: its peak,
 // and its RSS 10 s and 90 s after its caches synced (V8 returns the heap the initial list
@@ -11,6 +11,7 @@
 // --defaults: the operator keeps its default limits on migrations in flight (what safety
 // costs), instead of limits raised to N (throughput).
 // --breakdown also lists the operator's requests per migration by verb, resource and code.
+// --timeline also says where the operator's migrations spent their time (from their status).
 //
 // --dist runs the operator from another build (for example an older commit's dist/).
 //
@@ -203,9 +204,38 @@ async function operator(ns, n) {
   if (failed) throw failed;
   const cpuMs = cpu() - cpu0;
   const apiCpuMs = cpuOf(apiserver()) - api0;
+  if (process.argv.includes('--timeline')) await timeline(ns, created);
   const rss = memOf(proc.pid, 'VmHWM'); // the peak
   proc.kill('SIGKILL');
   return { t0, t1, created, done, cpuMs, rss, apiCpuMs };
+}
+
+/**
+ * --timeline: where a migration's time went, from its status (after the run, outside the
+ * measured window): p50/p90 of the wait before step 1 started, of each step, and in all.
+ */
+async function timeline(ns, created) {
+  const spans = new Map();
+  const add = (what, ms) => spans.set(what, [...(spans.get(what) ?? []), ms]);
+  for (const pm of (await admin.get(pmPath(ns))).items) {
+    const c = created.get(pm.metadata.name);
+    add('created -> started', Date.parse(pm.status.startTime) - c);
+    for (const st of pm.status.steps ?? []) {
+      if (st.startTime && st.completionTime) add(st.name, Date.parse(st.completionTime) - Date.parse(st.startTime));
+    }
+    const between = (a, b) => {
+      const x = pm.status.steps.find((st) => st.name === a)?.completionTime;
+      const y = pm.status.steps.find((st) => st.name === b)?.startTime;
+      if (x && y) add(`${a} -> ${b}`, Date.parse(y) - Date.parse(x));
+    };
+    between('CreateTargetPod', 'DeleteSourcePod');
+    add('created -> Completed', Date.parse(pm.status.completionTime) - c);
+  }
+  const items = (await admin.get(pmPath(ns))).items;
+  const bytes = items.reduce((sum, pm) => sum + JSON.stringify(pm).length, 0) / items.length;
+  const statusBytes = items.reduce((sum, pm) => sum + JSON.stringify(pm.status).length, 0) / items.length;
+  console.log(`timeline of ${created.size} migrations (ms); a completed record is ${bytes.toFixed(0)} bytes of JSON, ${statusBytes.toFixed(0)} of them status`);
+  for (const [what, xs] of spans) console.log(`  ${what.padEnd(34)} p50 ${String(pct(xs, 50)).padStart(6)}  p90 ${String(pct(xs, 90)).padStart(6)}`);
 }
 
 /** The operator identity's requests within [t0, t1], and how many of each kind. */
