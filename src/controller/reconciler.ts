@@ -267,18 +267,20 @@ export class Reconciler {
       steering: this.o.steering,
       ...writes,
     };
+    // A step's end (and the next one's start) is when its work ended, not when it began.
+    const ended = () => new Date().toISOString();
     try {
       const outcome = await STEPS[i](ctx);
       if (!outcome.done) {
         waiting(status, outcome.message);
         return { requeueAfterMs: outcome.requeueAfterMs, waitingReason: outcome.reason };
       }
-      if (outcome.finished) completeEarly(status, now, outcome.message, outcome.finished.reason);
-      else advance(status, now, outcome.message, outcome.skipped);
+      if (outcome.finished) completeEarly(status, ended(), outcome.message, outcome.finished.reason);
+      else advance(status, ended(), outcome.message, outcome.skipped);
       return {};
     } catch (e) {
       if (!(e instanceof MigrationFailure)) throw e;
-      fail(status, 'Failed', e.reason, e.message, now);
+      fail(status, 'Failed', e.reason, e.message, ended());
       return {};
     }
   }
