@@ -15,6 +15,8 @@ import { Reconciler } from './reconciler';
 import { isTerminal } from './status';
 import { WorkQueue } from './workqueue';
 
+const notStarted = (m: PodMigration) => (!m.status?.phase || m.status.phase === 'Pending') && !m.metadata.deletionTimestamp;
+
 export interface ControllerOptions {
   kubeConfig: KubeConfig;
   log: Logger;
@@ -61,7 +63,8 @@ export class Controller {
       path: paths.migrations(ns),
       log: o.log,
       transform: trimMigration,
-      onChange: (obj) => this.queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`),
+      // A record not started yet waits behind work on migrations in flight.
+      onChange: (obj) => this.queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`, notStarted(obj) ? 'later' : 'first'),
     });
     this.targetPods = new Informer({
       client,

@@ -59,4 +59,33 @@ describe('WorkQueue', () => {
     q.shutDown();
     expect(await waiting).toBeUndefined();
   });
+
+  it('hands out work on migrations in flight before new ones, promoting a key that is needed', async () => {
+    const q = new WorkQueue();
+    q.add('new-1', 'later');
+    q.add('new-2', 'later');
+    q.add('flying');
+    q.add('new-2'); // its copy changed: in flight now
+    q.add('new-1', 'later'); // already waiting: no second entry
+    expect(q.length).toBe(3);
+    expect([await q.get(), await q.get(), await q.get()]).toEqual(['flying', 'new-2', 'new-1']);
+    expect(q.length).toBe(0);
+    q.done('new-2');
+    q.done('new-1');
+    q.done('flying');
+    q.add('new-1', 'later');
+    expect(await q.get()).toBe('new-1');
+  });
+
+  it('keeps the lane of a key added while it is processed', async () => {
+    const q = new WorkQueue();
+    q.add('a', 'later');
+    const a = await q.get();
+    q.add('a', 'later');
+    q.add('b', 'later');
+    q.add('a'); // promoted while processed
+    q.done(a!);
+    expect(await q.get()).toBe('a');
+    expect(await q.get()).toBe('b');
+  });
 });

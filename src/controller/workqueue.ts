@@ -1,7 +1,9 @@
 // A work queue of keys in the manner of client-go's: a key waiting to be processed is held
 // once however often it is added; a key being processed is never handed to a second
 // worker, and if it is added meanwhile it is processed again afterwards; failures back off
-// exponentially per key; delayed adds replace sleeping.
+// exponentially per key; delayed adds replace sleeping. Two lanes: work on migrations in
+// flight is handed out before new ones are started (finish what was started), so a
+// migration whose copy turned Ready does not wait behind every record created after it.
 
 export interface WorkQueueOptions {
   baseDelayMs?: number;
@@ -17,9 +19,14 @@ export interface QueueObserver {
   worked(seconds: number): void;
 }
 
+/** `first`: work on something in flight; `later`: something new (a record not started yet). */
+export type Lane = 'first' | 'later';
+
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private readonly dirty = new Set<string>();
+  /** Keys waiting, by lane; a key moved to the first lane leaves a stale entry behind, skipped. */
+  private readonly lanes: Record<Lane, string[]> = { first: [], later: [] };
+  /** Keys waiting or added while being processed, and the lane they wait in. */
+  private readonly dirty = new Map<string, Lane>();
   private readonly processing = new Set<string>();
   private readonly failures = new Map<string, number>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
@@ -37,10 +44,18 @@ export class WorkQueue {
     this.observer = opts.observer;
   }
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
+  add(key: string, lane: Lane = 'first'): void {
+    if (this.shuttingDown) return;
+    const was = this.dirty.get(key);
+    if (was === 'first' || (was === 'later' && lane === 'later')) return;
+    if (was === 'later') {
+      // Promoted: it was new, now something in flight needs it.
+      this.dirty.set(key, 'first');
+      if (!this.processing.has(key)) this.lanes.first.push(key);
+      return;
+    }
     this.observer?.added();
-    this.dirty.add(key);
+    this.dirty.set(key, lane);
     if (this.processing.has(key)) return; // re-queued by done()
     this.queuedAt.set(key, performance.now());
     const waiter = this.waiters.shift();
@@ -49,8 +64,20 @@ export class WorkQueue {
       this.start(key);
       waiter(key);
     } else {
-      this.queue.push(key);
+      this.lanes[lane].push(key);
     }
+  }
+
+  /** The next waiting key, first lane first. */
+  private next(): string | undefined {
+    for (const lane of ['first', 'later'] as const) {
+      const q = this.lanes[lane];
+      while (q.length) {
+        const key = q.shift()!;
+        if (this.dirty.get(key) === lane && !this.processing.has(key)) return key;
+      }
+    }
+    return undefined;
   }
 
   private start(key: string): void {
@@ -107,7 +134,7 @@ export class WorkQueue {
   /** The next key to process; undefined once the queue shuts down. */
   get(): Promise<string | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
-    const key = this.queue.shift();
+    const key = this.next();
     if (key !== undefined) {
       this.dirty.delete(key);
       this.start(key);
@@ -122,14 +149,18 @@ export class WorkQueue {
     const started = this.startedAt.get(key);
     this.startedAt.delete(key);
     if (started !== undefined) this.observer?.worked((performance.now() - started) / 1000);
-    if (this.dirty.has(key)) {
+    const lane = this.dirty.get(key);
+    if (lane) {
       this.dirty.delete(key);
-      this.add(key);
+      this.add(key, lane);
     }
   }
 
+  /** Keys waiting to be processed. */
   get length(): number {
-    return this.queue.length;
+    let n = 0;
+    for (const key of this.dirty.keys()) if (!this.processing.has(key)) n++;
+    return n;
   }
 
   shutDown(): void {
