@@ -1,5 +1,9 @@
 // Cancellation: deleting a PodMigration before the source is removed aborts it cleanly
 // (finalizer); the cancel annotation does the same and keeps the record as Cancelled.
+import type { V1Pod } from '@kubernetes/client-node';
+import type { PodMigration } from '../src/api/types';
+import { paths } from '../src/kube/client';
+import { buildTargetPod, targetPodName } from '../src/migration/optimizedPod';
 import {
   TRAINING_CONTAINERS,
   createRunningPod,
@@ -16,8 +20,9 @@ import {
   waitForPhase,
 } from './helpers';
 
-const { ns } = operatorNamespace('cancel');
+const { ns, operator } = operatorNamespace('cancel');
 const FINALIZER = 'migration.ai-storage.io/cleanup';
+const CLAIM = 'migration.ai-storage.io/claimed-by';
 
 /** A migration stuck waiting for its new pod (never Ready on node-2), with that pod made. */
 async function stuck(podName: string) {
@@ -72,4 +77,32 @@ it('deleting a completed migration only removes the record; the moved workload s
   const [target] = await podsOfMigration(ns, 'move-done');
   expect(target.metadata!.name).toBe(pm.status!.targetPod!.name);
   expect(target.metadata!.deletionTimestamp).toBeUndefined();
+});
+
+/**
+ * What an operator killed between creating a migration's copy and the status write that
+ * follows leaves: a record that reads Pending with the finalizer on, the claim on the
+ * source, and the copy. Built by hand while the operator is down, so that it is exact.
+ */
+it('a record deleted while the operator was down, with its copy made but not on record, is cleaned up when it returns', async () => {
+  await operator.stop('SIGKILL');
+  let started = false;
+  try {
+    const source = await createRunningPod(podManifest(ns, 'down', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
+    const name = 'move-down';
+    const pm = await k8s.create<PodMigration>(pmPath(ns), { ...migration(ns, name, { podName: 'down', sourceNode: 'node-1', targetNode: 'node-2' }), metadata: { name, namespace: ns, finalizers: [FINALIZER] } });
+    const claimed = await k8s.mergePatch<V1Pod>(paths.pod(ns, 'down'), { metadata: { annotations: { [CLAIM]: `${name}/${pm.metadata.uid}` } } });
+    const copy = buildTargetPod(claimed, { name: targetPodName('down', pm.metadata.uid!), targetNode: 'node-2', migrationName: name, migrationUid: pm.metadata.uid!, keep: new Set(['trainer', 'exporter']) });
+    await k8s.create(paths.pods(ns), copy);
+    expect((await getMigration(ns, name)).status).toEqual({ phase: 'Pending', observedGeneration: 0 });
+    expect(kubectl(['delete', 'podmigration', name, '-n', ns, '--wait=false']).code).toBe(0);
+    operator.start();
+    started = true;
+    await eventually('record gone', async () => (kubectl(['get', 'podmigration', name, '-n', ns]).code !== 0 ? true : undefined), 30_000);
+    await eventually('copy removed', async () => ((await podsOfMigration(ns, name)).length === 0 ? true : undefined), 30_000);
+    await expectSourceIntact('down', source.metadata!.uid!);
+    expect((await getPod(ns, 'down'))!.metadata!.annotations?.[CLAIM]).toBeUndefined();
+  } finally {
+    if (!started) operator.start();
+  }
 });

@@ -20,7 +20,7 @@ import type { Fresh, StepContext } from '../steps/context';
 import type { Metrics } from '../metrics';
 import { describePod } from '../migration/podState';
 import { fromFigures } from '../migration/resources';
-import { releaseClaim } from '../steps/claim';
+import { claimedBy, releaseClaim } from '../steps/claim';
 import type { EventRecorder } from './events';
 import { type InFlight, LIMIT_REASON } from './inflight';
 import {
@@ -332,8 +332,15 @@ export class Reconciler {
     const { namespace, name, uid } = pm.metadata;
     const list = await this.o.client.get<{ items: V1Pod[] }>(paths.pods(namespace), { labelSelector: `${LABEL_MIGRATION}=${name}` });
     const pods = list.items.filter((p) => p.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] === uid);
-    const ref = status.sourcePod;
-    if (!ref) return { done: true }; // ended in step 1: nothing was made or claimed
+    // Not on record (an operator was killed between its copy and the status write that
+    // follows): the claim names the source.
+    const ref = status.sourcePod ?? (await this.claimedSource(pm));
+    if (!ref) {
+      if (pods.length === 0) return { done: true }; // ended in step 1: nothing was made or claimed
+      const message = `kept ${pods.map((p) => p.metadata!.name).join(', ')}: pod ${pm.spec.podName} no longer carries this migration's claim, so the copy may be all that is left of the workload; delete it when it is no longer needed`;
+      this.o.events.record(pm, 'Warning', 'TargetPodKept', message);
+      return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };
+    }
     const found = await ignoreNotFound(this.o.client.get<V1Pod>(paths.pod(namespace, ref.name)));
     const source = found?.metadata?.uid === ref.uid ? found : undefined;
     const sourceRuns = !!source && !source.metadata?.deletionTimestamp;
@@ -394,6 +401,13 @@ export class Reconciler {
     log.info({ pod: ref.name, node }, 'recreated the source pod');
     this.o.events.record(pm, 'Normal', 'SourcePodRestored', `recreated pod ${ref.name} on ${node} from the spec captured in step 1`);
     return { done: true, outcome: { ok: true, reason: 'SourcePodRestored', message: `${removed}recreated source pod ${ref.name} on ${node}` } };
+  }
+
+  /** The source pod as this migration's claim names it, if the claim is on spec.podName. */
+  private async claimedSource(pm: PodMigration): Promise<PodMigrationStatus['sourcePod']> {
+    const pod = await ignoreNotFound(this.o.client.get<V1Pod>(paths.pod(pm.metadata.namespace, pm.spec.podName)));
+    if (!pod || !claimedBy(pod, pm)) return undefined;
+    return { name: pod.metadata!.name!, uid: pod.metadata!.uid!, node: pod.spec?.nodeName ?? '' };
   }
 
   /** Metrics for what this status write recorded: steps that ended, a migration that ended. */

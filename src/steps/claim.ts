@@ -10,6 +10,9 @@ import { LOWEST_COST } from './handOver';
 
 const claimValue = (m: PodMigration) => `${m.metadata.name}/${m.metadata.uid}`;
 
+/** Whether this migration's claim is on the pod. */
+export const claimedBy = (pod: V1Pod | undefined, m: PodMigration): boolean => pod?.metadata?.annotations?.[ANNOTATION_CLAIM] === claimValue(m);
+
 /**
  * Makes `pod` this migration's (returns it as the API server now holds it), or throws MigrationInProgress naming the unfinished
  * migration that holds it. A claim left by a migration that has ended or is gone is taken
