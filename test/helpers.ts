@@ -78,7 +78,7 @@ export function httpsCall(port: number, path: string, ca: string, o: { method?: 
 }
 
 export function adminClient(): KubeClient {
-  return new KubeClient(KubeConfig.fromFile(env.kubeconfig));
+  return new KubeClient(KubeConfig.fromFile(env.kubeconfig), 'podmigration-tests');
 }
 
 export const k8s = adminClient();

@@ -1,5 +1,5 @@
 // The happy path on the real control plane, without and with a checkpoint claim.
-import type { V1PersistentVolumeClaim } from '@kubernetes/client-node';
+import type { V1ManagedFieldsEntry, V1PersistentVolumeClaim } from '@kubernetes/client-node';
 import {
   DOWNLOADER_DONE,
   TRAINING_CONTAINERS,
@@ -7,6 +7,7 @@ import {
   createRunningPod,
   eventsOf,
   eventually,
+  getMigration,
   getPod,
   k8s,
   kubectl,
@@ -114,6 +115,12 @@ it('moves a pod to the target node keeping only its running containers', async (
   expect(target.metadata!.ownerReferences).toBeUndefined();
   expect(target.spec!.volumes!.some((v) => v.name === 'checkpoint-volume')).toBe(false);
   expect(target.status!.conditions!.find((c) => c.type === 'Ready')!.status).toBe('True');
+  // The operator's writes are named after it (its User-Agent), in managedFields as in audit logs.
+  expect(target.metadata!.managedFields!.map((f) => f.manager)).toContain('podmigration-operator');
+  const { managedFields } = (await getMigration(ns, 'move-trainer')).metadata as { managedFields?: V1ManagedFieldsEntry[] };
+  const managers = managedFields!.map((f) => `${f.manager} ${f.operation} ${f.subresource ?? ''}`.trim());
+  expect(managers).toContain('podmigration-operator Update status');
+  expect(managers).not.toContain('unknown Update status');
 
   // ... and the source pod is gone.
   await eventually('source pod gone', async () => ((await getPod(ns, 'trainer')) ? undefined : true), 30_000);

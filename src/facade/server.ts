@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { PodMigration } from '../api/types';
 import { ApiError } from '../errors';
 import { parseAddress } from '../http';
-import { KubeClient, paths } from '../kube/client';
+import { KubeClient, paths, USER_AGENT } from '../kube/client';
 import type { KubeConfig } from '../kube/config';
 import { RequestError, migrationId, parseCreate, parseId, summarize, toMigration, toPodMigration, toStatus } from './translate';
 
@@ -116,7 +116,8 @@ export async function handle(client: KubeClient, req: IncomingMessage): Promise<
 
 export async function serveFacade(o: FacadeOptions): Promise<{ server: Server; port: number }> {
   // A client for the cluster with no identity of its own: each request carries its caller's token.
-  const client = new KubeClient(o.kubeConfig.anonymous());
+  // Writes on a caller's behalf are named apart from the operator's own (managedFields, audit).
+  const client = new KubeClient(o.kubeConfig.anonymous(), USER_AGENT.replace(/^podmigration-operator/, 'podmigration-rest-api'));
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     handle(client, req).then(
       (a) => {

@@ -7,7 +7,14 @@ import { type ClientRequest, type IncomingMessage, request as httpRequest } from
 import { Agent, request as httpsRequest } from 'node:https';
 import { GROUP, PLURAL, VERSION } from '../api/types';
 import { ApiError } from '../errors';
+import { VERSION as OPERATOR_VERSION } from '../version';
 import type { KubeConfig } from './config';
+
+/**
+ * Names this process to the API server, as client-go's does (binary/version (os/arch)):
+ * audit logs show it, and managedFields name the operator's writes after it.
+ */
+export const USER_AGENT = `podmigration-operator/v${OPERATOR_VERSION} (${process.platform}/${process.arch}) node/${process.versions.node}`;
 
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -28,7 +35,10 @@ export class KubeClient {
   private agent?: { id: string; agent: Agent };
   private readonly recent = new Map<string, { at: number; answer: Promise<unknown> }>();
 
-  constructor(readonly config: KubeConfig) {
+  constructor(
+    readonly config: KubeConfig,
+    private readonly userAgent = USER_AGENT,
+  ) {
     this.server = config.cluster.server;
   }
 
@@ -59,6 +69,7 @@ export class KubeClient {
     const headers: Record<string, string> = {
       ...(bearer ? { Authorization: `Bearer ${bearer}` } : {}),
       Accept: 'application/json',
+      'User-Agent': this.userAgent,
       ...(body ? { 'Content-Type': opts.contentType ?? 'application/json', 'Content-Length': String(body.length) } : {}),
     };
     // A caller's token never rides on the operator's own client certificate.
