@@ -3,7 +3,7 @@
 // pods are Ready in milliseconds, so what shows is the control plane's cost).
 //
 //   node hack/bench.mjs [--n 1,100] [--memory 1000,5000,10000] [--dist DIR] [--keep]
-//                       [--breakdown] [--timeline] [--defaults]            (make bench)
+//                       [--breakdown] [--timeline] [--costs] [--defaults]  (make bench)
 //
 // --memory: the operator's memory with that many stored (ended) PodMigrations: its peak,
 // and its RSS 10 s and 90 s after its caches synced (V8 returns the heap the initial list
@@ -12,6 +12,7 @@
 // costs), instead of limits raised to N (throughput).
 // --breakdown also lists the operator's requests per migration by verb, resource and code.
 // --timeline also says where the operator's migrations spent their time (from their status).
+// --costs measures what one request of each kind the operator sends costs the API server.
 //
 // --dist runs the operator from another build (for example an older commit's dist/).
 //
@@ -43,7 +44,7 @@ const { KubeConfig } = require(join(root, 'dist/kube/config.js'));
 const { KubeClient, paths } = require(join(root, 'dist/kube/client.js'));
 const { buildTargetPod } = require(join(root, 'dist/migration/optimizedPod.js'));
 
-const client = (file) => new KubeClient(KubeConfig.fromFile(join(dir, file)));
+const client = (file) => new KubeClient(KubeConfig.fromFile(join(dir, file)), 'podmigration-bench');
 const admin = client('kubeconfig');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const GROUP = 'migration.ai-storage.io';
@@ -301,7 +302,39 @@ for (const n of sizes) {
     'op peak RSS MiB': or.rss.toFixed(0),
   });
 }
-console.table(rows);
+if (rows.length) console.table(rows);
+
+/** The status of a completed migration, as the operator writes it (for stored records and --costs). */
+function completedStatus(i) {
+  const t = '2026-01-01T00:00:00Z';
+  const step = (name, message) => ({ name, state: 'Succeeded', startTime: t, completionTime: t, message });
+  const message = `migration complete: pod trainer-${i}-mig-0a1b2 on node-2; requests saved: cpu 33.3%, memory 66.7%`;
+  return {
+    phase: 'Completed', step: 5, progress: '5/5', message, startTime: t, completionTime: t, durationSeconds: 2.4, observedGeneration: 1, mode: 'Copy',
+    sourcePod: { name: `trainer-${i}`, uid: '5f0c2a7e-8a77-4d0e-9d0a-000000000000', node: 'node-1', evictionRequestedAt: t },
+    targetPod: { name: `trainer-${i}-mig-0a1b2`, uid: '5f0c2a7e-8a77-4d0e-9d0a-111111111111', node: 'node-2' },
+    containers: [
+      { name: 'trainer', state: 'running', restartCount: 0, migrated: true },
+      { name: 'exporter', state: 'running', restartCount: 0, migrated: true },
+      { name: 'downloader', state: 'terminated', restartCount: 0, migrated: false, reason: 'Completed' },
+    ],
+    resources: {
+      original: { cpu: '1500m', memory: '768Mi' }, optimized: { cpu: '1000m', memory: '256Mi' },
+      savings: { cpuPercent: 33.3, memoryPercent: 66.7, basis: 'requests', cpu: '500m (33.3%)', memory: '512Mi (66.7%)' },
+      usage: { available: false, message: 'metrics.k8s.io is not served by this cluster (no metrics-server): usage is not recorded' },
+    },
+    steps: [
+      step('CaptureState', 'captured 3 containers: migrating trainer, exporter; dropping downloader (Completed)'),
+      { name: 'Checkpoint', state: 'Skipped', startTime: t, completionTime: t, message: 'spec.preservePV is false: no checkpoint claim' },
+      step('CreateTargetPod', `pod trainer-${i}-mig-0a1b2 is Ready on node-2`),
+      step('DeleteSourcePod', `source pod trainer-${i} evicted from node-1`),
+      step('CollectMetrics', message),
+    ],
+    conditions: ['Ready', 'Reconciling', 'Stalled'].map((type) => ({
+      type, status: type === 'Ready' ? 'True' : 'False', reason: type === 'Ready' ? 'Completed' : 'Completed', message, lastTransitionTime: t, observedGeneration: 1,
+    })),
+  };
+}
 
 /**
  * Memory with K stored PodMigrations that have ended (as a cluster accumulates them): the
@@ -311,8 +344,6 @@ console.table(rows);
 async function memoryScale(k) {
   const ns = `bench-mem-${k}-${run}`;
   await admin.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
-  const t = '2026-01-01T00:00:00Z';
-  const step = (name, message) => ({ name, state: 'Succeeded', startTime: t, completionTime: t, message });
   for (let i = 0; i < k; i += 100) {
     await Promise.all(
       Array.from({ length: Math.min(100, k - i) }, async (_, j) => {
@@ -322,32 +353,7 @@ async function memoryScale(k) {
         // As kubectl apply (or a GitOps tool) leaves it.
         body.metadata.annotations = { 'kubectl.kubernetes.io/last-applied-configuration': JSON.stringify(body) };
         const pm = await admin.create(pmPath(ns), body);
-        const message = `migration complete: pod trainer-${i + j}-mig-0a1b2 on node-2; requests saved: cpu 33.3%, memory 66.7%`;
-        pm.status = {
-          phase: 'Completed', step: 5, totalSteps: 5, message, startTime: t, completionTime: t, durationSeconds: 2.4, observedGeneration: 1, mode: 'Copy',
-          sourcePod: { name: `trainer-${i + j}`, uid: '5f0c2a7e-8a77-4d0e-9d0a-000000000000', node: 'node-1', evictionRequestedAt: t },
-          targetPod: { name: `trainer-${i + j}-mig-0a1b2`, uid: '5f0c2a7e-8a77-4d0e-9d0a-111111111111', node: 'node-2' },
-          containers: [
-            { name: 'trainer', state: 'running', restartCount: 0, migrated: true },
-            { name: 'exporter', state: 'running', restartCount: 0, migrated: true },
-            { name: 'downloader', state: 'terminated', restartCount: 0, migrated: false, reason: 'Completed' },
-          ],
-          resources: {
-            original: { cpu: '1500m', memory: '768Mi' }, optimized: { cpu: '1000m', memory: '256Mi' },
-            savings: { cpuPercent: 33.3, memoryPercent: 66.7, basis: 'requests', cpu: '500m (33.3%)', memory: '512Mi (66.7%)' },
-            usage: { available: false, message: 'metrics.k8s.io is not served by this cluster (no metrics-server): usage is not recorded' },
-          },
-          steps: [
-            step('CaptureState', 'captured 3 containers: migrating trainer, exporter; dropping downloader (Completed)'),
-            { name: 'Checkpoint', state: 'Skipped', startTime: t, completionTime: t, message: 'spec.preservePV is false: no checkpoint claim' },
-            step('CreateTargetPod', `pod trainer-${i + j}-mig-0a1b2 is Ready on node-2`),
-            step('DeleteSourcePod', `source pod trainer-${i + j} evicted from node-1`),
-            step('CollectMetrics', message),
-          ],
-          conditions: ['Ready', 'Reconciling', 'Stalled'].map((type) => ({
-            type, status: type === 'Ready' ? 'True' : 'False', reason: type === 'Ready' ? 'Completed' : 'Completed', message, lastTransitionTime: t, observedGeneration: 1,
-          })),
-        };
+        pm.status = completedStatus(i + j);
         await admin.replace(`${pmPath(ns, name)}/status`, pm);
       }),
     );
@@ -386,6 +392,60 @@ async function memoryScale(k) {
   else await admin.delete(`/api/v1/namespaces/${ns}`);
   return result;
 }
+
+/**
+ * --costs: what one request of each kind the operator sends costs the API server (and
+ * etcd), 500 of each, 25 at once, with the operator's identity: the PodMigration writes
+ * are the expensive ones, and they grow with the record.
+ */
+async function costs() {
+  const ns = `bench-costs-${run}`;
+  const n = 500;
+  const c = client('operator.kubeconfig');
+  await admin.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  while (!(await admin.get(`/api/v1/namespaces/${ns}/serviceaccounts/default`).catch(() => undefined))) await sleep(100);
+  const etcd = () => Number(readFileSync(join(dir, 'etcd.pid'), 'utf8'));
+  const rows = [];
+  const measure = async (what, fn) => {
+    const a0 = cpuOf(apiserver());
+    const e0 = cpuOf(etcd());
+    for (let i = 0; i < n; i += 25) await Promise.all(Array.from({ length: 25 }, (_, j) => fn(i + j)));
+    rows.push({ request: what, 'API server CPU ms': ((cpuOf(apiserver()) - a0) / n).toFixed(2), 'etcd CPU ms': ((cpuOf(etcd()) - e0) / n).toFixed(2) });
+  };
+  const pms = [];
+  const pods = [];
+  await measure('create PodMigration (admin)', async (i) => {
+    pms[i] = await admin.create(pmPath(ns), { apiVersion: `${GROUP}/v1alpha1`, kind: 'PodMigration', metadata: { name: `m-${i}` }, spec: { podName: `trainer-${i}`, sourceNode: 'node-1', targetNode: 'node-2' } });
+  });
+  await measure('GET PodMigration', (i) => c.get(pmPath(ns, `m-${i}`)));
+  await measure('PATCH finalizer on (no status yet)', async (i) => {
+    pms[i] = await c.mergePatch(pmPath(ns, `m-${i}`), { metadata: { resourceVersion: pms[i].metadata.resourceVersion, finalizers: ['migration.ai-storage.io/cleanup'] } });
+  });
+  await measure('PUT status (a completed one)', async (i) => (pms[i] = await c.replace(`${pmPath(ns, `m-${i}`)}/status`, { ...pms[i], status: completedStatus(i) })));
+  await measure('PUT status again (message changed)', async (i) => (pms[i] = await c.replace(`${pmPath(ns, `m-${i}`)}/status`, { ...pms[i], status: { ...completedStatus(i), message: `changed ${i}` } })));
+  await measure('PATCH finalizer off (completed)', async (i) => {
+    pms[i] = await c.mergePatch(pmPath(ns, `m-${i}`), { metadata: { resourceVersion: pms[i].metadata.resourceVersion, finalizers: null } });
+  });
+  await measure('create Event', (i) =>
+    c.create(`/apis/events.k8s.io/v1/namespaces/${ns}/events`, {
+      apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: `m-${i}.${run}` }, eventTime: new Date().toISOString().replace('Z', '000Z'),
+      reportingController: 'migration.ai-storage.io/podmigration-controller', reportingInstance: 'bench', action: 'StepSucceeded', reason: 'StepSucceeded',
+      note: `step 1/5 CaptureState succeeded: captured 3 containers: migrating trainer, exporter; dropping downloader (Completed)`, type: 'Normal',
+      regarding: { apiVersion: `${GROUP}/v1alpha1`, kind: 'PodMigration', name: `m-${i}`, namespace: ns, uid: pms[i].metadata.uid },
+    }),
+  );
+  await measure('create pod (admin)', async (i) => {
+    pods[i] = await admin.create(paths.pods(ns), { apiVersion: 'v1', kind: 'Pod', metadata: { name: `trainer-${i}` }, spec: { nodeName: 'node-3', containers: [{ name: 'main', image: 'x' }] } });
+  });
+  await sleep(3_000); // kwok has started them
+  await measure('GET pod', async (i) => (pods[i] = await c.get(paths.pod(ns, `trainer-${i}`))));
+  await measure('PATCH pod annotation (the claim)', async (i) => {
+    pods[i] = await c.mergePatch(paths.pod(ns, `trainer-${i}`), { metadata: { resourceVersion: pods[i].metadata.resourceVersion, annotations: { 'migration.ai-storage.io/claimed-by': `m-${i}/x` } } });
+  });
+  console.table(rows);
+  await admin.delete(`/api/v1/namespaces/${ns}`);
+}
+if (process.argv.includes('--costs')) await costs();
 
 const memory = arg('memory', '');
 if (memory) {
