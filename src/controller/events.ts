@@ -20,6 +20,18 @@ function nowMicros(): number {
 /** RFC 3339 with microseconds, as the MicroTime type wants. */
 const microTime = (us: number) => `${new Date(Math.floor(us / 1000)).toISOString().slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}Z`;
 
+/** Events sent at once: the rest wait here, not in the HTTP agent ahead of the reconciles' requests. */
+const SENDING = 4;
+/** Events waiting beyond this are dropped (and counted in a log line), as client-go's broadcaster drops them. */
+const MAX_WAITING = 10_000;
+
+interface Pending {
+  namespace: string;
+  body: Record<string, unknown>;
+  /** For the log line, should it not be recorded. */
+  about: { migration: string; phase: string; step: number; reason: string };
+}
+
 export class EventRecorder {
   constructor(
     private readonly client: KubeClient,
@@ -27,54 +39,74 @@ export class EventRecorder {
     private readonly instance: string,
   ) {}
 
-  private readonly sending = new Set<Promise<void>>();
+  private readonly waiting: Pending[] = [];
+  private sending = 0;
+  private dropped = 0;
+  private idle: (() => void)[] = [];
 
   /**
    * Records an Event without holding up the caller: its time (and so its place in the
-   * order) is taken now, and it is sent in the background. A failure to record is logged,
-   * never fatal.
+   * order) is taken now, and it is sent in the background, a few at a time, so that the
+   * reconciles' own requests never queue behind a burst of Events. A failure to record is
+   * logged, never fatal.
    */
   record(pm: PodMigration, type: 'Normal' | 'Warning', reason: string, message: string): void {
-    const sent = this.send(pm, type, reason, message);
-    this.sending.add(sent);
-    void sent.finally(() => this.sending.delete(sent));
-  }
-
-  /** Waits for the Events being sent (before the process exits). */
-  async flush(): Promise<void> {
-    await Promise.all([...this.sending]);
-  }
-
-  private async send(pm: PodMigration, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    if (this.waiting.length >= MAX_WAITING) {
+      if (this.dropped++ % 1000 === 0) this.log.warn({ dropped: this.dropped, waiting: this.waiting.length }, 'too many Events waiting to be sent; dropping some');
+      return;
+    }
     const { namespace, name } = pm.metadata;
     const us = nowMicros();
-    const event = {
-      apiVersion: 'events.k8s.io/v1',
-      kind: 'Event',
-      metadata: { name: `${name}.${us.toString(16).padStart(14, '0')}${randomBytes(2).toString('hex')}`, namespace },
-      eventTime: microTime(us),
-      reportingController: COMPONENT,
-      reportingInstance: this.instance.slice(0, 128),
-      action: reason,
-      reason,
-      note: message.slice(0, 1024),
-      type,
-      regarding: {
-        apiVersion: pm.apiVersion,
-        kind: pm.kind,
-        name,
-        namespace,
-        uid: pm.metadata.uid,
-        resourceVersion: pm.metadata.resourceVersion,
+    this.waiting.push({
+      namespace,
+      about: { migration: `${namespace}/${name}`, phase: pm.status?.phase ?? 'Pending', step: pm.status?.step ?? 0, reason },
+      body: {
+        apiVersion: 'events.k8s.io/v1',
+        kind: 'Event',
+        metadata: { name: `${name}.${us.toString(16).padStart(14, '0')}${randomBytes(2).toString('hex')}`, namespace },
+        eventTime: microTime(us),
+        reportingController: COMPONENT,
+        reportingInstance: this.instance.slice(0, 128),
+        action: reason,
+        reason,
+        note: message.slice(0, 1024),
+        type,
+        regarding: {
+          apiVersion: pm.apiVersion,
+          kind: pm.kind,
+          name,
+          namespace,
+          uid: pm.metadata.uid,
+          resourceVersion: pm.metadata.resourceVersion,
+        },
       },
-    };
+    });
+    this.pump();
+  }
+
+  /** Waits for the Events recorded so far to be sent (before the process exits). */
+  async flush(): Promise<void> {
+    if (this.sending === 0 && this.waiting.length === 0) return;
+    await new Promise<void>((r) => this.idle.push(r));
+  }
+
+  private pump(): void {
+    while (this.sending < SENDING && this.waiting.length > 0) {
+      const next = this.waiting.shift()!;
+      this.sending++;
+      void this.send(next).finally(() => {
+        this.sending--;
+        this.pump();
+        if (this.sending === 0 && this.waiting.length === 0) for (const r of this.idle.splice(0)) r();
+      });
+    }
+  }
+
+  private async send({ namespace, body, about }: Pending): Promise<void> {
     try {
-      await this.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, event);
+      await this.client.create(`/apis/events.k8s.io/v1/namespaces/${namespace}/events`, body);
     } catch (e) {
-      this.log.warn(
-        { migration: `${namespace}/${name}`, phase: pm.status?.phase ?? 'Pending', step: pm.status?.step ?? 0, err: String(e), reason },
-        'could not record event',
-      );
+      this.log.warn({ ...about, err: String(e) }, 'could not record event');
     }
   }
 }
