@@ -21,13 +21,14 @@ function nowMicros(): number {
 const microTime = (us: number) => `${new Date(Math.floor(us / 1000)).toISOString().slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}Z`;
 
 /** Events sent at once: the rest wait here, not in the HTTP agent ahead of the reconciles' requests. */
-const SENDING = 4;
+const SENDING = 8;
 /** Events waiting beyond this are dropped (and counted in a log line), as client-go's broadcaster drops them. */
 const MAX_WAITING = 10_000;
 
 interface Pending {
   namespace: string;
-  body: Record<string, unknown>;
+  /** The Event, serialized (a few hundred bytes while it waits). */
+  body: Buffer;
   /** For the log line, should it not be recorded. */
   about: { migration: string; phase: string; step: number; reason: string };
 }
@@ -60,7 +61,7 @@ export class EventRecorder {
     this.waiting.push({
       namespace,
       about: { migration: `${namespace}/${name}`, phase: pm.status?.phase ?? 'Pending', step: pm.status?.step ?? 0, reason },
-      body: {
+      body: Buffer.from(JSON.stringify({
         apiVersion: 'events.k8s.io/v1',
         kind: 'Event',
         metadata: { name: `${name}.${us.toString(16).padStart(14, '0')}${randomBytes(2).toString('hex')}`, namespace },
@@ -79,7 +80,7 @@ export class EventRecorder {
           uid: pm.metadata.uid,
           resourceVersion: pm.metadata.resourceVersion,
         },
-      },
+      })),
     });
     this.pump();
   }

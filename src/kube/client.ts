@@ -85,7 +85,8 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
-    const body = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    // A Buffer is sent as it is: JSON serialized beforehand (Events waiting to be sent).
+    const body = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(JSON.stringify(opts.body));
     const timeoutMs = opts.timeoutMs ?? 30_000;
     const { req, res } = await this.send(method, path, opts, body);
     const timer = setTimeout(() => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs}ms`)), timeoutMs);
