@@ -257,12 +257,6 @@ async function timeline(ns, created) {
     for (const st of pm.status.steps ?? []) {
       if (st.startTime && st.completionTime) add(st.name, Date.parse(st.completionTime) - Date.parse(st.startTime));
     }
-    const between = (a, b) => {
-      const x = pm.status.steps.find((st) => st.name === a)?.completionTime;
-      const y = pm.status.steps.find((st) => st.name === b)?.startTime;
-      if (x && y) add(`${a} -> ${b}`, Date.parse(y) - Date.parse(x));
-    };
-    between('CreateTargetPod', 'DeleteSourcePod');
     add('created -> Completed', Date.parse(pm.status.completionTime) - c);
   }
   const items = (await admin.get(pmPath(ns))).items;
