@@ -44,6 +44,11 @@ const { KubeConfig } = require(join(root, 'dist/kube/config.js'));
 const { KubeClient, paths } = require(join(root, 'dist/kube/client.js'));
 const { buildTargetPod } = require(join(root, 'dist/migration/optimizedPod.js'));
 
+// Operators this script started never outlive it, even when a run fails.
+const children = new Set();
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
 const client = (file) => new KubeClient(KubeConfig.fromFile(join(dir, file)), 'podmigration-bench');
 const admin = client('kubeconfig');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -166,6 +171,7 @@ async function operator(ns, n) {
     '--metrics-bind-address', '0',
     '--log-level', 'warn',
   ], { stdio: 'ignore' });
+  children.add(proc);
   await sleep(2_000); // caches synced
   // Completions are seen through one watch (as the floor sees its copies' readiness):
   // listing every record again and again would load the API server in the operator's
@@ -221,6 +227,7 @@ async function quiet(since) {
   // From a little before its end now: its lines are written asynchronously, and any older
   // than `since` change nothing.
   let offset = Math.max(0, statSync(log).size - 4 * 1024 * 1024);
+  let skipFirst = offset > 0;
   let last = since;
   let partial = '';
   for (;;) {
@@ -234,6 +241,8 @@ async function quiet(since) {
       offset = size;
       const lines = (partial + buf.toString()).split('\n');
       partial = lines.pop();
+      if (skipFirst) lines.shift(); // begun mid-line
+      skipFirst = false;
       for (const line of lines) {
         if (!line.includes(OPERATOR)) continue;
         const at = Date.parse(JSON.parse(line).requestReceivedTimestamp);
@@ -392,6 +401,7 @@ async function memoryScale(k) {
     '--health-probe-bind-address', '127.0.0.1:0',
     '--metrics-bind-address', '0',
   ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  children.add(proc);
   let port;
   proc.stdout.on('data', (d) => {
     for (const line of String(d).split('\n')) if (line.includes('serving /healthz')) port = JSON.parse(line).port;
