@@ -13,6 +13,7 @@
 // --breakdown also lists the operator's requests per migration by verb, resource and code.
 // --timeline also says where the operator's migrations spent their time (from their status).
 // --costs measures what one request of each kind the operator sends costs the API server.
+// --node-options '...' sets NODE_OPTIONS for the operator alone (V8 heap experiments).
 //
 // --dist runs the operator from another build (for example an older commit's dist/).
 //
@@ -43,6 +44,9 @@ execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit
 const { KubeConfig } = require(join(root, 'dist/kube/config.js'));
 const { KubeClient, paths } = require(join(root, 'dist/kube/client.js'));
 const { buildTargetPod } = require(join(root, 'dist/migration/optimizedPod.js'));
+
+// --node-options '...': NODE_OPTIONS for the operator only (this script reads whole audit logs).
+const operatorEnv = { ...process.env, NODE_OPTIONS: arg('node-options', process.env.NODE_OPTIONS ?? '') };
 
 // Operators this script started never outlive it, even when a run fails.
 const children = new Set();
@@ -170,7 +174,7 @@ async function operator(ns, n) {
     '--health-probe-bind-address', '127.0.0.1:0',
     '--metrics-bind-address', '0',
     '--log-level', 'warn',
-  ], { stdio: 'ignore' });
+  ], { stdio: 'ignore', env: operatorEnv });
   children.add(proc);
   await sleep(2_000); // caches synced
   // Completions are seen through one watch (as the floor sees its copies' readiness):
