@@ -2,7 +2,7 @@
 // whole migration driven over HTTP while kubectl watches it, each caller acting with its
 // own ServiceAccount's rights, and bad input refused without creating anything.
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PodMigration } from '../src/api/types';
 import { parse, parseAllDocuments, stringify } from 'yaml';
@@ -192,9 +192,16 @@ it('serves over TLS from --api-cert-dir, acting with the caller’s token there 
 });
 
 it('reaches the API server with a kubeconfig whose identity comes from an exec credential plugin', async () => {
-  // As EKS, GKE and AKS kubeconfigs do: here the plugin hands out the writer's token.
+  // As EKS, GKE and AKS kubeconfigs do: here the plugin hands out the writer's token, after
+  // a first token that the API server refuses (revoked): the client runs it again on the 401.
   const plugin = join(CLUSTER_DIR, 'exec-plugin.sh');
-  writeFileSync(plugin, `#!/bin/sh\nprintf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s"}}' "$TOKEN"\n`, { mode: 0o755 });
+  const runs = join(CLUSTER_DIR, 'exec-plugin.runs');
+  rmSync(runs, { force: true });
+  writeFileSync(
+    plugin,
+    `#!/bin/sh\n[ -f ${runs} ] && t="$TOKEN" || t=revoked\necho run >> ${runs}\nprintf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s"}}' "$t"\n`,
+    { mode: 0o755 },
+  );
   const text = parse(tokenKubeconfig('exec-user', 'unused')) as { users: { user: object }[] };
   text.users[0].user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, env: [{ name: 'TOKEN', value: tokens.writer }] } };
   const path = join(CLUSTER_DIR, 'exec.kubeconfig');
@@ -204,4 +211,6 @@ it('reaches the API server with a kubeconfig whose identity comes from an exec c
   expect(Array.isArray(list.items)).toBe(true);
   // And it is the writer: no more.
   await expect(client.get(paths.pods(ns))).rejects.toMatchObject({ code: 403, message: expect.stringMatching(/serviceaccount:.*:writer/) });
+  // Run twice (the refused token, then the good one), and the good one kept: its answer says no expiry.
+  expect(readFileSync(runs, 'utf8').trim().split('\n')).toHaveLength(2);
 });

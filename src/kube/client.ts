@@ -85,6 +85,18 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    try {
+      return await this.requestOnce<T>(method, path, opts);
+    } catch (e) {
+      // Refused credentials of its own (an exec plugin's token that was revoked, a rotated
+      // token file): fetched again and tried once more, as client-go does.
+      if (!(e instanceof ApiError) || e.code !== 401 || opts.bearerToken) throw e;
+      this.config.invalidate();
+      return this.requestOnce<T>(method, path, opts);
+    }
+  }
+
+  private async requestOnce<T>(method: string, path: string, opts: RequestOptions): Promise<T> {
     // A Buffer is sent as it is: JSON serialized beforehand (Events waiting to be sent).
     const body = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(JSON.stringify(opts.body));
     const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -114,15 +126,18 @@ export class KubeClient {
       if (aborted) sent.req.destroy();
       const res = await sent.res;
       if ((res.statusCode ?? 0) !== 200) {
+        if (res.statusCode === 401) this.config.invalidate();
         const chunks: Buffer[] = [];
         for await (const c of res) chunks.push(c as Buffer);
         const text = Buffer.concat(chunks).toString();
         throw apiError(res.statusCode ?? 0, res.statusMessage ?? '', safeJson(text), text);
       }
+      // Decoded as a stream: a character split between two chunks stays whole.
+      res.setEncoding('utf8');
       let buffered = '';
       try {
         for await (const chunk of res) {
-          buffered += (chunk as Buffer).toString();
+          buffered += chunk as string;
           let newline;
           while ((newline = buffered.indexOf('\n')) >= 0) {
             const line = buffered.slice(0, newline).trim();

@@ -62,6 +62,22 @@ describe('KubeConfig', () => {
     expect(readFileSync(count, 'utf8').trim().split('\n')).toHaveLength(1);
   });
 
+  it('keeps an exec credential that does not say when it expires until it is refused', async () => {
+    const plugin = join(dir, 'plugin-no-expiry.sh');
+    const count = join(dir, 'runs-no-expiry');
+    writeFileSync(plugin, `#!/bin/sh\necho run >> ${count}\nprintf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t"}}'\n`);
+    chmodSync(plugin, 0o755);
+    const kc = KubeConfig.fromFile(file({ exec: { command: plugin } }));
+    const { readFileSync } = await import('node:fs');
+    const runs = () => readFileSync(count, 'utf8').trim().split('\n').length;
+    expect((await kc.credentials()).token).toBe('t');
+    await kc.credentials();
+    expect(runs()).toBe(1);
+    kc.invalidate(); // the API server answered 401
+    await kc.credentials();
+    expect(runs()).toBe(2);
+  });
+
   it('says clearly what it does not support, and what is missing', () => {
     expect(() => KubeConfig.fromFile(file({ 'auth-provider': { name: 'gcp' } }))).toThrow(/auth-provider gcp is not supported.*exec credential plugin/);
     expect(() => KubeConfig.fromFile(file({ token: 'x' }, { server: 'https://a', 'proxy-url': 'http://proxy' }))).toThrow(/proxy-url is not supported/);

@@ -111,6 +111,11 @@ export class KubeConfig {
     return this.pending;
   }
 
+  /** Forgets the credentials: the API server refused them (401); the next request loads them again. */
+  invalidate(): void {
+    this.cached = undefined;
+  }
+
   private async load(): Promise<Credentials> {
     const u = this.user;
     const file = (p: string) => readFileSync(isAbsolute(p) ? p : join(this.base, p));
@@ -120,8 +125,9 @@ export class KubeConfig {
     if (u.exec) {
       const e = await runExec(u.exec);
       credentials = { token: e.token, cert: e.cert, key: e.key };
-      // Run again a little before it expires (or every time, if it does not say).
-      until = e.expires ? e.expires - 10_000 : now;
+      // Run again a little before it expires; one that does not say is kept until the API
+      // server refuses it (invalidate), as client-go keeps it.
+      until = e.expires ? e.expires - 10_000 : Number.POSITIVE_INFINITY;
     } else if (u.tokenFile) {
       credentials = { token: file(u.tokenFile).toString('utf8').trim() };
       until = now + TOKEN_FILE_TTL_MS;
