@@ -332,14 +332,20 @@ export class Reconciler {
     const { namespace, name, uid } = pm.metadata;
     const list = await this.o.client.get<{ items: V1Pod[] }>(paths.pods(namespace), { labelSelector: `${LABEL_MIGRATION}=${name}` });
     const pods = list.items.filter((p) => p.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] === uid);
+    /** The pods made are kept (the source is not there to fall back to), and why. */
+    const keep = (why: string): { done: true; outcome: RollbackOutcome } => {
+      const kept = pods.map((p) => `${p.metadata!.name} on ${p.spec?.nodeName ?? 'no node'} (${describePod(p)})`).join(', ');
+      const message = `kept ${kept}: ${why}`;
+      log.warn({ targets: pods.map((p) => p.metadata?.name) }, message);
+      this.o.events.record(pm, 'Warning', 'TargetPodKept', message);
+      return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };
+    };
     // Not on record (an operator was killed between its copy and the status write that
     // follows): the claim names the source.
     const ref = status.sourcePod ?? (await this.claimedSource(pm));
     if (!ref) {
       if (pods.length === 0) return { done: true }; // ended in step 1: nothing was made or claimed
-      const message = `kept ${pods.map((p) => p.metadata!.name).join(', ')}: pod ${pm.spec.podName} no longer carries this migration's claim, so the copy may be all that is left of the workload; delete it when it is no longer needed`;
-      this.o.events.record(pm, 'Warning', 'TargetPodKept', message);
-      return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };
+      return keep(`pod ${pm.spec.podName} no longer carries this migration's claim, so the copy may be all that is left of the workload; delete it when it is no longer needed`);
     }
     const found = await ignoreNotFound(this.o.client.get<V1Pod>(paths.pod(namespace, ref.name)));
     const source = found?.metadata?.uid === ref.uid ? found : undefined;
@@ -352,14 +358,12 @@ export class Reconciler {
       if (pods.length === 0) {
         return { done: true, outcome: { ok: false, reason: 'NoPodLeft', message: `source pod ${ref.name} ${state} and this migration has no pod left` } };
       }
-      const kept = pods.map((p) => `${p.metadata!.name} on ${p.spec?.nodeName ?? 'no node'} (${describePod(p)})`).join(', ');
       const owner = status.steer?.owner;
-      const message = owner
-        ? `kept ${kept}: source pod ${ref.name} ${state}, and ${owner.kind} ${owner.name} owns its replacement`
-        : `kept ${kept}: source pod ${ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`;
-      log.warn({ targets: pods.map((p) => p.metadata?.name) }, message);
-      this.o.events.record(pm, 'Warning', 'TargetPodKept', message);
-      return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };
+      return keep(
+        owner
+          ? `source pod ${ref.name} ${state}, and ${owner.kind} ${owner.name} owns its replacement`
+          : `source pod ${ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`,
+      );
     }
 
     for (const p of pods) {

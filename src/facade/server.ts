@@ -77,6 +77,8 @@ export async function handle(client: KubeClient, req: IncomingMessage): Promise<
   if (!auth) return { ...error(401, 'a bearer token is required (Authorization: Bearer <token>)'), headers: { 'WWW-Authenticate': 'Bearer' } };
   const token = auth[1];
   const call = <T>(m: string, p: string, body?: unknown, query?: Record<string, string>) => client.request<T>(m, p, { body, query, bearerToken: token });
+  /** What a 404 from the API server is about. */
+  let what = 'it';
 
   try {
     if (path === PREFIX) {
@@ -100,16 +102,12 @@ export async function handle(client: KubeClient, req: IncomingMessage): Promise<
     const segments = path.slice(PREFIX.length + 1).split('/');
     const wantsStatus = segments.length > 1 && segments[segments.length - 1] === 'status';
     const { namespace, name } = parseId(wantsStatus ? segments.slice(0, -1) : segments);
-    try {
-      const pm = await call<PodMigration>('GET', paths.migration(namespace, name));
-      return { status: 200, body: wantsStatus ? toStatus(pm) : toMigration(pm) };
-    } catch (e) {
-      if (e instanceof ApiError) return fromApiError(e, `migration ${namespace}/${name}`);
-      throw e;
-    }
+    what = `migration ${namespace}/${name}`;
+    const pm = await call<PodMigration>('GET', paths.migration(namespace, name));
+    return { status: 200, body: wantsStatus ? toStatus(pm) : toMigration(pm) };
   } catch (e) {
     if (e instanceof RequestError) return error(e.status, e.message, e.field);
-    if (e instanceof ApiError) return fromApiError(e, 'it');
+    if (e instanceof ApiError) return fromApiError(e, what);
     throw e;
   }
 }

@@ -20,8 +20,8 @@ export const claimedBy = (pod: V1Pod | undefined, m: PodMigration): boolean => p
  * the reconcile is retried and reads the pod again.
  */
 export async function claimSourcePod(client: KubeClient, migration: PodMigration, pod: V1Pod): Promise<V1Pod> {
+  if (claimedBy(pod, migration)) return pod;
   const current = pod.metadata?.annotations?.[ANNOTATION_CLAIM];
-  if (current === claimValue(migration)) return pod;
   const { namespace } = migration.metadata;
   if (current) {
     const holder = await unfinishedHolder(client, namespace, current);
@@ -39,8 +39,8 @@ export async function claimSourcePod(client: KubeClient, migration: PodMigration
  * and the lowest deletion cost a Surge hand-over gave it.
  */
 export async function releaseClaim(client: KubeClient, migration: PodMigration, pod: V1Pod): Promise<void> {
+  if (!claimedBy(pod, migration)) return;
   const annotations = pod.metadata?.annotations ?? {};
-  if (annotations[ANNOTATION_CLAIM] !== claimValue(migration)) return;
   const cost = migration.status?.mode === 'Surge' && annotations[ANNOTATION_DELETION_COST] === LOWEST_COST ? { [ANNOTATION_DELETION_COST]: null } : {};
   try {
     await client.mergePatch(paths.pod(migration.metadata.namespace, pod.metadata!.name!), {
