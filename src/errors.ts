@@ -1,4 +1,5 @@
 // The two kinds of error the operator distinguishes.
+import type { FailureReason } from './api/reasons';
 
 /** A response of the Kubernetes API server other than 2xx. */
 export class ApiError extends Error {
@@ -39,7 +40,7 @@ export async function ignoreNotFound<T>(request: Promise<T>): Promise<T | undefi
  */
 export class MigrationFailure extends Error {
   constructor(
-    readonly reason: string,
+    readonly reason: FailureReason,
     message: string,
   ) {
     super(message);

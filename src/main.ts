@@ -11,7 +11,8 @@ import { serveFacade } from './facade/server';
 import { textLines } from './logformat';
 import { USAGE, UsageError, parseOptions } from './options';
 import { VERSION } from './version';
-import { WEBHOOK_PATH, serveWebhook } from './webhook/server';
+import { WebhookArming } from './webhook/arming';
+import { WEBHOOK_PATH, liveMigrations, serveWebhook } from './webhook/server';
 
 async function main(): Promise<number> {
   let opts;
@@ -40,6 +41,8 @@ async function main(): Promise<number> {
     return 2;
   }
 
+  // The webhook is called only for the owners a Steer migration waits on; the leader arms it.
+  const arming = opts.webhook ? new WebhookArming({ client: new KubeClient(kc), configName: opts.webhook.configName, log }) : undefined;
   const controller = new Controller({
     kubeConfig: kc,
     log,
@@ -47,7 +50,7 @@ async function main(): Promise<number> {
     workers: opts.workers,
     limits: opts.limits,
     instance: hostname(),
-    steering: !!opts.webhook,
+    env: { steering: !!opts.webhook, steerOwnerKinds: new Set(opts.steerOwnerKinds), arming },
   });
   const elector = opts.leaderElection
     ? new LeaderElector({
@@ -71,6 +74,8 @@ async function main(): Promise<number> {
         () => process.exit(1),
       );
   };
+  // A promise nobody waits on that fails is a bug to log, never a reason to stop serving.
+  process.on('unhandledRejection', (e: unknown) => log.error({ err: e instanceof Error ? e.stack : String(e) }, 'unhandled promise rejection'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   log.info({ version: VERSION, server: kc.cluster.server, namespace: opts.namespace ?? '(all)' }, 'starting');
@@ -88,8 +93,12 @@ async function main(): Promise<number> {
     log.info({ address: opts.metricsAddress, port }, 'serving /metrics');
   }
   if (opts.webhook) {
-    // Every replica serves the webhook (the Service picks any), leader or not.
-    const { port } = await serveWebhook({ ...opts.webhook, client: new KubeClient(kc), log });
+    // Every replica serves the webhook (the Service picks any), leader or not, from its own
+    // cache of the migrations.
+    const client = new KubeClient(kc);
+    const cache = controller.cachedMigrations;
+    void controller.startCaches();
+    const { port } = await serveWebhook({ ...opts.webhook, client, log, migrations: { cached: (ns) => cache.list(ns), live: liveMigrations(client) } });
     log.info({ address: opts.webhook.address, port, path: WEBHOOK_PATH }, 'serving the pod admission webhook');
   }
   if (opts.api) {
@@ -103,6 +112,11 @@ async function main(): Promise<number> {
     log.info({ lease: `${opts.leaderElection!.namespace}/${opts.leaderElection!.name}` }, 'waiting for leadership');
     await elector.acquire(() => process.exit(1));
     controller.metrics.leader.set(lease, 1);
+  }
+  if (!stopping && arming) {
+    // What the migrations in flight wait on, as this leader finds them (after a restart, a failover).
+    await controller.startCaches();
+    await arming.seed(controller.cachedMigrations.list()).catch((e: unknown) => log.warn({ err: String(e) }, 'could not set which owners the webhook is armed for'));
   }
   if (!stopping) await controller.start();
   return -1; // keep running until a signal

@@ -42,6 +42,12 @@ export class Metrics {
     help: 'Memory requests released by completed migrations (original minus optimized), in bytes.',
     registers: [this.registry],
   });
+  readonly devicesSaved = new Counter({
+    name: 'podmigration_device_requests_saved_total',
+    help: 'Extended resources (resource="nvidia.com/gpu", ...) and DRA devices (resource="devices") released by completed migrations.',
+    labelNames: ['resource'],
+    registers: [this.registry],
+  });
 
   // controller-runtime (pkg/internal/controller/metrics).
   readonly reconciles = new Counter({

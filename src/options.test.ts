@@ -12,7 +12,14 @@ describe('parseOptions', () => {
       healthProbeAddress: '127.0.0.1:8081',
       metricsAddress: '127.0.0.1:8080',
       leaderElection: undefined,
+      steerOwnerKinds: ['apps/StatefulSet', 'batch/Job'],
     });
+  });
+
+  it('trusts only the owners it is told recreate their pods (Steer), as group/Kind', () => {
+    expect(parseOptions(['--steer-owner-kinds', 'apps/StatefulSet, kubeflow.org/PyTorchJob'], {})).toMatchObject({ steerOwnerKinds: ['apps/StatefulSet', 'kubeflow.org/PyTorchJob'] });
+    expect(parseOptions([], { STEER_OWNER_KINDS: 'batch/Job' })).toMatchObject({ steerOwnerKinds: ['batch/Job'] });
+    expect(() => parseOptions(['--steer-owner-kinds', 'PyTorchJob'], {})).toThrow(/"PyTorchJob" is not group\/Kind/);
   });
 
   it('serves the REST facade only when asked, over TLS beyond loopback', () => {

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_LIMITS, type Limits } from './controller/inflight';
 import { parseAddress } from './http';
+import { DEFAULT_STEER_OWNER_KINDS } from './migration/owners';
 
 export interface Options {
   kubeconfig?: string;
@@ -24,6 +25,8 @@ export interface Options {
     configName: string;
     serviceName: string;
   };
+  /** Owners trusted to recreate an evicted pod (Steer mode), as `group/Kind`. */
+  steerOwnerKinds: string[];
   /** The original REST API, as a facade over PodMigrations. */
   api?: { address: string; certDir?: string };
   leaderElection?: {
@@ -83,6 +86,10 @@ Flags (environment variable in brackets):
                            into the MutatingWebhookConfiguration --webhook-config-name
                            (default podmigration-mutating-webhook), for the Service
                            --webhook-service-name (default podmigration-webhook-service)
+  --steer-owner-kinds LIST owners trusted to recreate an evicted pod, whose pods move in
+                           Steer mode, as comma-separated group/Kind (default
+                           apps/StatefulSet,batch/Job; add e.g. kubeflow.org/PyTorchJob);
+                           the pods of any other owner are refused [STEER_OWNER_KINDS]
   --api-bind-address HOST:PORT
                            serve the original migration REST API there (a facade over
                            PodMigrations that acts with each caller's bearer token); off
@@ -126,6 +133,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         'webhook-config-name': { type: 'string' },
         'webhook-service-name': { type: 'string' },
         'log-format': { type: 'string' },
+        'steer-owner-kinds': { type: 'string' },
         'api-bind-address': { type: 'string' },
         'api-cert-dir': { type: 'string' },
         version: { type: 'boolean' },
@@ -189,6 +197,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         serviceName: values['webhook-service-name'] ?? 'podmigration-webhook-service',
       }
     : undefined;
+  const kindsText = values['steer-owner-kinds'] ?? env.STEER_OWNER_KINDS ?? DEFAULT_STEER_OWNER_KINDS.join(',');
+  const steerOwnerKinds = kindsText.split(',').map((k) => k.trim()).filter(Boolean);
+  for (const k of steerOwnerKinds) {
+    if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Z][A-Za-z0-9]*$/.test(k)) {
+      throw new UsageError(`--steer-owner-kinds: ${JSON.stringify(k)} is not group/Kind (for example apps/StatefulSet or kubeflow.org/PyTorchJob)`);
+    }
+  }
   const seconds = (flag: string, fallback: number) => {
     const text = (values as Record<string, string | undefined>)[flag] ?? String(fallback);
     const n = Number(text);
@@ -210,6 +225,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   }
   return {
     webhook,
+    steerOwnerKinds,
     api,
     leaderElection,
     healthProbeAddress,

@@ -107,6 +107,62 @@ describe('racing duplicates', () => {
   });
 });
 
+describe('a duplicate that comes late', () => {
+  it("refuses to move another migration's copy while that migration has not ended (MigrationInProgress)", async () => {
+    await createRunningPod(podManifest(ns, 'lineage', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
+    await k8s.create(pmPath(ns), migration(ns, 'move-lineage', { podName: 'lineage', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 15 }));
+    await waitForPhase(ns, 'move-lineage', ['CollectingMetrics']);
+    // Its source is gone; a second record for the same pod follows the line to the first's copy.
+    await k8s.create(pmPath(ns), migration(ns, 'move-lineage-again', { podName: 'lineage', sourceNode: 'node-1', targetNode: 'node-3' }));
+    const second = await waitForPhase(ns, 'move-lineage-again', ['Failed', 'Completed']);
+    expect(second.status).toMatchObject({ phase: 'Failed', reason: 'MigrationInProgress', step: 1 });
+    expect(second.status!.message).toMatch(/was made by, and still belongs to, PodMigration move-lineage, which has not ended/);
+    expect(await podsOfMigration(ns, 'move-lineage-again')).toEqual([]);
+    const first = await waitForPhase(ns, 'move-lineage', ['Completed', 'Failed'], 60_000);
+    expect(first.status).toMatchObject({ phase: 'Completed' });
+    const [copy] = await podsOfMigration(ns, 'move-lineage');
+    expect([copy.spec!.nodeName, live(copy), copy.metadata!.annotations?.['migration.ai-storage.io/claimed-by']]).toEqual(['node-2', true, undefined]);
+  });
+});
+
+describe('slow storage', () => {
+  it('waits for a checkpoint claim that binds slower than the scheduler retries (no TargetPodUnschedulable)', async () => {
+    const storageClass = `slow-${randomBytes(3).toString('hex')}`;
+    await k8s.create('/apis/storage.k8s.io/v1/storageclasses', {
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'StorageClass',
+      metadata: { name: storageClass },
+      provisioner: 'test.podmigration/slow',
+      volumeBindingMode: 'Immediate',
+    });
+    try {
+      await createRunningPod(podManifest(ns, 'patient', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
+      await k8s.create(pmPath(ns), migration(ns, 'move-patient', { podName: 'patient', sourceNode: 'node-1', targetNode: 'node-2', preservePV: true, checkpoint: { storageClassName: storageClass }, metricsDelaySeconds: 0 }));
+      const claim = await eventually('checkpoint claim', async () => (await getMigration(ns, 'move-patient')).status?.checkpointPVC);
+      // The provisioner (this test) takes 12 s, more than twice the scheduler's grace.
+      await sleep(12_000);
+      expect((await getMigration(ns, 'move-patient')).status!.phase).toBe('CreatingTargetPod');
+      await k8s.create('/api/v1/persistentvolumes', {
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name: `pv-${storageClass}` },
+        spec: {
+          storageClassName: storageClass,
+          capacity: { storage: '1Gi' },
+          accessModes: ['ReadWriteOnce'],
+          hostPath: { path: `/tmp/${storageClass}` },
+          claimRef: { namespace: ns, name: claim },
+        },
+      });
+      const pm = await waitForPhase(ns, 'move-patient', ['Completed', 'Failed'], 90_000);
+      expect(pm.status).toMatchObject({ phase: 'Completed', checkpointPVC: claim });
+    } finally {
+      await k8s.delete(`/apis/storage.k8s.io/v1/storageclasses/${storageClass}`).catch(() => undefined);
+      await k8s.delete(`/api/v1/persistentvolumes/pv-${storageClass}`).catch(() => undefined);
+    }
+  });
+});
+
 describe('slow deletions', () => {
   it('does not evict the source while the only copy is terminating (it stays Ready through its grace period)', async () => {
     const source = await createRunningPod(podManifest(ns, 'copy-dying', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));

@@ -313,3 +313,36 @@ export function operatorNamespace(prefix: string, o: { args?: string[]; start?: 
   });
   return { ns, operator };
 }
+
+export interface KwokNodeOptions {
+  unschedulable?: boolean;
+  taints?: object[];
+  cpu?: string;
+  memory?: string;
+  /** Extended resources it offers, such as {'nvidia.com/gpu': '2'}. */
+  extended?: Record<string, string>;
+  labels?: Record<string, string>;
+  /** false: no kwok manages it, so it is never Ready. */
+  managed?: boolean;
+}
+
+/** A fake node that kwok plays the kubelet for; waits until it is Ready and its not-ready taint is lifted. */
+export async function kwokNode(name: string, o: KwokNodeOptions = {}): Promise<string> {
+  const resources = { cpu: o.cpu ?? '16', memory: o.memory ?? '64Gi', pods: '110', ...o.extended };
+  await k8s.create('/api/v1/nodes', {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: { name, annotations: o.managed === false ? {} : { 'kwok.x-k8s.io/node': 'fake' }, labels: { type: 'kwok', 'kubernetes.io/hostname': name, ...o.labels } },
+    spec: { unschedulable: o.unschedulable, taints: o.taints },
+    status: { allocatable: resources, capacity: resources },
+  });
+  if (o.managed !== false) {
+    await eventually(`node ${name} Ready`, async () => {
+      const n = await k8s.get<{ spec?: { taints?: { key: string }[] }; status?: { conditions?: { type: string; status: string }[] } }>(`/api/v1/nodes/${name}`);
+      // Ready, and the node lifecycle controller has lifted its not-ready taint.
+      const settled = !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/not-ready'));
+      return settled && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
+    });
+  }
+  return name;
+}

@@ -31,8 +31,8 @@ beforeAll(async () => {
     podManifest(ns, 'failed', 'node-1', TRAINING_CONTAINERS, { 'kwok.podmigration.test/fail-on': 'node-1' }),
     'Failed',
   );
-  pods.crashing = await createRunningPod(
-    podManifest(ns, 'crashing', 'node-1', TRAINING_CONTAINERS.slice(0, 2), { 'kwok.podmigration.test/crashlooping': 'trainer,exporter' }),
+  pods.finished = await createRunningPod(
+    podManifest(ns, 'finished', 'node-1', TRAINING_CONTAINERS.slice(0, 2), { 'kwok.podmigration.test/terminated': 'trainer,exporter' }),
   );
   operator = new OperatorProcess(ns);
   operator.start();
@@ -47,7 +47,7 @@ it.each([
   ['the pod does not exist', 'no-pod', { podName: 'ghost', sourceNode: 'node-1', targetNode: 'node-2' }, 'PodNotFound', /pod .*ghost does not exist/],
   ['the pod is not on sourceNode', 'wrong-node', { podName: 'ok', sourceNode: 'node-3', targetNode: 'node-2' }, 'PodNotOnSourceNode', /runs on node node-1, not on spec\.sourceNode node-3/],
   ['the pod is not Running', 'not-running', { podName: 'failed', sourceNode: 'node-1', targetNode: 'node-2' }, 'PodNotRunning', /phase Failed, not Running/],
-  ['no container runs', 'no-running', { podName: 'crashing', sourceNode: 'node-1', targetNode: 'node-2' }, 'NoRunningContainers', /no running container/],
+  ['every container has finished', 'no-running', { podName: 'finished', sourceNode: 'node-1', targetNode: 'node-2' }, 'NoRunningContainers', /no container left to migrate: every one has finished/],
   ['the target node does not exist', 'no-node', { podName: 'ok', sourceNode: 'node-1', targetNode: 'node-9' }, 'TargetNodeNotFound', /node-9 does not exist/],
 ])('refuses when %s', async (_what, name, spec, reason, message) => {
   const before = spec.podName === 'ghost' ? undefined : await getPod(ns, spec.podName);

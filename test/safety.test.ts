@@ -6,7 +6,9 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { PodMigration, PodMigrationSpec } from '../src/api/types';
 import { paths } from '../src/kube/client';
 import {
+  type KwokNodeOptions,
   OperatorProcess,
+  kwokNode,
   TRAINING_CONTAINERS,
   claimsOfMigration,
   createNamespace,
@@ -57,26 +59,9 @@ async function refused(namespace: string, pod: V1Pod, spec: Partial<PodMigration
 }
 
 /** A kwok node of this test's own; `managed: false` leaves it never Ready. */
-async function node(suffix: string, extra: { unschedulable?: boolean; taints?: object[]; cpu?: string; managed?: boolean } = {}) {
-  const name = `pf-${randomBytes(2).toString('hex')}-${suffix}`;
+async function node(suffix: string, extra: Omit<KwokNodeOptions, 'cpu'> & { cpu?: string } = {}) {
+  const name = await kwokNode(`pf-${randomBytes(2).toString('hex')}-${suffix}`, { ...extra, cpu: extra.cpu ?? '16' });
   nodes.push(name);
-  await k8s.create('/api/v1/nodes', {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: { name, annotations: extra.managed === false ? {} : { 'kwok.x-k8s.io/node': 'fake' }, labels: { type: 'kwok' } },
-    spec: { unschedulable: extra.unschedulable, taints: extra.taints },
-    status: { allocatable: { cpu: extra.cpu ?? '16', memory: '64Gi', pods: '110' }, capacity: { cpu: extra.cpu ?? '16', memory: '64Gi', pods: '110' } },
-  });
-  if (extra.managed !== false) {
-    await eventually(`node ${name} Ready`, async () => {
-      const n = await k8s.get<{ spec?: { taints?: { key: string }[] }; status?: { conditions?: { type: string; status: string }[] } }>(
-        `/api/v1/nodes/${name}`,
-      );
-      // Ready, and the node lifecycle controller has lifted its not-ready taint.
-      const settled = !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/not-ready'));
-      return settled && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;
-    });
-  }
   return name;
 }
 

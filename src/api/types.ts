@@ -55,6 +55,13 @@ export const TERMINAL_PHASES: readonly Phase[] = ['Completed', 'Failed', 'Cancel
  */
 export type MigrationMode = 'Copy' | 'Surge' | 'Steer';
 
+/**
+ * On the dry run of a Steer migration's replacement (never stored): the migration's UID. The
+ * webhook steers it as it would the replacement, which shows that the API server calls the
+ * webhook for the owner's pods before the source is evicted.
+ */
+export const ANNOTATION_STEER_PROBE = `${GROUP}/steer-probe`;
+
 /** A pod annotation: "false" opts the pod out of migration. */
 export const ANNOTATION_MIGRATABLE = `${GROUP}/migratable`;
 /** The kubelet's annotation on the mirror of a static pod. */
@@ -74,6 +81,22 @@ export interface PodMigrationSpec {
   readyTimeoutSeconds?: number;
   metricsDelaySeconds?: number;
   strategy?: 'CreateBeforeDelete' | 'DeleteBeforeCreate';
+  /** Let the copy preempt lower-priority pods on the target (default: it never preempts). */
+  allowPreemption?: boolean;
+  /** Leave crashed containers behind too (default: only containers that exited 0). */
+  dropCrashedContainers?: boolean;
+}
+
+/** How the owner's replacement of the source is recognised (one of the three). */
+export type SteerReplacement = { name: string } | { completionIndex: string } | { onlyNewPod: true };
+
+export interface SteerStatus {
+  owner: { apiVersion: string; kind: string; name: string; uid: string };
+  replacement: SteerReplacement;
+  /** Set (and persisted) when the webhook is armed for the owner, before the source is evicted. */
+  armedAt?: string;
+  /** Replacements pinned to a node the scheduler refused, removed (they never ran) so that the owner recreates them unpinned. */
+  unpinned?: string[];
 }
 
 export interface PodRef {
@@ -99,13 +122,19 @@ export interface ContainerRecord {
   name: string;
   state: 'running' | 'waiting' | 'terminated';
   reason?: string;
+  /** How it last ended, when it has: 0 is finished work, anything else a crash. */
+  exitCode?: number;
   restartCount: number;
   migrated: boolean;
 }
 
+/** Requests as kube-scheduler counts them; extended resources (nvidia.com/gpu: "1") by their own name. */
 export interface ResourceFigures {
   cpu: string;
   memory: string;
+  /** DRA devices allocated to the claims the pod uses. */
+  devices?: number;
+  [extendedResource: string]: string | number | undefined;
 }
 
 export interface Savings {
@@ -114,13 +143,23 @@ export interface Savings {
   cpu: string;
   memory: string;
   basis: 'requests';
+  /** Extended resources and DRA devices (`devices`) the move freed, by name. */
+  freed?: Record<string, string>;
+  /** The same, in a few words ("1 nvidia.com/gpu"): kubectl get -o wide shows it. */
+  devices?: string;
+}
+
+/** Measured usage (metrics.k8s.io): CPU and memory only. */
+export interface UsageFigures {
+  cpu: string;
+  memory: string;
 }
 
 export interface Usage {
   available: boolean;
   message?: string;
-  before?: ResourceFigures;
-  after?: ResourceFigures;
+  before?: UsageFigures;
+  after?: UsageFigures;
 }
 
 export interface Condition {
@@ -151,8 +190,8 @@ export interface PodMigrationStatus {
   mode?: MigrationMode;
   /** Surge mode: the owning ReplicaSet, and the labels left off the copy until it is Ready. */
   surge?: { replicaSet: { name: string; uid: string }; withheldLabels: Record<string, string> };
-  /** Steer mode: the owner whose next pod the webhook pins to the target node. */
-  steer?: { owner: { apiVersion: string; kind: string; name: string; uid: string } };
+  /** Steer mode: the owner whose replacement of the source the webhook pins to the target node. */
+  steer?: SteerStatus;
   checkpointPVC?: string;
   containers?: ContainerRecord[];
   resources?: {
@@ -185,16 +224,31 @@ export interface PodMigration {
   status?: PodMigrationStatus;
 }
 
+/** The CRD's defaults for the spec (a unit test holds the two equal). */
+export const SPEC_DEFAULTS = {
+  preservePV: false,
+  checkpoint: { size: '1Gi' },
+  timeoutSeconds: 600,
+  readyTimeoutSeconds: 300,
+  metricsDelaySeconds: 30,
+  strategy: 'CreateBeforeDelete',
+  allowPreemption: false,
+  dropCrashedContainers: false,
+} as const satisfies Partial<PodMigrationSpec>;
+
 /** Spec values with the CRD's defaults applied (the API server applies them too). */
 export function withDefaults(spec: PodMigrationSpec) {
+  const d = SPEC_DEFAULTS;
   return {
     ...spec,
-    preservePV: spec.preservePV ?? false,
-    checkpointSize: spec.checkpoint?.size ?? '1Gi',
+    preservePV: spec.preservePV ?? d.preservePV,
+    checkpointSize: spec.checkpoint?.size ?? d.checkpoint.size,
     storageClassName: spec.checkpoint?.storageClassName,
-    timeoutSeconds: spec.timeoutSeconds ?? 600,
-    readyTimeoutSeconds: spec.readyTimeoutSeconds ?? 300,
-    metricsDelaySeconds: spec.metricsDelaySeconds ?? 30,
-    deleteFirst: spec.strategy === 'DeleteBeforeCreate',
+    timeoutSeconds: spec.timeoutSeconds ?? d.timeoutSeconds,
+    readyTimeoutSeconds: spec.readyTimeoutSeconds ?? d.readyTimeoutSeconds,
+    metricsDelaySeconds: spec.metricsDelaySeconds ?? d.metricsDelaySeconds,
+    deleteFirst: (spec.strategy ?? d.strategy) === 'DeleteBeforeCreate',
+    allowPreemption: spec.allowPreemption ?? d.allowPreemption,
+    dropCrashedContainers: spec.dropCrashedContainers ?? d.dropCrashedContainers,
   };
 }

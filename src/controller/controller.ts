@@ -3,6 +3,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { LABEL_MIGRATION, type PodMigration } from '../api/types';
+import type { Environment } from '../migration/context';
 import { isConflict } from '../errors';
 import { KubeClient, paths } from '../kube/client';
 import type { KubeConfig } from '../kube/config';
@@ -12,7 +13,7 @@ import { EventRecorder } from './events';
 import { DEFAULT_LIMITS, InFlight, type Limits } from './inflight';
 import { CONTROLLER, Metrics } from '../metrics';
 import { Reconciler } from './reconciler';
-import { isTerminal } from './status';
+import { isTerminal } from '../migration/status';
 import { WorkQueue } from './workqueue';
 
 const notStarted = (m: PodMigration) => (!m.status?.phase || m.status.phase === 'Pending') && !m.metadata.deletionTimestamp;
@@ -26,8 +27,8 @@ export interface ControllerOptions {
   workers: number;
   /** Identifies this process in Events. */
   instance: string;
-  /** The admission webhook runs: other owners' pods can be moved in Steer mode. */
-  steering?: boolean;
+  /** What steps need to know of how the operator runs (the webhook, the owners trusted in Steer mode). */
+  env: Environment;
   /** Limits on migrations in flight (defaults: DEFAULT_LIMITS). */
   limits?: Limits;
 }
@@ -42,6 +43,7 @@ export class Controller {
   private readonly log: Logger;
   private workers: Promise<void>[] = [];
   private running = false;
+  private cachesStarted = false;
 
   constructor(private readonly o: ControllerOptions) {
     this.log = o.log;
@@ -90,16 +92,32 @@ export class Controller {
       targetPods: this.targetPods,
       events: this.events,
       log: o.log,
-      steering: o.steering ?? false,
+      env: o.env,
       inFlight: new InFlight(o.limits ?? DEFAULT_LIMITS, this.migrations, (key) => this.queue.add(key)),
     });
   }
 
+  /** The PodMigrations as the watch last saw them (trimmed: see kube/trim.ts). */
+  get cachedMigrations(): { list(namespace?: string): readonly PodMigration[] } {
+    return this.migrations;
+  }
+
+  /**
+   * Starts the informers (once) and waits until both caches have synced. Every replica
+   * keeps them, leader or not: the admission webhook answers from them.
+   */
+  async startCaches(): Promise<void> {
+    if (!this.cachesStarted) {
+      this.cachesStarted = true;
+      this.running = true;
+      await Promise.all([this.targetPods.start(), this.migrations.start()]);
+    }
+    while (this.running && !this.hasSynced) await new Promise((r) => setTimeout(r, 100));
+  }
+
   /** Starts the informers and, once both caches have synced, the workers. */
   async start(): Promise<void> {
-    this.running = true;
-    await Promise.all([this.targetPods.start(), this.migrations.start()]);
-    while (this.running && !this.hasSynced) await new Promise((r) => setTimeout(r, 100));
+    await this.startCaches();
     if (!this.running) return;
     this.log.info({ workers: this.o.workers, namespace: this.o.namespace ?? '(all)' }, 'caches synced; starting workers');
     this.workers = Array.from({ length: this.o.workers }, () => this.work());

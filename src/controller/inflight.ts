@@ -7,7 +7,8 @@
 // In flight: started (phase past Pending) and not ended, as the cache shows, plus those
 // this process let in whose first write the cache does not show yet. Reads only the cache.
 import type { PodMigration } from '../api/types';
-import { isTerminal } from './status';
+import { WAITING_REASONS } from '../api/reasons';
+import { isTerminal } from '../migration/status';
 
 export interface Limits {
   /** Migrations in flight in the whole cluster (or watched namespace). */
@@ -19,7 +20,7 @@ export interface Limits {
 export const DEFAULT_LIMITS: Limits = { cluster: 5, perNode: 2 };
 
 /** Why a migration waits: the reason of its Reconciling condition. */
-export const LIMIT_REASON = 'MigrationLimitReached';
+export const LIMIT_REASON = WAITING_REASONS.MigrationLimitReached;
 
 interface Route {
   source: string;

@@ -1,6 +1,6 @@
 // The original REST API's vocabulary, translated to and from PodMigrations. Pure: no I/O.
-import { API_VERSION, KIND, type PodMigration, withDefaults } from '../api/types';
-import { TOTAL_STEPS } from '../controller/status';
+import { API_VERSION, KIND, type PodMigration, SPEC_DEFAULTS, withDefaults } from '../api/types';
+import { TOTAL_STEPS } from '../migration/status';
 
 /** A request the facade refuses, with the HTTP status and the field at fault. */
 export class RequestError extends Error {
@@ -23,8 +23,8 @@ export interface CreateRequest {
 }
 
 const FIELDS = ['pod_name', 'pod_namespace', 'source_node', 'target_node', 'preserve_pv', 'timeout'] as const;
-/** The original's default timeout, in seconds (0 or absent). */
-export const DEFAULT_TIMEOUT_SECONDS = 600;
+/** The original's default timeout, in seconds (0 or absent): the CRD's. */
+export const DEFAULT_TIMEOUT_SECONDS = SPEC_DEFAULTS.timeoutSeconds;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

@@ -67,14 +67,17 @@ export function trimPod(pod: V1Pod): V1Pod {
       initContainers: s.initContainers?.map(requestsOf),
       overhead: s.overhead,
       resources: s.resources,
+      resourceClaims: s.resourceClaims,
     },
     status: pod.status && {
       phase: pod.status.phase,
       reason: pod.status.reason,
       message: pod.status.message,
+      nominatedNodeName: pod.status.nominatedNodeName,
       conditions: pod.status.conditions,
       containerStatuses: pod.status.containerStatuses,
       initContainerStatuses: pod.status.initContainerStatuses,
+      resourceClaimStatuses: pod.status.resourceClaimStatuses,
     },
   };
 }

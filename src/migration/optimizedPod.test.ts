@@ -90,7 +90,7 @@ it("leaves off what apply tools track their objects by, keeping the labels Servi
   };
   const copy = buildTargetPod(tracked, opts);
   expect(copy.metadata!.labels).toEqual({ app: 'tf', 'app.kubernetes.io/instance': 'ml', 'migration.ai-storage.io/migration': 'move' });
-  expect(Object.keys(copy.metadata!.annotations!)).toEqual(['note', 'migration.ai-storage.io/migrated-from', 'migration.ai-storage.io/origin', 'migration.ai-storage.io/migration-uid']);
+  expect(Object.keys(copy.metadata!.annotations!).sort()).toEqual(['migration.ai-storage.io/migrated-from', 'migration.ai-storage.io/migration-uid', 'migration.ai-storage.io/origin', 'note']);
   // The source recreated by a rollback is the tools' own object again: it keeps them.
   expect(restorablePod(tracked).metadata!.annotations!['argocd.argoproj.io/tracking-id']).toBe('ml:/Pod:ml/tensorflow-pod');
 });
@@ -161,5 +161,38 @@ describe('names', () => {
   });
   it('names the checkpoint claim checkpoint-{pod}-{unixSeconds of the start time}', () => {
     expect(checkpointPVCName('tensorflow-pod', '2025-11-26T21:06:40.123Z')).toBe('checkpoint-tensorflow-pod-1764191200');
+  });
+});
+
+describe('what admission and devices decide', () => {
+  const gpuPod: V1Pod = {
+    metadata: { name: 'gpu', namespace: 'ml' },
+    spec: {
+      nodeName: 'node-1',
+      runtimeClassName: 'nvidia',
+      overhead: { cpu: '100m' },
+      resourceClaims: [
+        { name: 'train-gpu', resourceClaimTemplateName: 'one-gpu' },
+        { name: 'prep-gpu', resourceClaimTemplateName: 'one-gpu' },
+        { name: 'shared', resourceClaimName: 'team-gpus' },
+      ],
+      initContainers: [{ name: 'fetch', image: 'f', resources: { claims: [{ name: 'shared' }] } }],
+      containers: [
+        { name: 'trainer', image: 't', resources: { claims: [{ name: 'train-gpu' }] } },
+        { name: 'preprocess', image: 'p', resources: { claims: [{ name: 'prep-gpu' }] } },
+      ],
+    },
+  };
+
+  it('keeps only the claims a kept container (or init container) uses', () => {
+    const copy = buildTargetPod(gpuPod, { ...opts, keep: new Set(['trainer']) });
+    expect(copy.spec!.resourceClaims!.map((c) => c.name)).toEqual(['train-gpu', 'shared']);
+    expect(restorablePod(gpuPod).spec!.resourceClaims).toHaveLength(3);
+  });
+
+  it('leaves the overhead to RuntimeClass admission, which refuses one that differs from the class', () => {
+    expect(buildTargetPod(gpuPod, opts).spec!.overhead).toBeUndefined();
+    expect(buildTargetPod(gpuPod, opts).spec!.runtimeClassName).toBe('nvidia');
+    expect(restorablePod(gpuPod).spec!.overhead).toBeUndefined();
   });
 });

@@ -1,15 +1,8 @@
 // Building the optimized copy of the source pod (step 3). Pure function.
 import { createHash } from 'node:crypto';
-import type { V1Affinity, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
-import {
-  ANNOTATION_CLAIM,
-  ANNOTATION_MIGRATED_FROM,
-  ANNOTATION_MIGRATION_UID,
-  ANNOTATION_ORIGIN,
-  CHECKPOINT_MOUNT_PATH,
-  CHECKPOINT_VOLUME,
-  LABEL_MIGRATION,
-} from '../api/types';
+import type { V1Affinity, V1Container, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
+import { ANNOTATION_CLAIM, ANNOTATION_ORIGIN, CHECKPOINT_MOUNT_PATH, CHECKPOINT_VOLUME } from '../api/types';
+import { migrationMarks } from './marks';
 
 export interface TargetPodOptions {
   name: string;
@@ -56,7 +49,19 @@ const APPLY_TOOL_LABELS = [
   'helm.toolkit.fluxcd.io/namespace',
 ];
 
-const withoutNodeName = ({ nodeName: _bound, ...rest }: V1PodSpec): V1PodSpec => rest;
+/**
+ * What the API server sets on a new pod itself: the node it is bound to, and the overhead
+ * that RuntimeClass admission fills from the pod's RuntimeClass (and refuses when it differs,
+ * as it does once that class's overhead has changed).
+ */
+const withoutServerSet = ({ nodeName: _bound, overhead: _overhead, ...rest }: V1PodSpec): V1PodSpec => rest;
+
+/** Pod-level resource claims (DRA) that one of these containers, or the pod's own resources, uses. */
+function claimsUsed(spec: V1PodSpec, containers: readonly V1Container[]): V1PodSpec['resourceClaims'] {
+  if (!spec.resourceClaims) return undefined;
+  const used = new Set([...containers, { resources: spec.resources }].flatMap((c) => (c.resources?.claims ?? []).map((r) => r.name)));
+  return spec.resourceClaims.filter((c) => used.has(c.name));
+}
 
 /**
  * The pod's affinity with its required node affinity pinned to `node`, as the DaemonSet
@@ -144,7 +149,9 @@ function copyPod(
       annotations: { ...annotations, ...(o.annotations ?? {}) },
     },
     spec: {
-      ...withoutNodeName(spec),
+      ...withoutServerSet(spec),
+      // A device claimed only by a container left behind is freed, not claimed again.
+      ...(spec.resourceClaims ? { resourceClaims: claimsUsed(spec, [...containers, ...(initContainers ?? [])]) } : {}),
       affinity: pinnedTo(spec.affinity, o.nodeName),
       containers: containers.map(tidy),
       ...(initContainers ? { initContainers: initContainers.map(tidy) } : {}),
@@ -160,6 +167,7 @@ function copyPod(
  * uid, resourceVersion, owner references, finalizers or injected token volume.
  */
 export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
+  const marks = migrationMarks({ name: opts.migrationName, uid: opts.migrationUid }, { name: source.metadata!.name!, origin: source.metadata!.annotations?.[ANNOTATION_ORIGIN] });
   return copyPod(source, {
     name: opts.name,
     nodeName: opts.targetNode,
@@ -167,12 +175,7 @@ export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
     checkpointPVC: opts.checkpointPVC,
     withhold: opts.withhold,
     untracked: true,
-    labels: { [LABEL_MIGRATION]: opts.migrationName },
-    annotations: {
-      [ANNOTATION_MIGRATED_FROM]: source.metadata!.name!,
-      [ANNOTATION_ORIGIN]: source.metadata!.annotations?.[ANNOTATION_ORIGIN] ?? source.metadata!.name!,
-      [ANNOTATION_MIGRATION_UID]: opts.migrationUid,
-    },
+    ...marks,
   });
 }
 

@@ -51,7 +51,6 @@ function requestsOf(c: { resources?: { requests?: Record<string, string> } }): T
 }
 
 const add = (a: Totals, b: Totals): Totals => ({ cpu: a.cpu + b.cpu, memory: a.memory + b.memory });
-const max = (a: Totals, b: Totals): Totals => ({ cpu: Math.max(a.cpu, b.cpu), memory: Math.max(a.memory, b.memory) });
 
 /**
  * What the pod requests of its node, computed as kube-scheduler does
@@ -62,27 +61,80 @@ const max = (a: Totals, b: Totals): Totals => ({ cpu: Math.max(a.cpu, b.cpu), me
  * runtime class's overhead is added.
  */
 export function podRequests(spec: Pick<V1PodSpec, 'containers' | 'initContainers' | 'resources' | 'overhead'>): Totals {
-  let running = sumRequests(spec.containers ?? []);
-  let sidecars: Totals = { cpu: 0, memory: 0 };
-  let init: Totals = { cpu: 0, memory: 0 };
-  for (const c of spec.initContainers ?? []) {
-    const req = requestsOf(c);
-    if (c.restartPolicy === 'Always') {
-      running = add(running, req);
-      sidecars = add(sidecars, req);
-      init = max(init, sidecars);
-    } else {
-      init = max(init, add(req, sidecars));
-    }
-  }
-  const total = max(running, init);
-  const podLevel = spec.resources?.requests ?? {};
-  if (podLevel.cpu !== undefined) total.cpu = parseQuantity(podLevel.cpu);
-  if (podLevel.memory !== undefined) total.memory = parseQuantity(podLevel.memory);
-  return add(total, requestsOf({ resources: { requests: spec.overhead } }));
+  const all = allRequests(spec);
+  return { cpu: all.get('cpu') ?? 0, memory: all.get('memory') ?? 0 };
 }
 
-export function toFigures(t: Totals): ResourceFigures {
+type Requests = Map<string, number>;
+
+function requestMap(requests: Record<string, string> | undefined): Requests {
+  return new Map(Object.entries(requests ?? {}).map(([k, v]) => [k, parseQuantity(v)]));
+}
+
+function combine(a: Requests, b: Requests, f: (x: number, y: number) => number): Requests {
+  const out = new Map(a);
+  for (const [k, v] of b) out.set(k, f(out.get(k) ?? 0, v));
+  for (const k of a.keys()) if (!b.has(k)) out.set(k, f(a.get(k)!, 0));
+  return out;
+}
+const plus = (a: Requests, b: Requests) => combine(a, b, (x, y) => x + y);
+const larger = (a: Requests, b: Requests) => combine(a, b, Math.max);
+
+/**
+ * podRequests for every resource the pod requests (cpu, memory, ephemeral-storage,
+ * extended resources such as nvidia.com/gpu), by the same rules.
+ */
+export function allRequests(spec: Pick<V1PodSpec, 'containers' | 'initContainers' | 'resources' | 'overhead'>): Requests {
+  let running: Requests = new Map();
+  for (const c of spec.containers ?? []) running = plus(running, requestMap(c.resources?.requests));
+  let sidecars: Requests = new Map();
+  let init: Requests = new Map();
+  for (const c of spec.initContainers ?? []) {
+    const req = requestMap(c.resources?.requests);
+    if (c.restartPolicy === 'Always') {
+      running = plus(running, req);
+      sidecars = plus(sidecars, req);
+      init = larger(init, sidecars);
+    } else {
+      init = larger(init, plus(req, sidecars));
+    }
+  }
+  const total = larger(running, init);
+  for (const [k, v] of requestMap(spec.resources?.requests)) total.set(k, v);
+  return plus(total, requestMap(spec.overhead));
+}
+
+/** A quantity of `resource` as Kubernetes writes it: millicores, bytes in binary units, or a count. */
+export function formatQuantity(resource: string, n: number): string {
+  if (resource === 'cpu') return formatCpu(n);
+  if (resource === 'memory' || resource === 'ephemeral-storage' || resource.startsWith('hugepages-')) return formatMemory(n);
+  return Number.isInteger(n) ? String(n) : String(Math.round(n * 1000) / 1000);
+}
+
+/** The figures of a pod spec: CPU and memory, its extended resources, and `devices` DRA devices. */
+export function podFigures(spec: Pick<V1PodSpec, 'containers' | 'initContainers' | 'resources' | 'overhead'>, devices = 0): ResourceFigures {
+  const all = allRequests(spec);
+  const out: ResourceFigures = { cpu: formatCpu(all.get('cpu') ?? 0), memory: formatMemory(all.get('memory') ?? 0) };
+  for (const [k, v] of [...all].sort(([a], [b]) => a.localeCompare(b))) if (k.includes('/') && v > 0) out[k] = formatQuantity(k, v);
+  if (devices > 0) out.devices = devices;
+  return out;
+}
+
+/** Extended resources and DRA devices in `original` that `optimized` no longer holds. */
+export function devicesFreed(original: ResourceFigures, optimized: ResourceFigures): Pick<Savings, 'freed' | 'devices'> {
+  const freed: Record<string, string> = {};
+  for (const [k, v] of Object.entries(original)) {
+    if (k === 'cpu' || k === 'memory' || v === undefined) continue;
+    const n = parseQuantity(String(v)) - parseQuantity(String(optimized[k] ?? 0));
+    if (n > 0) freed[k] = formatQuantity(k, n);
+  }
+  const names = Object.keys(freed).sort((a, b) => (a === 'devices' ? 1 : b === 'devices' ? -1 : a.localeCompare(b)));
+  if (names.length === 0) return {};
+  const words = names.map((k) => (k === 'devices' ? `${freed[k]} DRA device${freed[k] === '1' ? '' : 's'}` : `${freed[k]} ${k}`));
+  return { freed, devices: words.join(', ') };
+}
+
+export function toFigures(t: Totals): { cpu: string; memory: string } {
   return { cpu: formatCpu(t.cpu), memory: formatMemory(t.memory) };
 }
 

@@ -2,6 +2,9 @@
 // ReplicaSet does not adopt it before it is Ready. Pure functions.
 import type { V1LabelSelector } from '@kubernetes/client-node';
 
+/** The lowest pod-deletion-cost there is: a ReplicaSet removes such a pod first. */
+export const LOWEST_COST = '-2147483648';
+
 /** The label a Deployment puts in each of its ReplicaSets' selectors. */
 export const POD_TEMPLATE_HASH = 'pod-template-hash';
 

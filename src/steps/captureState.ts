@@ -1,20 +1,23 @@
 // Step 1: check the pod and the target node, then record the containers' states and the
 // pod's resource figures. Nothing is created or changed; a refusal ends the migration
 // in Failed with a reason.
-import type { V1Node, V1PersistentVolumeClaim, V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
-import { ANNOTATION_MIGRATABLE, ANNOTATION_MIGRATED_FROM, ANNOTATION_MIRROR, ANNOTATION_ORIGIN, LABEL_MIGRATION, type MigrationMode, type PodMigration, type PodMigrationStatus, withDefaults } from '../api/types';
+import type { V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
+import { ANNOTATION_MIGRATED_FROM, ANNOTATION_ORIGIN, type ContainerRecord, LABEL_MIGRATION, type PodMigration, withDefaults } from '../api/types';
 import { MigrationFailure, ignoreNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { restorablePod } from '../migration/optimizedPod';
-import { captureContainers } from '../migration/podState';
-import { labelsToWithhold } from '../migration/surge';
-import { claimNames, controllingOwner, nodeIsReady, singleNodeClaims } from '../migration/preflight';
-import { podRequests, toFigures } from '../migration/resources';
-import { claimSourcePod } from './claim';
-import type { Step, StepOutcome } from './context';
-import { readUsage } from './usage';
+import { captureContainers, droppedCrashed } from '../migration/podState';
+import { lacksRoom, nodeExcludes } from '../migration/placement';
+import { claimNames, nodeIsReady, singleNodeClaims } from '../migration/preflight';
+import { allRequests, parseQuantity, podFigures } from '../migration/resources';
+import { claimSourcePod } from '../actions/claim';
+import { type ResourceClaim, claimPinned, claimsOf, classAbsentOn, devicesAllocated, templateDeviceClasses } from '../actions/devices';
+import { preemptionUnavoidable } from '../actions/priority';
+import { readUsage } from '../actions/usage';
+import type { Step, StepOutcome } from '../migration/context';
+import { chooseMode } from '../modes/chooseMode';
 
-export const captureState: Step = async ({ migration, status, client, steering, hold, fresh }) => {
+export const captureState: Step = async ({ migration, status, client, env, hold, fresh, record }) => {
   const { namespace } = migration.metadata;
   const { podName } = migration.spec;
 
@@ -36,16 +39,23 @@ export const captureState: Step = async ({ migration, status, client, steering, 
   const starting = podStarting(migration, pod, named);
   if (starting) return starting;
   checkSourcePod(migration, pod, named);
-  const { deleteFirst } = withDefaults(migration.spec);
-  const mode = await chooseMode(client, migration, pod, deleteFirst, steering);
+  const { deleteFirst, dropCrashedContainers, allowPreemption } = withDefaults(migration.spec);
+  const mode = await chooseMode(client, migration, pod, env);
   // Steered, the owner recreates the pod from its own template: every container comes back.
-  const containers = captureContainers(pod).map((c) => (mode.mode === 'Steer' ? { ...c, migrated: true } : c));
+  const containers = captureContainers(pod, dropCrashedContainers).map((c) => (mode.mode === 'Steer' ? { ...c, migrated: true } : c));
   const kept = containers.filter((c) => c.migrated);
   if (kept.length === 0) {
-    throw new MigrationFailure('NoRunningContainers', `pod ${pod.metadata!.name} has no running container to migrate`);
+    throw new MigrationFailure('NoRunningContainers', `pod ${pod.metadata!.name} has no container left to migrate: every one has finished${dropCrashedContainers ? ' or crashed' : ''}`);
   }
   if (!deleteFirst) await checkVolumes(client, pod);
-  await checkTargetNode(client, migration);
+  const unavoidable = mode.mode !== 'Steer' && !allowPreemption ? preemptionUnavoidable(pod.spec!) : undefined;
+  if (unavoidable) throw new MigrationFailure('TargetPodRejected', unavoidable);
+  const node = await checkTargetNode(client, migration);
+  // Where the pod is down from its eviction until it runs on the target, a target the
+  // scheduler would certainly refuse is refused now, before anything is touched.
+  if (deleteFirst) await checkDevices(client, pod, node, kept);
+  if (mode.mode === 'Steer' || deleteFirst) await checkPlacement(client, pod, node);
+  const claims = await checkClaims(client, pod, node, kept, deleteFirst);
   // Last, so that a refusal leaves the pod as it was (and the record without a finalizer).
   await hold();
   fresh.source = await claimSourcePod(client, migration, pod);
@@ -59,9 +69,13 @@ export const captureState: Step = async ({ migration, status, client, steering, 
   if (deleteFirst) status.sourcePodManifest = restorablePod(pod);
   const usage = await readUsage(client, namespace, pod.metadata!.name!);
   status.resources = {
-    original: toFigures(podRequests(pod.spec!)),
+    original: podFigures(pod.spec!, devicesAllocated(claims.values())),
     usage: usage.available ? { available: true, before: usage.figures } : { available: false, message: usage.message },
   };
+  for (const c of containers.filter(droppedCrashed)) {
+    const how = [c.reason, c.exitCode !== undefined ? `exit code ${c.exitCode}` : undefined].filter(Boolean).join(', ');
+    record('Warning', 'CrashedContainerDropped', `container ${c.name} crashed (${how}) and is left behind, as spec.dropCrashedContainers asks`);
+  }
   const dropped = containers.filter((c) => !c.migrated).map((c) => `${c.name} (${c.reason ?? c.state})`);
   return {
     done: true,
@@ -118,45 +132,6 @@ function checkSourcePod(migration: PodMigration, pod: V1Pod, named: boolean): vo
   }
 }
 
-/**
- * How the pod can move, from its controlling owner: a bare pod is copied (Copy); a
- * ReplicaSet's pod is handed over to its ReplicaSet (Surge); any other owner's replacement
- * is steered to the target node by the admission webhook (Steer), when it runs; a
- * DaemonSet's or a static pod belongs to its node.
- */
-async function chooseMode(
-  client: KubeClient,
-  migration: PodMigration,
-  pod: V1Pod,
-  deleteFirst: boolean,
-  steering: boolean,
-): Promise<{ mode: MigrationMode; surge?: PodMigrationStatus['surge']; steer?: PodMigrationStatus['steer'] }> {
-  const { podName, sourceNode } = migration.spec;
-  if (pod.metadata?.annotations?.[ANNOTATION_MIGRATABLE] === 'false') {
-    throw new MigrationFailure('MigrationOptedOut', `pod ${podName} has the annotation ${ANNOTATION_MIGRATABLE}: "false"`);
-  }
-  if (pod.metadata?.annotations?.[ANNOTATION_MIRROR] !== undefined) {
-    throw new MigrationFailure('NodeBoundPod', `pod ${podName} is the mirror of a static pod of ${sourceNode}'s kubelet: it belongs to that node`);
-  }
-  const owner = controllingOwner(pod);
-  if (!owner) return { mode: 'Copy' };
-  if (owner.kind === 'DaemonSet') {
-    throw new MigrationFailure('NodeBoundPod', `pod ${podName} is DaemonSet ${owner.name}'s pod for ${sourceNode}: it belongs to that node`);
-  }
-  if (owner.kind === 'ReplicaSet' && owner.apiVersion === 'apps/v1' && !deleteFirst) {
-    const rs = await ignoreNotFound(client.get<V1ReplicaSet>(paths.replicaSet(migration.metadata.namespace, owner.name)));
-    const withheld = rs && rs.metadata?.uid === owner.uid ? labelsToWithhold(rs.spec!.selector, pod.metadata?.labels ?? {}) : undefined;
-    if (withheld) return { mode: 'Surge', surge: { replicaSet: { name: owner.name, uid: owner.uid }, withheldLabels: withheld } };
-  }
-  if (steering && owner.kind !== 'ReplicaSet' && !deleteFirst) return { mode: 'Steer', steer: { owner } };
-  throw new MigrationFailure(
-    'OwnedByController',
-    `pod ${podName} is controlled by ${owner.kind} ${owner.name}, which would recreate it when the source is deleted ` +
-      `and could adopt the copy; move such pods through their owner instead (for example a node affinity or ` +
-      `nodeSelector on the ${owner.kind}'s pod template, or cordon ${sourceNode} and let it reschedule)`,
-  );
-}
-
 async function checkVolumes(client: KubeClient, pod: V1Pod): Promise<void> {
   const ns = pod.metadata!.namespace!;
   const claims: V1PersistentVolumeClaim[] = [];
@@ -182,7 +157,7 @@ async function checkVolumes(client: KubeClient, pod: V1Pod): Promise<void> {
  */
 const NODE_MAX_AGE_MS = 1_000;
 
-async function checkTargetNode(client: KubeClient, migration: PodMigration): Promise<void> {
+async function checkTargetNode(client: KubeClient, migration: PodMigration): Promise<V1Node> {
   const { targetNode } = migration.spec;
   // Shared by the migrations that start within the same second: a cordon a moment old is
   // still caught, by the scheduler, which then cannot place the copy.
@@ -191,5 +166,56 @@ async function checkTargetNode(client: KubeClient, migration: PodMigration): Pro
   if (!nodeIsReady(node)) throw new MigrationFailure('TargetNodeNotReady', `target node ${targetNode} is not Ready`);
   if (node.spec?.unschedulable) {
     throw new MigrationFailure('TargetNodeUnschedulable', `target node ${targetNode} is cordoned (spec.unschedulable)`);
+  }
+  return node;
+}
+
+/** The claims (DRA) the kept containers use; a named claim allocated on a node the target is not refuses the move. */
+async function checkClaims(client: KubeClient, pod: V1Pod, node: V1Node, kept: readonly ContainerRecord[], sourceGoesFirst: boolean): Promise<Map<string, ResourceClaim>> {
+  if (!pod.spec?.resourceClaims?.length) return new Map();
+  const claims = await claimsOf(client, pod);
+  const used = claimsUsedBy(pod, kept);
+  for (const [name, claim] of claims) {
+    const pinned = used.has(name) && pod.spec.resourceClaims.find((c) => c.name === name)?.resourceClaimName ? claimPinned(name, claim, pod, node, sourceGoesFirst) : undefined;
+    if (pinned) {
+      const what = sourceGoesFirst ? 'the copy could not use it, so evicting the pod would be downtime for nothing' : 'the copy could not use it while the source holds it';
+      throw new MigrationFailure('ResourceClaimPinned', `${pinned}: ${what}; nothing was touched`);
+    }
+  }
+  return claims;
+}
+
+/**
+ * DeleteBeforeCreate only (the pod is down first): a target whose allocatable has none of a
+ * requested extended resource, or that no ResourceSlice offers a requested DeviceClass on.
+ */
+async function checkDevices(client: KubeClient, pod: V1Pod, node: V1Node, kept: readonly ContainerRecord[]): Promise<void> {
+  const name = node.metadata!.name!;
+  const allocatable = node.status?.allocatable ?? {};
+  const missing = [...allRequests(pod.spec!).entries()].filter(([r, n]) => r.includes('/') && n > 0 && !(parseQuantity(allocatable[r] ?? '0') > 0)).map(([r]) => r);
+  if (missing.length) throw new MigrationFailure('TargetLacksDevice', `node ${name} has no ${missing.join(', ')} (status.allocatable) for pod ${pod.metadata!.name}; nothing was touched`);
+  for (const deviceClass of await templateDeviceClasses(client, pod, claimsUsedBy(pod, kept))) {
+    if (await classAbsentOn(client, deviceClass, node)) {
+      throw new MigrationFailure('TargetLacksDevice', `no ResourceSlice offers node ${name} a device of class ${deviceClass}, which pod ${pod.metadata!.name} claims; nothing was touched`);
+    }
+  }
+}
+
+/** The pod-level claims the kept containers (and every init container) use. */
+function claimsUsedBy(pod: V1Pod, kept: readonly ContainerRecord[]): Set<string> {
+  const names = new Set(kept.map((c) => c.name));
+  const containers = [...(pod.spec?.containers ?? []).filter((c) => names.has(c.name)), ...(pod.spec?.initContainers ?? []), { resources: pod.spec?.resources }];
+  return new Set(containers.flatMap((c) => (c.resources?.claims ?? []).map((r) => r.name)));
+}
+
+/** Taints, the pod's node selector and affinity, and room on the target: what kube-scheduler would certainly refuse. */
+async function checkPlacement(client: KubeClient, pod: V1Pod, node: V1Node): Promise<void> {
+  const onNode = () => client.get<{ items: V1Pod[] }>(paths.pods(), { fieldSelector: `spec.nodeName=${node.metadata!.name}` });
+  const why = nodeExcludes(pod, node) ?? lacksRoom(pod, node, (await onNode()).items);
+  if (why) {
+    throw new MigrationFailure(
+      'TargetPodUnschedulable',
+      `kube-scheduler would not place pod ${pod.metadata!.name} on ${node.metadata!.name}: ${why}; the pod would be down from its eviction until it could, so nothing was touched`,
+    );
   }
 }

@@ -5,7 +5,7 @@ import { ANNOTATION_MIGRATION_UID, CHECKPOINT_LABELS, LABEL_MIGRATION, withDefau
 import { MigrationFailure, isAlreadyExists } from '../errors';
 import { paths } from '../kube/client';
 import { checkpointPVCName } from '../migration/optimizedPod';
-import type { Step } from './context';
+import type { Step } from '../migration/context';
 
 export const checkpoint: Step = async ({ migration, status, client, persist }) => {
   const spec = withDefaults(migration.spec);

@@ -3,13 +3,14 @@
 // while that pod is Ready: one that failed or was deleted after the source was evicted is
 // reported as TargetPodLost (and kept: it is all that is left of the workload).
 import { withDefaults } from '../api/types';
-import { remainingMs, stepStartTime } from '../controller/status';
+import { readUsage } from '../actions/usage';
 import { MigrationFailure } from '../errors';
+import type { Step } from '../migration/context';
 import { targetPodState } from '../migration/podState';
-import { fromFigures, podRequests, savings, toFigures } from '../migration/resources';
-import type { Step } from './context';
-import { watchedPod } from './deleteSourcePod';
-import { readUsage } from './usage';
+import { devicesFreed, fromFigures, podFigures, podRequests, savings } from '../migration/resources';
+import { claimsOf, devicesAllocated } from '../actions/devices';
+import { remainingMs, stepStartTime } from '../migration/status';
+import { watchedPod } from '../modes/shared';
 
 export const collectMetrics: Step = async (ctx) => {
   const { migration, status, client, now } = ctx;
@@ -38,12 +39,14 @@ export const collectMetrics: Step = async (ctx) => {
 
   const optimized = podRequests(pod.spec!);
   const resources = (status.resources ??= {});
-  resources.optimized = toFigures(optimized);
-  resources.savings = savings(fromFigures(resources.original!), optimized);
+  const devices = pod.spec?.resourceClaims?.length ? devicesAllocated((await claimsOf(client, pod)).values()) : 0;
+  resources.optimized = podFigures(pod.spec!, devices);
+  resources.savings = { ...savings(fromFigures(resources.original!), optimized), ...devicesFreed(resources.original!, resources.optimized) };
   const usage = await readUsage(client, namespace, name);
   resources.usage = usage.available
     ? { ...resources.usage, available: resources.usage?.available ?? true, after: usage.figures }
     : { ...resources.usage, available: false, message: usage.message };
   const s = resources.savings;
-  return { done: true, message: `migration complete: pod ${name} on ${status.targetPod!.node}; requests saved: cpu ${s.cpu}, memory ${s.memory}` };
+  const freed = s.devices ? `; freed ${s.devices}` : '';
+  return { done: true, message: `migration complete: pod ${name} on ${status.targetPod!.node}; requests saved: cpu ${s.cpu}, memory ${s.memory}${freed}` };
 };

@@ -1,9 +1,17 @@
-// The five steps, in the order the phases run them.
+// The five steps, by the name the step table (migration/status.ts) gives each, in the order
+// the phases run them.
+import type { Step } from '../migration/context';
+import type { StepName } from '../migration/status';
 import { captureState } from './captureState';
 import { checkpoint } from './checkpoint';
 import { collectMetrics } from './collectMetrics';
-import type { Step } from './context';
 import { createTargetPod } from './createTargetPod';
 import { deleteSourcePod } from './deleteSourcePod';
 
-export const STEPS: readonly Step[] = [captureState, checkpoint, createTargetPod, deleteSourcePod, collectMetrics];
+export const STEPS: Readonly<Record<StepName, Step>> = {
+  CaptureState: captureState,
+  Checkpoint: checkpoint,
+  CreateTargetPod: createTargetPod,
+  DeleteSourcePod: deleteSourcePod,
+  CollectMetrics: collectMetrics,
+};

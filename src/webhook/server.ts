@@ -12,21 +12,22 @@ import type { PodMigration } from '../api/types';
 import { type KubeClient, paths } from '../kube/client';
 import { parseAddress } from '../http';
 import { CertManager, type ServingCert } from './certs';
-import { steerPatch, steeringMigration } from './steer';
+import { steerPatch, steeringMigrations, waitsForReplacement } from './steer';
 
 export const WEBHOOK_PATH = '/mutate-v1-pod';
 const MAX_BODY = 3 * 1024 * 1024;
 const LOOKUP_TIMEOUT_MS = 1_500;
 
-interface AdmissionReview {
-  apiVersion: string;
-  kind: 'AdmissionReview';
-  request?: { uid: string; operation?: string; namespace?: string; object?: V1Pod };
+/** Where the webhook finds the migrations: the operator's cache, and the API server when the cache has none for an owner. */
+export interface MigrationSource {
+  cached(namespace: string): readonly PodMigration[];
+  live(namespace: string): Promise<readonly PodMigration[]>;
 }
 
 export interface WebhookOptions {
   address: string;
   client: KubeClient;
+  migrations: MigrationSource;
   log: Logger;
   namespace: string;
   certDir?: string;
@@ -35,30 +36,56 @@ export interface WebhookOptions {
   serviceName: string;
 }
 
-/** Decides one admission request: the patch for a pod a Steer migration waits for, or nothing. */
-export async function review(client: KubeClient, log: Logger, body: AdmissionReview): Promise<object> {
-  const req = body.request;
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/**
+ * Decides one admission request: the patch for the replacement a Steer migration waits
+ * for, or nothing. Never throws, whatever the body: anything it cannot read, and any
+ * error, answers "allowed, unchanged". The API server calls it only for the pods of owners
+ * a migration waits on (matchConditions), so the migrations come from the cache; the API
+ * server is asked only when the cache has no migration waiting on the pod's owner yet (it
+ * may lag behind the write that armed the webhook).
+ */
+export async function review(source: MigrationSource, log: Logger, body: unknown): Promise<object> {
+  const req = isObject(body) && isObject(body.request) ? body.request : undefined;
   const allowed = (patch?: object[]) => ({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
     response: {
-      uid: req?.uid ?? '',
+      uid: typeof req?.uid === 'string' ? req.uid : '',
       allowed: true,
       ...(patch && patch.length ? { patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(patch)).toString('base64') } : {}),
     },
   });
-  const pod = req?.object;
-  if (req?.operation !== 'CREATE' || !pod?.metadata?.ownerReferences?.some((r) => r.controller) || !req.namespace) return allowed();
   try {
-    const list = await client.request<{ items: PodMigration[] }>('GET', paths.migrations(req.namespace), { timeoutMs: LOOKUP_TIMEOUT_MS });
-    const m = steeringMigration(pod, list.items);
-    if (!m) return allowed();
-    log.info({ migration: `${req.namespace}/${m.metadata.name}`, pod: pod.metadata?.name ?? pod.metadata?.generateName, targetNode: m.spec.targetNode }, 'steering the replacement pod');
-    return allowed(steerPatch(pod, m));
+    const pod = req?.object;
+    const namespace = req?.namespace;
+    if (req?.operation !== 'CREATE' || typeof namespace !== 'string' || !isObject(pod) || !isObject(pod.metadata) || !isObject(pod.spec)) return allowed();
+    const owners = pod.metadata.ownerReferences;
+    if (!Array.isArray(owners) || !Array.isArray(pod.spec.containers)) return allowed();
+    const owner = owners.find((r) => isObject(r) && r.controller === true) as { uid?: unknown } | undefined;
+    if (typeof owner?.uid !== 'string') return allowed();
+    const waiting = (ms: readonly PodMigration[]) => ms.some((m) => waitsForReplacement(m) && m.status?.steer?.owner.uid === owner.uid);
+    let migrations = source.cached(namespace);
+    if (!waiting(migrations)) migrations = await source.live(namespace);
+    const found = steeringMigrations(pod as V1Pod, migrations);
+    if (found.length !== 1) {
+      if (found.length > 1) log.warn({ migrations: found.map((m) => m.metadata.name) }, 'several migrations wait for this pod; admitting it unchanged');
+      return allowed();
+    }
+    const [m] = found;
+    const name = (pod.metadata.name ?? pod.metadata.generateName) as string | undefined;
+    log.info({ migration: `${namespace}/${m.metadata.name}`, pod: name, targetNode: m.spec.targetNode, dryRun: req.dryRun === true }, 'steering the replacement pod');
+    return allowed(steerPatch(pod as V1Pod, m));
   } catch (e) {
-    log.warn({ err: String(e) }, 'webhook lookup failed; admitting the pod unchanged');
+    log.warn({ err: String(e) }, 'webhook could not decide; admitting the pod unchanged');
     return allowed();
   }
+}
+
+/** The migrations of a namespace as the API server holds them now (a cache miss). */
+export function liveMigrations(client: KubeClient): MigrationSource['live'] {
+  return async (namespace) => (await client.request<{ items: PodMigration[] }>('GET', paths.migrations(namespace), { timeoutMs: LOOKUP_TIMEOUT_MS })).items;
 }
 
 /** Starts the HTTPS server; its certificate is managed (or read from certDir) and reloaded. */
@@ -97,14 +124,19 @@ export async function serveWebhook(o: WebhookOptions): Promise<{ server: Server;
       if (size > MAX_BODY) req.destroy();
       else chunks.push(c);
     });
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
     req.on('end', () => {
-      let body: AdmissionReview;
+      let body: unknown;
       try {
-        body = JSON.parse(Buffer.concat(chunks).toString()) as AdmissionReview;
+        body = JSON.parse(Buffer.concat(chunks).toString());
       } catch {
         return reply(400, { message: 'the body is not an AdmissionReview' });
       }
-      review(o.client, o.log, body).then((r) => reply(200, r));
+      review(o.migrations, o.log, body).then(
+        (r) => reply(200, r),
+        (e: unknown) => reply(500, { message: String(e) }),
+      );
     });
   });
   const { host, port } = parseAddress(o.address);

@@ -1,33 +1,37 @@
 // What the admission webhook does to a pod an owner creates (Steer mode). Pure functions.
 import type { V1Pod } from '@kubernetes/client-node';
-import {
-  ANNOTATION_MIGRATED_FROM,
-  ANNOTATION_MIGRATION_UID,
-  ANNOTATION_ORIGIN,
-  CHECKPOINT_MOUNT_PATH,
-  CHECKPOINT_VOLUME,
-  LABEL_MIGRATION,
-  type PodMigration,
-  TERMINAL_PHASES,
-} from '../api/types';
+import { ANNOTATION_STEER_PROBE, CHECKPOINT_MOUNT_PATH, CHECKPOINT_VOLUME, type PodMigration, TERMINAL_PHASES } from '../api/types';
+import { migrationMarks } from '../migration/marks';
 import { pinnedTo } from '../migration/optimizedPod';
+import { isReplacement } from '../migration/owners';
+
+/** A migration that waits for its owner's replacement of the source: armed, not yet steered, not ended. */
+export function waitsForReplacement(m: PodMigration): boolean {
+  const s = m.status;
+  return (
+    s?.mode === 'Steer' &&
+    !!s.steer?.armedAt &&
+    s.phase === 'CreatingTargetPod' &&
+    !s.targetPod &&
+    !TERMINAL_PHASES.includes(s.phase) &&
+    !m.metadata.deletionTimestamp
+  );
+}
 
 /**
- * The migration waiting for this pod: one in Steer mode whose source was asked to be
- * evicted and that has no replacement yet, for the pod's controlling owner. A pod
- * already bound to a node (spec.nodeName) cannot be steered.
+ * The migrations that `pod`, being created, is the awaited replacement for: those waiting
+ * on the pod's controlling owner whose replacement it is (the same name, the same completion
+ * index, ...), or whose dry-run probe it is. A pod already bound to a node cannot be steered.
  */
-export function steeringMigration(pod: V1Pod, migrations: readonly PodMigration[]): PodMigration | undefined {
+export function steeringMigrations(pod: V1Pod, migrations: readonly PodMigration[]): PodMigration[] {
   const owner = pod.metadata?.ownerReferences?.find((r) => r.controller);
-  if (!owner || pod.spec?.nodeName) return undefined;
-  return migrations.find(
+  if (!owner || pod.spec?.nodeName) return [];
+  const probe = pod.metadata?.annotations?.[ANNOTATION_STEER_PROBE];
+  return migrations.filter(
     (m) =>
-      m.status?.mode === 'Steer' &&
-      m.status.steer?.owner.uid === owner.uid &&
-      !!m.status.sourcePod?.evictionRequestedAt &&
-      !m.status.targetPod &&
-      !TERMINAL_PHASES.includes(m.status.phase ?? 'Pending') &&
-      !m.metadata.deletionTimestamp,
+      waitsForReplacement(m) &&
+      m.status!.steer!.owner.uid === owner.uid &&
+      (probe !== undefined ? probe === m.metadata.uid : isReplacement(pod, m.status!.steer!.replacement)),
   );
 }
 
@@ -39,25 +43,20 @@ export interface JsonPatchOp {
 
 /**
  * The JSON patch that steers `pod` for `m`: pinned to the target node by node affinity,
- * labelled and annotated as this migration's (so the migration finds it), and with the
- * checkpoint claim mounted at /migration-checkpoint in every container when there is one.
+ * marked as this migration's (so the migration finds it), and with the checkpoint claim
+ * mounted at /migration-checkpoint in every container when there is one.
  */
 export function steerPatch(pod: V1Pod, m: PodMigration): JsonPatchOp[] {
   const spec = pod.spec!;
+  const marks = migrationMarks(m.metadata, { name: m.status!.sourcePod!.name, origin: m.spec.podName });
   const ops: JsonPatchOp[] = [
     { op: 'add', path: '/spec/affinity', value: pinnedTo(spec.affinity, m.spec.targetNode) },
-    { op: 'add', path: '/metadata/labels', value: { ...pod.metadata?.labels, [LABEL_MIGRATION]: m.metadata.name } },
-    {
-      op: 'add',
-      path: '/metadata/annotations',
-      value: {
-        ...pod.metadata?.annotations,
-        [ANNOTATION_MIGRATION_UID]: m.metadata.uid,
-        [ANNOTATION_MIGRATED_FROM]: m.status!.sourcePod!.name,
-        [ANNOTATION_ORIGIN]: m.spec.podName,
-      },
-    },
+    { op: 'add', path: '/metadata/labels', value: { ...pod.metadata?.labels, ...marks.labels } },
+    { op: 'add', path: '/metadata/annotations', value: { ...pod.metadata?.annotations, ...marks.annotations } },
   ];
+  // A voluntary move never preempts unless asked to (set after the Priority admission
+  // plugin has set the policy from the pod's PriorityClass).
+  if (!m.spec.allowPreemption) ops.push({ op: 'add', path: '/spec/preemptionPolicy', value: 'Never' });
   const claim = m.status?.checkpointPVC;
   if (claim && !(spec.volumes ?? []).some((v) => v.name === CHECKPOINT_VOLUME)) {
     ops.push({ op: 'add', path: '/spec/volumes', value: [...(spec.volumes ?? []), { name: CHECKPOINT_VOLUME, persistentVolumeClaim: { claimName: claim } }] });

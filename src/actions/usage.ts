@@ -1,5 +1,5 @@
 // Measured usage from metrics.k8s.io, where the cluster serves it (metrics-server).
-import type { ResourceFigures } from '../api/types';
+import type { UsageFigures } from '../api/types';
 import { ApiError } from '../errors';
 import type { KubeClient } from '../kube/client';
 import { paths } from '../kube/client';
@@ -9,7 +9,7 @@ interface PodMetrics {
   containers?: { name: string; usage: { cpu?: string; memory?: string } }[];
 }
 
-export type UsageReading = { available: true; figures: ResourceFigures } | { available: false; message: string };
+export type UsageReading = { available: true; figures: UsageFigures } | { available: false; message: string };
 
 /** How long an answer to whether the cluster serves metrics.k8s.io is trusted. */
 const SERVED_TTL_MS = 5 * 60_000;

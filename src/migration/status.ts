@@ -1,24 +1,32 @@
 // Phase transitions and conditions of a PodMigration's status. Pure functions: they take
 // the status and "now" and return or change the status, nothing else.
+import type { EndReason, FailureReason, RollbackReason } from '../api/reasons';
+import { WAITING_REASONS } from '../api/reasons';
 import type { Condition, Phase, PodMigrationStatus, StepStatus } from '../api/types';
 import { TERMINAL_PHASES } from '../api/types';
 
-/** The five steps in order, with the phase each one runs in. */
-export const STEP_PHASES = [
-  { name: 'CaptureState', phase: 'CapturingState' },
-  { name: 'Checkpoint', phase: 'Checkpointing' },
-  { name: 'CreateTargetPod', phase: 'CreatingTargetPod' },
-  { name: 'DeleteSourcePod', phase: 'DeletingSourcePod' },
-  { name: 'CollectMetrics', phase: 'CollectingMetrics' },
-] as const satisfies readonly { name: string; phase: Phase }[];
+/**
+ * The five steps in order, with the phase each one runs in. `pastDeadline`: the step runs
+ * even once spec.timeoutSeconds has passed (it looks at the pods before giving up, since
+ * the workload may have moved already); any other step fails at the deadline.
+ */
+export const STEP_TABLE = [
+  { name: 'CaptureState', phase: 'CapturingState', pastDeadline: false },
+  { name: 'Checkpoint', phase: 'Checkpointing', pastDeadline: false },
+  { name: 'CreateTargetPod', phase: 'CreatingTargetPod', pastDeadline: false },
+  { name: 'DeleteSourcePod', phase: 'DeletingSourcePod', pastDeadline: true },
+  { name: 'CollectMetrics', phase: 'CollectingMetrics', pastDeadline: false },
+] as const satisfies readonly { name: string; phase: Phase; pastDeadline: boolean }[];
 
-export const TOTAL_STEPS = STEP_PHASES.length;
+export type StepName = (typeof STEP_TABLE)[number]['name'];
+
+export const TOTAL_STEPS = STEP_TABLE.length;
 
 export const isTerminal = (phase: Phase | undefined): boolean => !!phase && TERMINAL_PHASES.includes(phase);
 
 /** Index (0-based) of the step that runs in `phase`, or -1 outside the steps. */
 export function stepIndex(phase: Phase | undefined): number {
-  return STEP_PHASES.findIndex((s) => s.phase === phase);
+  return STEP_TABLE.findIndex((s) => s.phase === phase);
 }
 
 /**
@@ -37,9 +45,9 @@ function setStep(status: PodMigrationStatus, index: number): void {
 
 /** Pending -> CapturingState: the clock starts. */
 export function begin(status: PodMigrationStatus, now: string): void {
-  status.phase = STEP_PHASES[0].phase;
+  status.phase = STEP_TABLE[0].phase;
   status.startTime = now;
-  status.steps = STEP_PHASES.map((s): StepStatus => ({ name: s.name, state: 'Pending' }));
+  status.steps = STEP_TABLE.map((s): StepStatus => ({ name: s.name, state: 'Pending' }));
   status.message = 'migration started';
   delete status.reason;
   setStep(status, 0);
@@ -64,7 +72,7 @@ export function advance(status: PodMigrationStatus, now: string, message: string
   entry.startTime ??= now;
   entry.completionTime = now;
   entry.message = message;
-  const next = STEP_PHASES[i + 1];
+  const next = STEP_TABLE[i + 1];
   if (!next) {
     finish(status, 'Completed', now, message);
     return;
@@ -76,7 +84,7 @@ export function advance(status: PodMigrationStatus, now: string, message: string
 }
 
 /** The migration is already where it should be: the remaining steps are skipped, and it completes. */
-export function completeEarly(status: PodMigrationStatus, now: string, message: string, reason: string): void {
+export function completeEarly(status: PodMigrationStatus, now: string, message: string, reason: EndReason): void {
   for (const entry of status.steps ?? []) {
     if (entry.state !== 'Pending' && entry.state !== 'Running') continue;
     entry.state = 'Skipped';
@@ -96,7 +104,7 @@ export function waiting(status: PodMigrationStatus, message: string): void {
 }
 
 /** The migration ends in Failed or Cancelled with a reason; the current step is marked Failed. */
-export function fail(status: PodMigrationStatus, phase: 'Failed' | 'Cancelled', reason: string, message: string, now: string): void {
+export function fail(status: PodMigrationStatus, phase: 'Failed' | 'Cancelled', reason: EndReason, message: string, now: string): void {
   const entry = status.steps?.[stepIndex(status.phase)];
   if (entry && (entry.state === 'Running' || entry.state === 'Pending')) {
     entry.state = 'Failed';
@@ -126,19 +134,15 @@ export function remainingMs(from: string | undefined, seconds: number, now: stri
   return Date.parse(from) + seconds * 1000 - Date.parse(now);
 }
 
-/** Reasons of the Reconciling condition while step 4 (or 3) waits on the Eviction API. */
-export const EVICTION_BLOCKED = 'EvictionBlocked';
-export const EVICTION_REFUSED = 'EvictionRefused';
-
 /**
  * Why a migration that passed spec.timeoutSeconds before removing its source failed, from
  * what it was last seen waiting for: an eviction refused (not by a budget) names the
  * refusal; anything else is a Timeout. The message is the last observation, not a claim.
  */
-export function deadlineFailure(status: PodMigrationStatus, timeoutSeconds: number): { reason: string; message: string } {
+export function deadlineFailure(status: PodMigrationStatus, timeoutSeconds: number): { reason: FailureReason; message: string } {
   const waitingFor = status.conditions?.find((c) => c.type === 'Reconciling')?.reason;
   const last = status.message ? `: ${status.message}` : '';
-  if (waitingFor === EVICTION_REFUSED) {
+  if (waitingFor === WAITING_REASONS.EvictionRefused) {
     return { reason: 'SourcePodNotEvicted', message: `the source pod could not be evicted within spec.timeoutSeconds (${timeoutSeconds}s)${last}` };
   }
   return { reason: 'Timeout', message: `the migration did not finish within spec.timeoutSeconds (${timeoutSeconds}s)${last}` };
@@ -151,7 +155,7 @@ export function deadlineFailure(status: PodMigrationStatus, timeoutSeconds: numb
  */
 export interface RollbackOutcome {
   ok: boolean;
-  reason: string;
+  reason: RollbackReason;
   message: string;
 }
 

@@ -2,18 +2,19 @@
 // and, with strategy DeleteBeforeCreate, by step 3. A budget (429) or any other refusal
 // (a missing permission, a webhook) is waited out with backoff until the migration's
 // deadline; then the migration is rolled back with a reason that names the refusal.
+import { WAITING_REASONS } from '../api/reasons';
 import type { PodMigrationStatus } from '../api/types';
-import { EVICTION_BLOCKED, EVICTION_REFUSED, remainingMs, stepStartTime } from '../controller/status';
 import { ApiError, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
-import type { StepContext, StepOutcome } from './context';
+import { type StepName, remainingMs, stepStartTime } from '../migration/status';
+import type { StepContext, StepOutcome } from '../migration/context';
 
 export type EvictionResult =
   | { kind: 'evicted' }
   | { kind: 'gone' } // already gone, or replaced by another pod of that name (not ours)
   | { kind: 'blocked' | 'refused'; message: string; retryAfterMs: number };
 
-export async function evictSource(client: KubeClient, namespace: string, status: PodMigrationStatus, stepName: string, now: string): Promise<EvictionResult> {
+export async function evictSource(client: KubeClient, namespace: string, status: PodMigrationStatus, stepName: StepName, now: string): Promise<EvictionResult> {
   const source = status.sourcePod!;
   try {
     await client.create(paths.eviction(namespace, source.name), {
@@ -47,7 +48,7 @@ export async function evictSource(client: KubeClient, namespace: string, status:
 export async function evictOnce(
   ctx: Pick<StepContext, 'client' | 'status' | 'now' | 'persist'>,
   namespace: string,
-  stepName: string,
+  stepName: StepName,
   /** Checked again after the status write, just before the request: throws, or returns what to wait for instead. */
   recheck?: () => Promise<StepOutcome | undefined>,
 ): Promise<StepOutcome | { kind: 'evicted' | 'gone' }> {
@@ -68,7 +69,7 @@ export async function evictOnce(
   const what = r.kind === 'blocked' ? 'is blocked' : 'was refused';
   return {
     done: false,
-    reason: r.kind === 'blocked' ? EVICTION_BLOCKED : EVICTION_REFUSED,
+    reason: r.kind === 'blocked' ? WAITING_REASONS.EvictionBlocked : WAITING_REASONS.EvictionRefused,
     requeueAfterMs: r.retryAfterMs,
     message: `eviction of source pod ${ref.name} ${what}: ${r.message}`,
   };

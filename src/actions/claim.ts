@@ -3,10 +3,10 @@
 // migrations racing for one pod, exactly one write succeeds, whatever the informer caches
 // say. Steps 3 and 4 check the claim again before they create the copy or evict the source.
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_CLAIM, ANNOTATION_DELETION_COST, type PodMigration, TERMINAL_PHASES } from '../api/types';
+import { ANNOTATION_CLAIM, ANNOTATION_DELETION_COST, ANNOTATION_MIGRATION_UID, LABEL_MIGRATION, type PodMigration, TERMINAL_PHASES } from '../api/types';
 import { MigrationFailure, ignoreNotFound, isConflict, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
-import { LOWEST_COST } from './handOver';
+import { LOWEST_COST } from '../migration/surge';
 
 const claimValue = (m: PodMigration) => `${m.metadata.name}/${m.metadata.uid}`;
 
@@ -14,19 +14,25 @@ const claimValue = (m: PodMigration) => `${m.metadata.name}/${m.metadata.uid}`;
 export const claimedBy = (pod: V1Pod | undefined, m: PodMigration): boolean => pod?.metadata?.annotations?.[ANNOTATION_CLAIM] === claimValue(m);
 
 /**
- * Makes `pod` this migration's (returns it as the API server now holds it), or throws MigrationInProgress naming the unfinished
- * migration that holds it. A claim left by a migration that has ended or is gone is taken
- * over. A conflict (the pod changed since it was read, perhaps claimed) is thrown as it is:
- * the reconcile is retried and reads the pod again.
+ * Makes `pod` this migration's (returns it as the API server now holds it), or throws
+ * MigrationInProgress naming the unfinished migration that holds it: by its claim, or as
+ * the pod that migration made (a copy, or a steered replacement), which is that migration's
+ * until it ends. A claim left by a migration that has ended or is gone is taken over. A
+ * conflict (the pod changed since it was read, perhaps claimed) is thrown as it is: the
+ * reconcile is retried and reads the pod again.
  */
 export async function claimSourcePod(client: KubeClient, migration: PodMigration, pod: V1Pod): Promise<V1Pod> {
   if (claimedBy(pod, migration)) return pod;
-  const current = pod.metadata?.annotations?.[ANNOTATION_CLAIM];
   const { namespace } = migration.metadata;
-  if (current) {
-    const holder = await unfinishedHolder(client, namespace, current);
+  const annotations = pod.metadata?.annotations ?? {};
+  const maker = pod.metadata?.labels?.[LABEL_MIGRATION];
+  const holders = [annotations[ANNOTATION_CLAIM], maker && annotations[ANNOTATION_MIGRATION_UID] ? `${maker}/${annotations[ANNOTATION_MIGRATION_UID]}` : undefined];
+  for (const h of holders) {
+    if (!h || h === claimValue(migration)) continue;
+    const holder = await unfinishedHolder(client, namespace, h);
     if (holder) {
-      throw new MigrationFailure('MigrationInProgress', `pod ${pod.metadata!.name} is already being migrated by PodMigration ${holder}`);
+      const how = h === holders[0] ? 'is already being migrated by' : 'was made by, and still belongs to,';
+      throw new MigrationFailure('MigrationInProgress', `pod ${pod.metadata!.name} ${how} PodMigration ${holder}, which has not ended`);
     }
   }
   return client.mergePatch<V1Pod>(paths.pod(namespace, pod.metadata!.name!), {
