@@ -174,7 +174,7 @@ it('is switched on by the config/api component: TLS from a mounted Secret, a Ser
 });
 
 it('serves over TLS from --api-cert-dir, acting with the caller’s token there too', async () => {
-  const { dir, ca } = servingCertDir('api-certs');
+  const { dir, ca } = await servingCertDir('api-certs');
   // Reconciling nothing (a namespace of its own): the facade is all that is asked of it.
   const tls = new OperatorProcess(`${ns}-idle`, ['--api-bind-address', '127.0.0.1:0', '--api-cert-dir', dir], `${ns}-tls`);
   tls.start();

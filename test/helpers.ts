@@ -55,10 +55,10 @@ export async function followPods(ns: string, check: (pods: readonly V1Pod[]) => 
 }
 
 /** A serving certificate for 127.0.0.1 written as tls.crt and tls.key into a directory of its own (the --*-cert-dir flags). */
-export function servingCertDir(name: string): { dir: string; ca: string } {
+export async function servingCertDir(name: string): Promise<{ dir: string; ca: string }> {
   const dir = join(CLUSTER_DIR, name);
   mkdirSync(dir, { recursive: true });
-  const c = issue(['localhost', '127.0.0.1']);
+  const c = await issue(['localhost', '127.0.0.1']);
   writeFileSync(join(dir, 'tls.crt'), c.cert);
   writeFileSync(join(dir, 'tls.key'), c.key);
   return { dir, ca: c.ca };

@@ -3,7 +3,8 @@
 // kept in a Secret in the operator's namespace, the CA bundle written into the operator's
 // own MutatingWebhookConfiguration, both renewed well before they expire. Every replica
 // runs this; the Secret's resourceVersion settles races between them.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPair, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 import forge from 'node-forge';
 import type { Logger } from 'pino';
 import { isAlreadyExists, isConflict, isNotFound } from '../errors';
@@ -23,8 +24,11 @@ function notAfter(pem: string): number {
   return forge.pki.certificateFromPem(pem).validity.notAfter.getTime();
 }
 
-function keyPair(): { privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+const generateRsa = promisify(generateKeyPair);
+
+/** An RSA key pair, generated off the event loop (2048 bits take hundreds of ms of CPU). */
+async function keyPair(): Promise<{ privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string }> {
+  const { privateKey } = await generateRsa('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
   const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
   return { privateKey: key, publicKey: forge.pki.setRsaPublicKey(key.n, key.e), pem: privateKey };
 }
@@ -64,10 +68,9 @@ function certificate(o: {
 }
 
 /** A new CA and a serving certificate for `dnsNames` signed by it. */
-export function issue(dnsNames: string[]): ServingCert {
-  const ca = keyPair();
+export async function issue(dnsNames: string[]): Promise<ServingCert> {
+  const [ca, leaf] = await Promise.all([keyPair(), keyPair()]);
   const caCert = certificate({ subject: 'podmigration-webhook-ca', publicKey: ca.publicKey, signer: ca.privateKey, issuer: [{ name: 'commonName', value: 'podmigration-webhook-ca' }], days: CA_DAYS, ca: true });
-  const leaf = keyPair();
   const cert = certificate({ subject: dnsNames[0], publicKey: leaf.publicKey, signer: ca.privateKey, issuer: caCert.subject.attributes, days: CERT_DAYS, ca: false, dnsNames });
   return { ca: forge.pki.certificateToPem(caCert), cert: forge.pki.certificateToPem(cert), key: leaf.pem };
 }
@@ -126,7 +129,7 @@ export class CertManager {
     }
     let c: ServingCert | undefined = secret && { ca: unb64(secret.data?.['ca.crt']), cert: unb64(secret.data?.['tls.crt']), key: unb64(secret.data?.['tls.key']) };
     if (needsRenewal(c)) {
-      const fresh = issue(this.o.dnsNames);
+      const fresh = await issue(this.o.dnsNames);
       const body: Secret = {
         metadata: { name: this.o.secretName, namespace: this.o.namespace, ...(secret ? { resourceVersion: secret.metadata.resourceVersion } : {}) },
         type: 'kubernetes.io/tls',
