@@ -1,7 +1,7 @@
 // The operator's HTTP endpoints: /healthz and /readyz for the kubelet's probes, /metrics
 // for Prometheus. Each runs on the address its flag names.
 import { type Server, createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server as NetServer } from 'node:net';
 
 export interface Reply {
   status: number;
@@ -16,6 +16,16 @@ export function parseAddress(address: string): { host?: string; port: number } {
   return { host: m[1] || undefined, port: Number(m[2]) };
 }
 
+/** Listens on `address` (host:port; :port for every interface); the port bound. */
+export async function listen(server: NetServer, address: string): Promise<number> {
+  const { host, port } = parseAddress(address);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return (server.address() as AddressInfo).port;
+}
+
 export async function serve(address: string, routes: Routes): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const route = routes[(req.url ?? '').split('?')[0]];
@@ -24,12 +34,7 @@ export async function serve(address: string, routes: Routes): Promise<{ server: 
       (e: unknown) => res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${String(e)}\n`),
     );
   });
-  const { host, port } = parseAddress(address);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  return { server, port: (server.address() as AddressInfo).port };
+  return { server, port: await listen(server, address) };
 }
 
 export function healthRoutes(ready: () => boolean): Routes {

@@ -87,8 +87,8 @@ Flags (environment variable in brackets):
                            serve the original migration REST API there (a facade over
                            PodMigrations that acts with each caller's bearer token); off
                            when unset or "0" [API_BIND_ADDRESS]
-  --api-cert-dir DIR       serve it over TLS with tls.crt and tls.key from DIR; required
-                           beyond loopback [API_CERT_DIR]
+  --api-cert-dir DIR       serve it over TLS with tls.crt and tls.key from DIR (read
+                           again when they change); required beyond loopback [API_CERT_DIR]
   --version                print the version and exit
   -h, --help               show this help
 `;

@@ -173,7 +173,7 @@ it('is switched on by the config/api component: TLS from a mounted Secret, a Ser
   expect(cert.spec).toMatchObject({ secretName: 'podmigration-api-cert', dnsNames: expect.arrayContaining(['podmigration-api.podmigration-system.svc']) });
 });
 
-it('serves over TLS from --api-cert-dir, acting with the caller’s token there too', async () => {
+it('serves over TLS from --api-cert-dir (reloaded when it changes), acting with the caller’s token there too', async () => {
   const { dir, ca } = await servingCertDir('api-certs');
   // Reconciling nothing (a namespace of its own): the facade is all that is asked of it.
   const tls = new OperatorProcess(`${ns}-idle`, ['--api-bind-address', '127.0.0.1:0', '--api-cert-dir', dir], `${ns}-tls`);
@@ -186,6 +186,9 @@ it('serves over TLS from --api-cert-dir, acting with the caller’s token there 
     expect((await get(`/api/v1/migrations/${ns}/migration-none`, tokens.reader)).status).toBe(404);
     // Plain HTTP is not spoken there.
     await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+    // A renewed certificate (cert-manager rewrites the mounted Secret) is served without a restart.
+    const renewed = await servingCertDir('api-certs');
+    expect(await eventually('the renewed certificate served', async () => (await httpsCall(port, '/health', renewed.ca)).status)).toBe(200);
   } finally {
     await tls.stop();
   }

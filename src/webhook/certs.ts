@@ -67,10 +67,10 @@ function certificate(o: {
   return cert;
 }
 
-/** A new CA and a serving certificate for `dnsNames` signed by it. */
-export async function issue(dnsNames: string[]): Promise<ServingCert> {
+/** A new CA (named `caName`) and a serving certificate for `dnsNames` signed by it. */
+export async function issue(dnsNames: string[], caName = 'podmigration-webhook-ca'): Promise<ServingCert> {
   const [ca, leaf] = await Promise.all([keyPair(), keyPair()]);
-  const caCert = certificate({ subject: 'podmigration-webhook-ca', publicKey: ca.publicKey, signer: ca.privateKey, issuer: [{ name: 'commonName', value: 'podmigration-webhook-ca' }], days: CA_DAYS, ca: true });
+  const caCert = certificate({ subject: caName, publicKey: ca.publicKey, signer: ca.privateKey, issuer: [{ name: 'commonName', value: caName }], days: CA_DAYS, ca: true });
   const cert = certificate({ subject: dnsNames[0], publicKey: leaf.publicKey, signer: ca.privateKey, issuer: caCert.subject.attributes, days: CERT_DAYS, ca: false, dnsNames });
   return { ca: forge.pki.certificateToPem(caCert), cert: forge.pki.certificateToPem(cert), key: leaf.pem };
 }
