@@ -162,13 +162,13 @@ it('is switched on by the config/api component: TLS from a mounted Secret, a Ser
   const deployment = docs.find((d) => d.kind === 'Deployment')!;
   const pod = (deployment.spec as unknown as { template: { spec: { containers: { env: { name: string; value?: string }[]; ports: { name: string; containerPort: number }[]; volumeMounts: { name: string; mountPath: string }[] }[]; volumes: { name: string; secret?: { secretName: string } }[] } } }).template.spec;
   const env = Object.fromEntries(pod.containers[0].env.map((e) => [e.name, e.value]));
-  expect(env).toMatchObject({ API_BIND_ADDRESS: ':8443', API_CERT_DIR: '/tmp/api-serving-certs' });
+  expect(env).toMatchObject({ API_BIND_ADDRESS: ':8444', API_CERT_DIR: '/tmp/api-serving-certs' });
   expect(pod.containers[0].volumeMounts).toEqual(expect.arrayContaining([{ name: 'api-cert', mountPath: '/tmp/api-serving-certs', readOnly: true }]));
   // Beside the webhook's certificate (the certmanager component), not instead of it.
   expect(pod.volumes.map((v) => v.secret?.secretName).sort()).toEqual(['podmigration-api-cert', 'podmigration-webhook-server-cert']);
   const service = docs.find((d) => d.kind === 'Service' && d.metadata.name === 'podmigration-api')!;
   expect(service.spec).toMatchObject({ ports: [{ port: 443, targetPort: 'api' }] });
-  expect(pod.containers[0].ports).toEqual(expect.arrayContaining([{ name: 'api', containerPort: 8443 }]));
+  expect(pod.containers[0].ports).toEqual(expect.arrayContaining([{ name: 'api', containerPort: 8444 }]));
   const cert = docs.find((d) => d.kind === 'Certificate' && d.metadata.name === 'podmigration-api-cert')!;
   expect(cert.spec).toMatchObject({ secretName: 'podmigration-api-cert', dnsNames: expect.arrayContaining(['podmigration-api.podmigration-system.svc']) });
 });

@@ -52,6 +52,9 @@ it('renders what config/default renders', () => {
     ['Role', 'podmigration-leader-election', 'rules'],
     ['Role', 'podmigration-webhook-cert', 'rules'],
     ['ClusterRoleBinding', 'podmigration-manager', 'subjects'],
+    ['ClusterRole', 'podmigration-metrics-auth', 'rules'],
+    ['ClusterRoleBinding', 'podmigration-metrics-auth', 'subjects'],
+    ['ClusterRole', 'podmigration-metrics-reader', 'rules'],
     ['MutatingWebhookConfiguration', 'podmigration-mutating-webhook', 'webhooks'],
     ['PodDisruptionBudget', 'podmigration-controller-manager', 'spec'],
     ['Service', 'podmigration-webhook-service', 'spec'],
@@ -98,6 +101,9 @@ it('honours its values', () => {
   const monitor = find(objs, 'ServiceMonitor', 'team-controller-manager');
   const service = find(objs, 'Service', 'team-controller-manager-metrics');
   expect(service.metadata.labels).toMatchObject((monitor.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels);
+  // It scrapes as config/prometheus does: HTTPS, Prometheus's own token.
+  const kustomizeMonitor = parse(readFileSync(join(ROOT, 'config/prometheus/monitor.yaml'), 'utf8'))[0];
+  expect((monitor.spec as { endpoints: unknown }).endpoints).toEqual((kustomizeMonitor.spec as { endpoints: unknown }).endpoints);
   expect(JSON.stringify(find(objs, 'PrometheusRule', 'team-operator').spec)).toContain('PodMigrationsStuck');
   expect(find(objs, 'CustomResourceDefinition', CRD).metadata.annotations?.['helm.sh/resource-policy']).toBeUndefined();
   // The REST facade: off by default; on, it needs a TLS Secret and gets a Service.
@@ -107,10 +113,20 @@ it('honours its values', () => {
   expect(refused.stderr).toMatch(/api.tlsSecretName is required/);
   const api = template('api.enabled=true', 'api.tlsSecretName=api-tls');
   const withApi = find(api, 'Deployment', 'podmigration-controller-manager');
-  expect(container(withApi).env).toEqual(expect.arrayContaining([{ name: 'API_BIND_ADDRESS', value: ':8443' }, { name: 'API_CERT_DIR', value: '/tmp/api-serving-certs' }]));
+  expect(container(withApi).env).toEqual(expect.arrayContaining([{ name: 'API_BIND_ADDRESS', value: ':8444' }, { name: 'API_CERT_DIR', value: '/tmp/api-serving-certs' }]));
   expect(podSpec(withApi).volumes).toEqual([{ name: 'api-cert', secret: { secretName: 'api-tls' } }]);
   expect(find(api, 'Service', 'podmigration-api').spec).toMatchObject({ ports: [{ port: 443, targetPort: 'api' }] });
   expect(find(template(), 'CustomResourceDefinition', CRD).metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+  // Metrics with a certificate of one's own (cert-manager's): mounted, and checked by the ServiceMonitor.
+  const certified = template('metrics.tlsSecretName=metrics-tls', 'metrics.serviceMonitor.enabled=true', 'api.enabled=true', 'api.tlsSecretName=api-tls');
+  const withCert = find(certified, 'Deployment', 'podmigration-controller-manager');
+  expect(container(withCert).args).toContain('--metrics-cert-dir=/tmp/metrics-serving-certs');
+  expect(container(withCert).volumeMounts).toEqual(expect.arrayContaining([{ name: 'metrics-cert', mountPath: '/tmp/metrics-serving-certs', readOnly: true }]));
+  expect(podSpec(withCert).volumes).toEqual([{ name: 'api-cert', secret: { secretName: 'api-tls' } }, { name: 'metrics-cert', secret: { secretName: 'metrics-tls' } }]);
+  expect((find(certified, 'ServiceMonitor', 'podmigration-controller-manager').spec as { endpoints: { tlsConfig: unknown }[] }).endpoints[0].tlsConfig).toEqual({
+    ca: { secret: { name: 'metrics-tls', key: 'ca.crt' } },
+    serverName: 'podmigration-controller-manager-metrics.podmigration-system.svc',
+  });
 });
 
 it('installs, upgrades and uninstalls on the real API server, and keeps the CRD', () => {
