@@ -15,5 +15,5 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 USER 65532:65532
-EXPOSE 8080 8081
+EXPOSE 8081 8443
 ENTRYPOINT ["/nodejs/bin/node", "dist/main.js"]

@@ -9,9 +9,11 @@ const SRC = __dirname;
 /** Lower first. Files directly in src/ are named by their base name. */
 const LAYERS: string[][] = [
   ['api', 'version'],
-  ['errors', 'http', 'metrics', 'logformat'],
+  ['errors', 'metrics', 'logformat', 'certificates'],
+  ['tls'],
+  ['http'],
   ['kube'],
-  ['migration'],
+  ['auth', 'migration'],
   ['actions'],
   ['modes'],
   ['steps'],

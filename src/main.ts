@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import pino from 'pino';
+import { delegatedAuth } from './auth';
 import { Controller } from './controller/controller';
 import { healthRoutes, serve } from './http';
 import { KubeClient } from './kube/client';
@@ -10,6 +11,7 @@ import { LeaderElector } from './leaderelection';
 import { serveFacade } from './facade/server';
 import { textLines } from './logformat';
 import { USAGE, UsageError, parseOptions } from './options';
+import { selfIssued } from './tls';
 import { VERSION } from './version';
 import { WebhookArming } from './webhook/arming';
 import { WEBHOOK_PATH, liveMigrations, serveWebhook } from './webhook/server';
@@ -85,12 +87,14 @@ async function main(): Promise<number> {
     const { port } = await serve(opts.healthProbeAddress, healthRoutes(ready));
     log.info({ address: opts.healthProbeAddress, port }, 'serving /healthz and /readyz');
   }
-  if (opts.metricsAddress) {
+  if (opts.metrics) {
+    const { address, secure, certDir } = opts.metrics;
     const registry = controller.metrics.registry;
-    const { port } = await serve(opts.metricsAddress, {
-      '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }),
-    });
-    log.info({ address: opts.metricsAddress, port }, 'serving /metrics');
+    const routes = { '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }) };
+    // Beyond loopback: HTTPS, for callers the API server authenticates and authorizes.
+    const secureServing = secure ? { tls: certDir ?? (await selfIssued('podmigration-metrics')), guard: delegatedAuth(new KubeClient(kc), log), log } : undefined;
+    const { port } = await serve(address, routes, secureServing);
+    log.info({ address, port, secure, certDir }, 'serving /metrics');
   }
   if (opts.webhook) {
     // Every replica serves the webhook (the Service picks any), leader or not, from its own

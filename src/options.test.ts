@@ -10,7 +10,7 @@ describe('parseOptions', () => {
       logLevel: 'info',
       logFormat: 'json',
       healthProbeAddress: '127.0.0.1:8081',
-      metricsAddress: '127.0.0.1:8080',
+      metrics: { address: '127.0.0.1:8080', secure: false, certDir: undefined },
       leaderElection: undefined,
       steerOwnerKinds: ['apps/StatefulSet', 'batch/Job'],
     });
@@ -29,6 +29,16 @@ describe('parseOptions', () => {
     expect(parseOptions(['--api-bind-address', '0'], {})).toMatchObject({ api: undefined });
   });
 
+  it('serves /metrics as plain HTTP only on loopback, and when nothing asks for more', () => {
+    const metrics = (argv: string[], env: NodeJS.ProcessEnv = {}) => (parseOptions(argv, env) as { metrics?: object }).metrics;
+    expect(metrics(['--metrics-bind-address', 'localhost:8080'])).toEqual({ address: 'localhost:8080', secure: false, certDir: undefined });
+    expect(metrics(['--metrics-bind-address', ':8443'])).toEqual({ address: ':8443', secure: true, certDir: undefined });
+    expect(metrics([], { METRICS_BIND_ADDRESS: '0.0.0.0:8443', METRICS_CERT_DIR: '/certs' })).toEqual({ address: '0.0.0.0:8443', secure: true, certDir: '/certs' });
+    expect(metrics(['--metrics-secure'])).toMatchObject({ address: '127.0.0.1:8080', secure: true });
+    expect(metrics([], { METRICS_SECURE: 'true' })).toMatchObject({ secure: true });
+    expect(metrics(['--metrics-cert-dir', '/certs'])).toMatchObject({ address: '127.0.0.1:8080', secure: true });
+  });
+
   it('answers --version and reads --log-format', () => {
     expect(parseOptions(['--version'], {})).toBe('version');
     expect(parseOptions([], { LOG_FORMAT: 'text' })).toMatchObject({ logFormat: 'text' });
@@ -41,7 +51,7 @@ describe('parseOptions', () => {
       LEADER_ELECT: 'true',
       POD_NAMESPACE: 'ops',
     });
-    expect(o).toMatchObject({ kubeconfig: '/k', namespace: 'ml', workers: 8, logLevel: 'debug', metricsAddress: undefined });
+    expect(o).toMatchObject({ kubeconfig: '/k', namespace: 'ml', workers: 8, logLevel: 'debug', metrics: undefined });
     expect(parseOptions(['--max-concurrent-reconciles', '16', '--max-migrations-in-flight', '50'], { MAX_MIGRATIONS_PER_NODE: '7' })).toMatchObject({
       workers: 16,
       limits: { cluster: 50, perNode: 7 },

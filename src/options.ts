@@ -1,7 +1,7 @@
 // Command-line flags (each also readable from an environment variable).
 import { parseArgs } from 'node:util';
 import { DEFAULT_LIMITS, type Limits } from './controller/inflight';
-import { parseAddress } from './http';
+import { isLoopback, parseAddress } from './http';
 import { DEFAULT_STEER_OWNER_KINDS } from './migration/owners';
 
 export interface Options {
@@ -13,7 +13,13 @@ export interface Options {
   logLevel: string;
   logFormat: 'json' | 'text';
   healthProbeAddress?: string;
-  metricsAddress?: string;
+  /** Prometheus /metrics: over HTTPS, for callers the API server authorizes, unless on loopback. */
+  metrics?: {
+    address: string;
+    secure: boolean;
+    /** tls.crt and tls.key (reloaded when they change); a self-issued certificate otherwise. */
+    certDir?: string;
+  };
   /** Serve the admission webhook that steers owners' replacement pods (Steer mode). */
   webhook?: {
     address: string;
@@ -63,7 +69,17 @@ Flags (environment variable in brackets):
                            (default 127.0.0.1:8081) [HEALTH_PROBE_BIND_ADDRESS]
   --metrics-bind-address HOST:PORT
                            serve Prometheus /metrics there; "0" turns it off
-                           (default 127.0.0.1:8080) [METRICS_BIND_ADDRESS]
+                           (default 127.0.0.1:8080) [METRICS_BIND_ADDRESS]; beyond
+                           loopback only securely (--metrics-secure)
+  --metrics-secure         serve /metrics over HTTPS, and only to callers whose bearer
+                           token the API server authenticates (TokenReview) and
+                           authorizes for get on /metrics (SubjectAccessReview, as the
+                           metrics-reader ClusterRole grants); always on beyond loopback
+                           [METRICS_SECURE=true]
+  --metrics-cert-dir DIR   serve it with tls.crt and tls.key from DIR (read again when
+                           they change; turns --metrics-secure on); otherwise with a
+                           certificate the operator issues itself at start
+                           [METRICS_CERT_DIR]
   --leader-elect           only the holder of a coordination.k8s.io Lease reconciles; run
                            more than one replica only with this on [LEADER_ELECT=true]
   --leader-election-namespace NS
@@ -94,8 +110,8 @@ Flags (environment variable in brackets):
                            serve the original migration REST API there (a facade over
                            PodMigrations that acts with each caller's bearer token); off
                            when unset or "0" [API_BIND_ADDRESS]
-  --api-cert-dir DIR       serve it over TLS with tls.crt and tls.key from DIR; required
-                           beyond loopback [API_CERT_DIR]
+  --api-cert-dir DIR       serve it over TLS with tls.crt and tls.key from DIR (read
+                           again when they change); required beyond loopback [API_CERT_DIR]
   --version                print the version and exit
   -h, --help               show this help
 `;
@@ -103,8 +119,6 @@ Flags (environment variable in brackets):
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
 export class UsageError extends Error {}
-
-const isLoopback = (host: string | undefined) => !!host && (/^127\.\d+\.\d+\.\d+$/.test(host) || host === '::1' || host === '[::1]' || host === 'localhost');
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 'help' | 'version' {
   let values;
@@ -121,6 +135,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         'log-level': { type: 'string' },
         'health-probe-bind-address': { type: 'string' },
         'metrics-bind-address': { type: 'string' },
+        'metrics-secure': { type: 'boolean' },
+        'metrics-cert-dir': { type: 'string' },
         'leader-elect': { type: 'boolean' },
         'leader-election-namespace': { type: 'string' },
         'leader-election-id': { type: 'string' },
@@ -180,6 +196,15 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   };
   const healthProbeAddress = address('health-probe-bind-address', env.HEALTH_PROBE_BIND_ADDRESS, '127.0.0.1:8081');
   const metricsAddress = address('metrics-bind-address', env.METRICS_BIND_ADDRESS, '127.0.0.1:8080');
+  const metricsCertDir = values['metrics-cert-dir'] ?? (env.METRICS_CERT_DIR || undefined);
+  // Plain HTTP only on loopback, and only when nothing asks for more.
+  const metrics = metricsAddress
+    ? {
+        address: metricsAddress,
+        secure: !isLoopback(parseAddress(metricsAddress).host) || (values['metrics-secure'] ?? env.METRICS_SECURE === 'true') || !!metricsCertDir,
+        certDir: metricsCertDir,
+      }
+    : undefined;
   const webhookAddress = address('webhook-bind-address', env.WEBHOOK_BIND_ADDRESS, '0');
   const apiAddress = address('api-bind-address', env.API_BIND_ADDRESS, '0');
   const apiCertDir = values['api-cert-dir'] ?? (env.API_CERT_DIR || undefined);
@@ -229,7 +254,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
     api,
     leaderElection,
     healthProbeAddress,
-    metricsAddress,
+    metrics,
     kubeconfig: values.kubeconfig ?? (env.KUBECONFIG || undefined),
     namespace: values.namespace ?? (env.WATCH_NAMESPACE || undefined),
     workers,

@@ -162,19 +162,19 @@ it('is switched on by the config/api component: TLS from a mounted Secret, a Ser
   const deployment = docs.find((d) => d.kind === 'Deployment')!;
   const pod = (deployment.spec as unknown as { template: { spec: { containers: { env: { name: string; value?: string }[]; ports: { name: string; containerPort: number }[]; volumeMounts: { name: string; mountPath: string }[] }[]; volumes: { name: string; secret?: { secretName: string } }[] } } }).template.spec;
   const env = Object.fromEntries(pod.containers[0].env.map((e) => [e.name, e.value]));
-  expect(env).toMatchObject({ API_BIND_ADDRESS: ':8443', API_CERT_DIR: '/tmp/api-serving-certs' });
+  expect(env).toMatchObject({ API_BIND_ADDRESS: ':8444', API_CERT_DIR: '/tmp/api-serving-certs' });
   expect(pod.containers[0].volumeMounts).toEqual(expect.arrayContaining([{ name: 'api-cert', mountPath: '/tmp/api-serving-certs', readOnly: true }]));
   // Beside the webhook's certificate (the certmanager component), not instead of it.
   expect(pod.volumes.map((v) => v.secret?.secretName).sort()).toEqual(['podmigration-api-cert', 'podmigration-webhook-server-cert']);
   const service = docs.find((d) => d.kind === 'Service' && d.metadata.name === 'podmigration-api')!;
   expect(service.spec).toMatchObject({ ports: [{ port: 443, targetPort: 'api' }] });
-  expect(pod.containers[0].ports).toEqual(expect.arrayContaining([{ name: 'api', containerPort: 8443 }]));
+  expect(pod.containers[0].ports).toEqual(expect.arrayContaining([{ name: 'api', containerPort: 8444 }]));
   const cert = docs.find((d) => d.kind === 'Certificate' && d.metadata.name === 'podmigration-api-cert')!;
   expect(cert.spec).toMatchObject({ secretName: 'podmigration-api-cert', dnsNames: expect.arrayContaining(['podmigration-api.podmigration-system.svc']) });
 });
 
-it('serves over TLS from --api-cert-dir, acting with the caller’s token there too', async () => {
-  const { dir, ca } = servingCertDir('api-certs');
+it('serves over TLS from --api-cert-dir (reloaded when it changes), acting with the caller’s token there too', async () => {
+  const { dir, ca } = await servingCertDir('api-certs');
   // Reconciling nothing (a namespace of its own): the facade is all that is asked of it.
   const tls = new OperatorProcess(`${ns}-idle`, ['--api-bind-address', '127.0.0.1:0', '--api-cert-dir', dir], `${ns}-tls`);
   tls.start();
@@ -186,6 +186,9 @@ it('serves over TLS from --api-cert-dir, acting with the caller’s token there 
     expect((await get(`/api/v1/migrations/${ns}/migration-none`, tokens.reader)).status).toBe(404);
     // Plain HTTP is not spoken there.
     await expect(fetch(`http://127.0.0.1:${port}/health`)).rejects.toThrow();
+    // A renewed certificate (cert-manager rewrites the mounted Secret) is served without a restart.
+    const renewed = await servingCertDir('api-certs');
+    expect(await eventually('the renewed certificate served', async () => (await httpsCall(port, '/health', renewed.ca)).status)).toBe(200);
   } finally {
     await tls.stop();
   }

@@ -28,11 +28,35 @@ const find = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kin
 const container = (deployment: Obj) => (deployment.spec as { template: { spec: { containers: Record<string, unknown>[] } } }).template.spec.containers[0];
 const podSpec = (deployment: Obj) => (deployment.spec as { template: { spec: Record<string, unknown> } }).template.spec;
 
+/** The release `template` renders, and the prefix of its objects' names. */
+const RELEASE = 'pm';
+const PREFIX = 'pm-podmigration-operator';
+
 function template(...set: string[]): Obj[] {
-  const r = helm(['template', 'podmigration', CHART, '-n', 'podmigration-system', ...set.flatMap((s) => ['--set', s])]);
+  const r = helm(['template', RELEASE, CHART, '-n', 'podmigration-system', ...set.flatMap((s) => ['--set', s])]);
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
   return parse(r.stdout);
+}
+
+/**
+ * An install's objects by role (kind, namespace and name without the install's prefix), each
+ * with the names of the install's objects replaced by their roles wherever they appear
+ * (bindings, the webhook's Service, resourceNames; not label values) and without the
+ * release's instance label: what a kustomize install and a Helm release must agree on,
+ * whatever their names.
+ */
+function byRole(objs: Obj[], prefix: string): Map<string, Obj> {
+  const role = (name: string) => (name.startsWith(`${prefix}-`) ? `<${name.slice(prefix.length + 1)}>` : name);
+  const names = new Set(objs.map((o) => o.metadata.name));
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return names.has(v) ? role(v) : v;
+    if (Array.isArray(v)) return v.map(walk);
+    // Label values (keys such as app.kubernetes.io/name) are not names.
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'app.kubernetes.io/instance').map(([k, x]) => [k, k.includes('/') ? x : walk(x)]));
+    return v;
+  };
+  return new Map(objs.map((o) => [`${o.kind}/${o.metadata.namespace ?? ''}/${role(o.metadata.name)}`, walk(o) as Obj]));
 }
 
 it('lints clean', () => {
@@ -41,30 +65,41 @@ it('lints clean', () => {
   expect(r.code).toBe(0);
 });
 
-it('renders what config/default renders', () => {
-  const chart = template();
-  const kustomized = parse(kubectl(['kustomize', join(ROOT, 'config/default')]).stdout).filter((o) => o.kind !== 'Namespace');
-  const ids = (objs: Obj[]) => objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`).sort();
-  expect(ids(chart)).toEqual(ids(kustomized));
-  // The same permissions, webhook, budget, services and CRD.
-  for (const [kind, name, field] of [
-    ['ClusterRole', 'podmigration-manager', 'rules'],
-    ['Role', 'podmigration-leader-election', 'rules'],
-    ['Role', 'podmigration-webhook-cert', 'rules'],
-    ['ClusterRoleBinding', 'podmigration-manager', 'subjects'],
-    ['MutatingWebhookConfiguration', 'podmigration-mutating-webhook', 'webhooks'],
-    ['PodDisruptionBudget', 'podmigration-controller-manager', 'spec'],
-    ['Service', 'podmigration-webhook-service', 'spec'],
-    ['Service', 'podmigration-controller-manager-metrics', 'spec'],
-    ['CustomResourceDefinition', CRD, 'spec'],
-  ]) {
-    expect([kind, name, find(chart, kind, name)[field]]).toEqual([kind, name, find(kustomized, kind, name)[field]]);
+it('names everything after the release, and nothing as the kustomize install does', () => {
+  const kustomized = new Set(parse(kubectl(['kustomize', join(ROOT, 'config/default')]).stdout).map((o) => `${o.kind}/${o.metadata.name}`));
+  for (const o of template().filter((o) => o.kind !== 'CustomResourceDefinition')) {
+    expect(o.metadata.name.startsWith(`${PREFIX}-`)).toBe(true);
+    expect(kustomized.has(`${o.kind}/${o.metadata.name}`)).toBe(false);
   }
-  const [c, k] = [find(chart, 'Deployment', 'podmigration-controller-manager'), find(kustomized, 'Deployment', 'podmigration-controller-manager')];
+  // The release's name alone when it holds the chart's; fullnameOverride outright.
+  expect(find(template(), 'ClusterRole', `${PREFIX}-manager`)).toBeDefined();
+  const own = parse(helm(['template', 'podmigration-operator', CHART]).stdout);
+  expect(find(own, 'ClusterRole', 'podmigration-operator-manager')).toBeDefined();
+  expect(find(template('fullnameOverride=team'), 'ClusterRole', 'team-manager')).toBeDefined();
+  // Long release names are cut so that every Service name stays a DNS label.
+  const long = parse(helm(['template', 'a'.repeat(50), CHART]).stdout);
+  for (const svc of long.filter((o) => o.kind === 'Service')) expect(svc.metadata.name.length).toBeLessThanOrEqual(63);
+});
+
+it('renders what config/default renders, object by object', () => {
+  const chart = byRole(template(), PREFIX);
+  const kustomized = byRole(
+    parse(kubectl(['kustomize', join(ROOT, 'config/default')]).stdout).filter((o) => o.kind !== 'Namespace'),
+    'podmigration',
+  );
+  expect([...chart.keys()].sort()).toEqual([...kustomized.keys()].sort());
+  // The same permissions, bindings, webhook, budget, services and CRD: all but the metadata.
+  for (const [id, k] of kustomized) {
+    if (k.kind === 'Deployment') continue;
+    const { metadata: _c, ...c } = chart.get(id)!;
+    const { metadata: _k, ...rest } = k;
+    expect([id, c]).toEqual([id, rest]);
+  }
+  const [c, k] = [chart.get('Deployment/podmigration-system/<controller-manager>')!, kustomized.get('Deployment/podmigration-system/<controller-manager>')!];
   for (const field of ['securityContext', 'ports', 'livenessProbe', 'readinessProbe', 'resources', 'env']) expect([field, container(c)[field]]).toEqual([field, container(k)[field]]);
   for (const field of ['securityContext', 'topologySpreadConstraints', 'serviceAccountName']) expect([field, podSpec(c)[field]]).toEqual([field, podSpec(k)[field]]);
   expect((c.spec as { replicas: number }).replicas).toBe((k.spec as { replicas: number }).replicas);
-  // The chart names its objects to the operator outright (they follow fullnameOverride).
+  // The chart names its objects to the operator outright (they follow the release).
   const chartOnly = /^--(leader-election-id|webhook-secret-name|webhook-config-name|webhook-service-name|log-format)=/;
   expect((container(c).args as string[]).filter((a) => !chartOnly.test(a)).sort()).toEqual([...(container(k).args as string[])].sort());
   // Copies of files elsewhere in the repository, kept identical.
@@ -98,19 +133,32 @@ it('honours its values', () => {
   const monitor = find(objs, 'ServiceMonitor', 'team-controller-manager');
   const service = find(objs, 'Service', 'team-controller-manager-metrics');
   expect(service.metadata.labels).toMatchObject((monitor.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels);
+  // It scrapes as config/prometheus does: HTTPS, Prometheus's own token.
+  const kustomizeMonitor = parse(readFileSync(join(ROOT, 'config/prometheus/monitor.yaml'), 'utf8'))[0];
+  expect((monitor.spec as { endpoints: unknown }).endpoints).toEqual((kustomizeMonitor.spec as { endpoints: unknown }).endpoints);
   expect(JSON.stringify(find(objs, 'PrometheusRule', 'team-operator').spec)).toContain('PodMigrationsStuck');
   expect(find(objs, 'CustomResourceDefinition', CRD).metadata.annotations?.['helm.sh/resource-policy']).toBeUndefined();
   // The REST facade: off by default; on, it needs a TLS Secret and gets a Service.
-  expect(template().some((o) => o.metadata.name === 'podmigration-api')).toBe(false);
+  expect(template().some((o) => o.metadata.name === `${PREFIX}-api`)).toBe(false);
   const refused = helm(['template', 'podmigration', CHART, '--set', 'api.enabled=true']);
   expect(refused.code).not.toBe(0);
   expect(refused.stderr).toMatch(/api.tlsSecretName is required/);
   const api = template('api.enabled=true', 'api.tlsSecretName=api-tls');
-  const withApi = find(api, 'Deployment', 'podmigration-controller-manager');
-  expect(container(withApi).env).toEqual(expect.arrayContaining([{ name: 'API_BIND_ADDRESS', value: ':8443' }, { name: 'API_CERT_DIR', value: '/tmp/api-serving-certs' }]));
+  const withApi = find(api, 'Deployment', `${PREFIX}-controller-manager`);
+  expect(container(withApi).env).toEqual(expect.arrayContaining([{ name: 'API_BIND_ADDRESS', value: ':8444' }, { name: 'API_CERT_DIR', value: '/tmp/api-serving-certs' }]));
   expect(podSpec(withApi).volumes).toEqual([{ name: 'api-cert', secret: { secretName: 'api-tls' } }]);
-  expect(find(api, 'Service', 'podmigration-api').spec).toMatchObject({ ports: [{ port: 443, targetPort: 'api' }] });
+  expect(find(api, 'Service', `${PREFIX}-api`).spec).toMatchObject({ ports: [{ port: 443, targetPort: 'api' }] });
   expect(find(template(), 'CustomResourceDefinition', CRD).metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+  // Metrics with a certificate of one's own (cert-manager's): mounted, and checked by the ServiceMonitor.
+  const certified = template('metrics.tlsSecretName=metrics-tls', 'metrics.serviceMonitor.enabled=true', 'api.enabled=true', 'api.tlsSecretName=api-tls');
+  const withCert = find(certified, 'Deployment', `${PREFIX}-controller-manager`);
+  expect(container(withCert).args).toContain('--metrics-cert-dir=/tmp/metrics-serving-certs');
+  expect(container(withCert).volumeMounts).toEqual(expect.arrayContaining([{ name: 'metrics-cert', mountPath: '/tmp/metrics-serving-certs', readOnly: true }]));
+  expect(podSpec(withCert).volumes).toEqual([{ name: 'api-cert', secret: { secretName: 'api-tls' } }, { name: 'metrics-cert', secret: { secretName: 'metrics-tls' } }]);
+  expect((find(certified, 'ServiceMonitor', `${PREFIX}-controller-manager`).spec as { endpoints: { tlsConfig: unknown }[] }).endpoints[0].tlsConfig).toEqual({
+    ca: { secret: { name: 'metrics-tls', key: 'ca.crt' } },
+    serverName: `${PREFIX}-controller-manager-metrics.podmigration-system.svc`,
+  });
 });
 
 it('installs, upgrades and uninstalls on the real API server, and keeps the CRD', () => {
@@ -157,4 +205,63 @@ it('installs, upgrades and uninstalls on the real API server, and keeps the CRD'
     helm(['uninstall', release, '-n', ns]);
     kubectl(['delete', 'namespace', ns, '--wait=false']);
   }
+});
+
+it('installs beside the kustomize install (crds.install=false), and two releases in two namespaces side by side', () => {
+  // This control plane holds config/rbac (podmigration-manager, podmigration-operator in
+  // podmigration-system, ...) and the CRD, as a kustomize install leaves them.
+  const suffix = randomBytes(3).toString('hex');
+  const releases = [
+    { name: `pm-a-${suffix}`, ns: 'podmigration-system' },
+    { name: `pm-b-${suffix}`, ns: `helm-b-${suffix}` },
+  ].map((r) => ({ ...r, prefix: `${r.name}-podmigration-operator` }));
+  const kustomizeRole = () => JSON.parse(kubectl(['get', 'clusterrole', 'podmigration-manager', '-o', 'json']).stdout) as { metadata: { resourceVersion: string; annotations?: Record<string, string> } };
+  const before = kustomizeRole();
+  try {
+    for (const r of releases) {
+      // One replica, webhook on: its configuration, Service and Secret names must not collide either.
+      const installed = helm(['install', r.name, CHART, '-n', r.ns, '--create-namespace', '--set', 'crds.install=false', '--set', 'replicaCount=1', '--set', 'image.tag=test']);
+      expect([r.name, installed.stderr]).toEqual([r.name, '']);
+      expect(installed.stdout).toMatch(/STATUS: deployed/);
+      expect(installed.stdout).toContain(`ClusterRole ${r.prefix}-metrics-reader`);
+      expect(helm(['get', 'manifest', r.name, '-n', r.ns]).stdout).not.toMatch(/^kind: CustomResourceDefinition$/m);
+    }
+    for (const [r, other] of [releases, [...releases].reverse()]) {
+      const args = container(JSON.parse(kubectl(['get', 'deployment', `${r.prefix}-controller-manager`, '-n', r.ns, '-o', 'json']).stdout) as Obj).args;
+      expect(args).toEqual(
+        expect.arrayContaining([
+          `--leader-election-id=${r.prefix}-operator`,
+          `--webhook-config-name=${r.prefix}-mutating-webhook`,
+          `--webhook-service-name=${r.prefix}-webhook-service`,
+          `--webhook-secret-name=${r.prefix}-webhook-cert`,
+        ]),
+      );
+      const webhook = JSON.parse(kubectl(['get', 'mutatingwebhookconfiguration', `${r.prefix}-mutating-webhook`, '-o', 'json']).stdout).webhooks[0];
+      expect(webhook.clientConfig.service).toMatchObject({ name: `${r.prefix}-webhook-service`, namespace: r.ns });
+      // Each release's identity has the operator's rights, on its own objects and not on the others'.
+      const can = (...what: string[]) => kubectl(['auth', 'can-i', ...what, '--as', `system:serviceaccount:${r.ns}:${r.prefix}-operator`]).stdout.trim();
+      expect(can('create', 'pods/eviction', '-n', 'default')).toBe('yes');
+      expect(can('create', 'tokenreviews.authentication.k8s.io')).toBe('yes');
+      expect(can('update', 'leases', '-n', r.ns)).toBe('yes');
+      expect(can('update', `mutatingwebhookconfiguration/${r.prefix}-mutating-webhook`)).toBe('yes');
+      expect(can('get', `secret/${r.prefix}-webhook-cert`, '-n', r.ns)).toBe('yes');
+      expect(can('update', `mutatingwebhookconfiguration/${other.prefix}-mutating-webhook`)).toBe('no');
+      expect(can('update', 'mutatingwebhookconfiguration/podmigration-mutating-webhook')).toBe('no');
+      // Its Services select its own pods only.
+      const selector = JSON.parse(kubectl(['get', 'service', `${r.prefix}-webhook-service`, '-n', r.ns, '-o', 'json']).stdout).spec.selector;
+      expect(selector).toMatchObject({ 'app.kubernetes.io/instance': r.name });
+    }
+    // The kustomize install is untouched, and not taken over by either release.
+    const after = kustomizeRole();
+    expect(after.metadata).toMatchObject({ resourceVersion: before.metadata.resourceVersion });
+    expect(after.metadata.annotations?.['meta.helm.sh/release-name']).toBeUndefined();
+  } finally {
+    for (const r of releases) helm(['uninstall', r.name, '-n', r.ns, '--wait']);
+    kubectl(['delete', 'namespace', releases[1].ns, '--wait=false']);
+  }
+  // Uninstalling the releases leaves the kustomize install's objects.
+  expect(kubectl(['get', 'clusterrole', 'podmigration-manager']).code).toBe(0);
+  expect(kubectl(['get', 'serviceaccount', 'podmigration-operator', '-n', 'podmigration-system']).code).toBe(0);
+  expect(kubectl(['get', 'crd', CRD]).code).toBe(0);
+  for (const r of releases) expect(kubectl(['get', 'clusterrole', `${r.prefix}-manager`]).code).not.toBe(0);
 });

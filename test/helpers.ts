@@ -12,7 +12,7 @@ import { KubeConfig } from '../src/kube/config';
 import { Informer } from '../src/kube/informer';
 import pino from 'pino';
 import { request as httpsRequest } from 'node:https';
-import { issue } from '../src/webhook/certs';
+import { issue } from '../src/certificates';
 import { parse, stringify } from 'yaml';
 import { CLUSTER_DIR, ROOT, testEnv } from './cluster/provider';
 
@@ -55,10 +55,10 @@ export async function followPods(ns: string, check: (pods: readonly V1Pod[]) => 
 }
 
 /** A serving certificate for 127.0.0.1 written as tls.crt and tls.key into a directory of its own (the --*-cert-dir flags). */
-export function servingCertDir(name: string): { dir: string; ca: string } {
+export async function servingCertDir(name: string): Promise<{ dir: string; ca: string }> {
   const dir = join(CLUSTER_DIR, name);
   mkdirSync(dir, { recursive: true });
-  const c = issue(['localhost', '127.0.0.1']);
+  const c = await issue(['localhost', '127.0.0.1']);
   writeFileSync(join(dir, 'tls.crt'), c.cert);
   writeFileSync(join(dir, 'tls.key'), c.key);
   return { dir, ca: c.ca };

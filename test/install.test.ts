@@ -30,7 +30,11 @@ it('applies config/default on the real API server', () => {
     'serviceaccount/podmigration-operator',
     'clusterrole.rbac.authorization.k8s.io/podmigration-manager',
     'clusterrolebinding.rbac.authorization.k8s.io/podmigration-manager',
+    'clusterrole.rbac.authorization.k8s.io/podmigration-metrics-auth',
+    'clusterrolebinding.rbac.authorization.k8s.io/podmigration-metrics-auth',
+    'clusterrole.rbac.authorization.k8s.io/podmigration-metrics-reader',
     'deployment.apps/podmigration-controller-manager',
+    'service/podmigration-controller-manager-metrics',
     'service/podmigration-webhook-service',
     'mutatingwebhookconfiguration.admissionregistration.k8s.io/podmigration-mutating-webhook',
   ]) {
@@ -41,6 +45,11 @@ it('applies config/default on the real API server', () => {
   expect(pod.serviceAccountName).toBe('podmigration-operator');
   expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
   expect(pod.containers[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+  // Metrics over HTTPS on :8443 (beyond loopback the operator serves them no other way).
+  expect(pod.containers[0].args).toContain('--metrics-bind-address=:8443');
+  expect(pod.containers[0].ports).toEqual(expect.arrayContaining([{ name: 'metrics', containerPort: 8443, protocol: 'TCP' }]));
+  const service = JSON.parse(kubectl(['get', 'service', 'podmigration-controller-manager-metrics', '-n', 'podmigration-system', '-o', 'json']).stdout);
+  expect(service.spec.ports).toEqual([expect.objectContaining({ name: 'https', port: 8443, targetPort: 'metrics' })]);
 });
 
 it('applies the one-file bundle of make build-installer, with the image IMG names', () => {
@@ -60,15 +69,25 @@ it('applies the one-file bundle of make build-installer, with the image IMG name
 });
 
 it('grants the operator no write on nodes, no secrets but its own, and no wildcards', () => {
-  const role = JSON.parse(kubectl(['get', 'clusterrole', 'podmigration-manager', '-o', 'json']).stdout);
-  const election = JSON.parse(kubectl(['get', 'role', 'podmigration-leader-election', '-n', 'podmigration-system', '-o', 'json']).stdout);
+  const get = (...what: string[]) => JSON.parse(kubectl(['get', ...what, '-o', 'json']).stdout);
+  const role = get('clusterrole', 'podmigration-manager');
+  const election = get('role', 'podmigration-leader-election', '-n', 'podmigration-system');
+  const metricsAuth = get('clusterrole', 'podmigration-metrics-auth');
+  const metricsReader = get('clusterrole', 'podmigration-metrics-reader');
   expect(election.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] }]);
-  for (const rule of [...role.rules, ...election.rules] as { apiGroups: string[]; resources: string[]; verbs: string[] }[]) {
+  // Secure metrics: the operator may only ask who a scraper is and what it may do; scrapers may only get /metrics.
+  expect(metricsAuth.rules).toEqual([
+    { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+    { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
+  ]);
+  expect(metricsReader.rules).toEqual([{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
+  for (const rule of [...role.rules, ...election.rules, ...metricsAuth.rules, ...metricsReader.rules] as { apiGroups?: string[]; resources?: string[]; nonResourceURLs?: string[]; verbs: string[] }[]) {
     expect(rule.verbs).not.toContain('*');
-    expect(rule.resources).not.toContain('*');
-    expect(rule.apiGroups).not.toContain('*');
-    expect(rule.resources).not.toContain('secrets');
-    if (rule.resources.includes('nodes')) expect(rule.verbs.every((v) => ['get', 'list', 'watch'].includes(v))).toBe(true);
+    expect(rule.resources ?? []).not.toContain('*');
+    expect(rule.apiGroups ?? []).not.toContain('*');
+    expect(rule.nonResourceURLs ?? []).not.toContain('*');
+    expect(rule.resources ?? []).not.toContain('secrets');
+    if (rule.resources?.includes('nodes')) expect(rule.verbs.every((v) => ['get', 'list', 'watch'].includes(v))).toBe(true);
   }
   // And the identity the tests run the operator under really is that narrow.
   const as = ['--as', 'system:serviceaccount:podmigration-system:podmigration-operator'];
@@ -87,6 +106,10 @@ it('grants the operator no write on nodes, no secrets but its own, and no wildca
     { name: 'not-bound-to-a-node', expression: "!has(object.spec.nodeName) || object.spec.nodeName == ''" },
   ]);
   expect(kubectl(['auth', 'can-i', 'create', 'pods', '-n', 'default', ...as]).stdout.trim()).toBe('yes');
+  expect(kubectl(['auth', 'can-i', 'create', 'tokenreviews.authentication.k8s.io', ...as]).stdout.trim()).toBe('yes');
+  expect(kubectl(['auth', 'can-i', 'create', 'subjectaccessreviews.authorization.k8s.io', ...as]).stdout.trim()).toBe('yes');
+  // Reading metrics is the scrapers' right, not the operator's.
+  expect(kubectl(['auth', 'can-i', 'get', '/metrics', ...as]).stdout.trim()).toBe('no');
 });
 
 it('keeps its permissions under an overlay with its own namespace and name prefix', () => {

@@ -1,7 +1,10 @@
 // Monitoring by convention: the alert rules shipped in config/prometheus name only metrics
 // the operator really serves (checked against a live scrape of a leader-elected operator
-// that has run a migration), and the ServiceMonitor selects the metrics Service.
+// that has run a migration), /metrics served securely answers only identities the API
+// server authorizes, and the ServiceMonitor scrapes the metrics Service that way.
 import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from './cluster/provider';
@@ -78,5 +81,72 @@ it('renders the ServiceMonitor and rules as a component that selects the metrics
   const selector = (monitor.spec.selector as { matchLabels: Record<string, string> }).matchLabels;
   expect(service.metadata.labels).toMatchObject(selector);
   const ports = (service.spec.ports as { name: string }[]).map((p) => p.name);
-  expect(ports).toContain((monitor.spec.endpoints as { port: string }[])[0].port);
+  const endpoint = (monitor.spec.endpoints as { port: string }[])[0];
+  expect(ports).toContain(endpoint.port);
+  // Over HTTPS, as Prometheus's own ServiceAccount (the operator's certificate is its own).
+  expect(endpoint).toMatchObject({ scheme: 'https', bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token', tlsConfig: { insecureSkipVerify: true } });
+});
+
+describe('served securely (--metrics-secure, as beyond loopback)', () => {
+  const READER = 'podmigration-metrics-reader';
+  const binding = `metrics-reader-${process.pid}`;
+  const tokens: Record<string, string> = {};
+  let secure: OperatorProcess;
+  let port: number;
+
+  /** GET /metrics over HTTPS; the issuer of the certificate served too. */
+  const scrape = (token?: string) =>
+    new Promise<{ status: number; body: string; issuer: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/metrics', rejectUnauthorized: false, headers: token ? { Authorization: `Bearer ${token}` } : {} }, (res) => {
+        const issuer = String((res.socket as TLSSocket).getPeerCertificate().issuer.CN);
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, issuer }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+
+  beforeAll(async () => {
+    for (const sa of ['prometheus', 'nosy']) {
+      await k8s.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } });
+      const t = await k8s.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: {} });
+      tokens[sa] = t.status.token;
+    }
+    await k8s.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: binding },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: READER },
+      subjects: [{ kind: 'ServiceAccount', name: 'prometheus', namespace: ns }],
+    });
+    // Watching a namespace of its own: serving /metrics is all that is asked of it.
+    secure = new OperatorProcess(`${ns}-idle`, ['--metrics-secure'], `${ns}-secure-metrics`);
+    secure.start();
+    port = await secure.port('metrics');
+  });
+
+  afterAll(async () => {
+    await secure.stop();
+    await k8s.delete(`/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${binding}`).catch(() => undefined);
+  });
+
+  it('refuses a scrape without a token, or with one the API server does not accept (401)', async () => {
+    expect(await scrape()).toMatchObject({ status: 401, body: 'Unauthorized\n' });
+    expect(await scrape('not-a-token')).toMatchObject({ status: 401 });
+    // Nor is plain HTTP spoken there.
+    await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+  });
+
+  it('refuses an identity without get on /metrics (403)', async () => {
+    expect(await scrape(tokens.nosy)).toMatchObject({ status: 403, body: `Authorization denied for user system:serviceaccount:${ns}:nosy\n` });
+  });
+
+  it(`serves an identity bound to ${READER}, over its own certificate`, async () => {
+    const r = await scrape(tokens.prometheus);
+    expect(r.status).toBe(200);
+    expect(r.body).toMatch(/^podmigration_build_info\{/m);
+    expect(r.body).toMatch(/^podmigration_migrations_in_flight /m);
+    expect(r.issuer).toBe('podmigration-metrics-ca');
+  });
 });

@@ -500,7 +500,7 @@ describe('the webhook hurts nothing', () => {
   });
 
   it('serves with a certificate from --webhook-cert-dir (cert-manager) and admits what it does not steer unchanged', async () => {
-    const { dir, ca } = servingCertDir('webhook-certs');
+    const { dir, ca } = await servingCertDir('webhook-certs');
     const p = await freePort();
     const other = new OperatorProcess(ns, ['--webhook-bind-address', `127.0.0.1:${p}`, '--webhook-cert-dir', dir], `${ns}-certdir`);
     other.start();

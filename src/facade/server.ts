@@ -2,17 +2,14 @@
 // Every request acts with its caller's own bearer token, passed through to the API server,
 // which authenticates and authorizes it: the facade holds no credentials of its own, and
 // no state (every replica answers the same). Docs: docs/openapi.yaml.
-import { readFileSync } from 'node:fs';
-import { type IncomingMessage, type Server, type ServerResponse, createServer as createHttpServer } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Logger } from 'pino';
 import type { PodMigration } from '../api/types';
 import { ApiError } from '../errors';
-import { parseAddress } from '../http';
+import { listen } from '../http';
 import { KubeClient, paths, USER_AGENT } from '../kube/client';
 import type { KubeConfig } from '../kube/config';
+import { httpsServer } from '../tls';
 import { RequestError, migrationId, parseCreate, parseId, summarize, toMigration, toPodMigration, toStatus } from './translate';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -22,7 +19,7 @@ export interface FacadeOptions {
   address: string;
   /** The operator's kubeconfig: only its cluster (server, CA) is used, never its credentials. */
   kubeConfig: KubeConfig;
-  /** tls.crt and tls.key: served over TLS when set. */
+  /** tls.crt and tls.key: served over TLS when set, and read again when they change. */
   certDir?: string;
   log: Logger;
 }
@@ -128,14 +125,7 @@ export async function serveFacade(o: FacadeOptions): Promise<{ server: Server; p
       },
     );
   };
-  const server = o.certDir
-    ? createHttpsServer({ cert: readFileSync(join(o.certDir, 'tls.crt')), key: readFileSync(join(o.certDir, 'tls.key')), minVersion: 'TLSv1.2' }, onRequest)
-    : createHttpServer(onRequest);
+  const server = o.certDir ? httpsServer(o.certDir, o.log, onRequest) : createServer(onRequest);
   server.requestTimeout = 30_000;
-  const { host, port } = parseAddress(o.address);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, resolve);
-  });
-  return { server, port: (server.address() as AddressInfo).port };
+  return { server, port: await listen(server, o.address) };
 }

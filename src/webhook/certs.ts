@@ -3,84 +3,12 @@
 // kept in a Secret in the operator's namespace, the CA bundle written into the operator's
 // own MutatingWebhookConfiguration, both renewed well before they expire. Every replica
 // runs this; the Secret's resourceVersion settles races between them.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import forge from 'node-forge';
 import type { Logger } from 'pino';
+import { type ServingCert, issue, needsRenewal } from '../certificates';
 import { isAlreadyExists, isConflict, isNotFound } from '../errors';
 import type { KubeClient } from '../kube/client';
 
-export interface ServingCert {
-  ca: string;
-  cert: string;
-  key: string;
-}
-
-const CA_DAYS = 3650;
-const CERT_DAYS = 365;
-
-/** PEM certificate's notAfter, in ms. */
-function notAfter(pem: string): number {
-  return forge.pki.certificateFromPem(pem).validity.notAfter.getTime();
-}
-
-function keyPair(): { privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string } {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
-  const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
-  return { privateKey: key, publicKey: forge.pki.setRsaPublicKey(key.n, key.e), pem: privateKey };
-}
-
-function certificate(o: {
-  subject: string;
-  publicKey: forge.pki.PublicKey;
-  signer: forge.pki.rsa.PrivateKey;
-  issuer: forge.pki.CertificateField[];
-  days: number;
-  ca: boolean;
-  dnsNames?: string[];
-}): forge.pki.Certificate {
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = o.publicKey;
-  cert.serialNumber = `01${randomBytes(15).toString('hex')}`;
-  const now = Date.now();
-  cert.validity.notBefore = new Date(now - 5 * 60_000);
-  cert.validity.notAfter = new Date(now + o.days * 86_400_000);
-  cert.setSubject([{ name: 'commonName', value: o.subject }]);
-  cert.setIssuer(o.issuer);
-  cert.setExtensions(
-    o.ca
-      ? [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }]
-      : [
-          { name: 'basicConstraints', cA: false },
-          { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
-          { name: 'extKeyUsage', serverAuth: true },
-          {
-            name: 'subjectAltName',
-            altNames: (o.dnsNames ?? []).map((n) => (/^[\d.]+$/.test(n) ? { type: 7, ip: n } : { type: 2, value: n })),
-          },
-        ],
-  );
-  cert.sign(o.signer, forge.md.sha256.create());
-  return cert;
-}
-
-/** A new CA and a serving certificate for `dnsNames` signed by it. */
-export function issue(dnsNames: string[]): ServingCert {
-  const ca = keyPair();
-  const caCert = certificate({ subject: 'podmigration-webhook-ca', publicKey: ca.publicKey, signer: ca.privateKey, issuer: [{ name: 'commonName', value: 'podmigration-webhook-ca' }], days: CA_DAYS, ca: true });
-  const leaf = keyPair();
-  const cert = certificate({ subject: dnsNames[0], publicKey: leaf.publicKey, signer: ca.privateKey, issuer: caCert.subject.attributes, days: CERT_DAYS, ca: false, dnsNames });
-  return { ca: forge.pki.certificateToPem(caCert), cert: forge.pki.certificateToPem(cert), key: leaf.pem };
-}
-
-/** Renew once less than a third of the certificate's lifetime is left. */
-export function needsRenewal(c: ServingCert | undefined, now = Date.now()): boolean {
-  if (!c?.ca || !c.cert || !c.key) return true;
-  try {
-    return notAfter(c.cert) - now < (CERT_DAYS * 86_400_000) / 3;
-  } catch {
-    return true;
-  }
-}
+export type { ServingCert } from '../certificates';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString() : '');
@@ -126,7 +54,7 @@ export class CertManager {
     }
     let c: ServingCert | undefined = secret && { ca: unb64(secret.data?.['ca.crt']), cert: unb64(secret.data?.['tls.crt']), key: unb64(secret.data?.['tls.key']) };
     if (needsRenewal(c)) {
-      const fresh = issue(this.o.dnsNames);
+      const fresh = await issue(this.o.dnsNames);
       const body: Secret = {
         metadata: { name: this.o.secretName, namespace: this.o.namespace, ...(secret ? { resourceVersion: secret.metadata.resourceVersion } : {}) },
         type: 'kubernetes.io/tls',
