@@ -64,6 +64,8 @@ it('fills in the documented defaults', () => {
     readyTimeoutSeconds: 300,
     metricsDelaySeconds: 30,
     strategy: 'CreateBeforeDelete',
+    allowPreemption: false,
+    dropCrashedContainers: false,
   });
 });
 

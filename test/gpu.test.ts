@@ -74,19 +74,22 @@ const container = (name: string, requests: Record<string, string>, claims?: stri
   resources: { requests, ...(requests['nvidia.com/gpu'] ? { limits: { 'nvidia.com/gpu': requests['nvidia.com/gpu'] } } : {}), ...(claims ? { claims: claims.map((n) => ({ name: n })) } : {}) },
 });
 
-/** A pod placed by kube-scheduler (so that DRA claims are allocated), on `node`. */
-async function scheduledPod(name: string, node: string, spec: Partial<V1Pod['spec']> & Pick<NonNullable<V1Pod['spec']>, 'containers'>, annotations: Record<string, string> = {}): Promise<V1Pod> {
+/** A pod placed by kube-scheduler (so that DRA claims are allocated) on one of the two GPU nodes. */
+async function scheduledPod(name: string, spec: Partial<V1Pod['spec']> & Pick<NonNullable<V1Pod['spec']>, 'containers'>, annotations: Record<string, string> = {}): Promise<V1Pod> {
   await k8s.create(paths.pods(ns), {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name, namespace: ns, labels: { app: name }, annotations },
-    spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, nodeSelector: { 'kubernetes.io/hostname': node }, ...spec },
+    spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 1, nodeSelector: { pool: `gpu-${tag}` }, ...spec },
   });
-  return eventually(`${name} Running on ${node}`, async () => {
+  return eventually(`${name} Running`, async () => {
     const p = await getPod(ns, name);
-    return p?.status?.phase === 'Running' && p.spec?.nodeName === node ? p : undefined;
+    return p?.status?.phase === 'Running' ? p : undefined;
   }, 60_000);
 }
+
+/** The other GPU node. */
+const other = (node: string) => (node === nodes.a ? nodes.b : nodes.a);
 
 async function move(name: string, podName: string, from: string, to: string, extra: object = {}): Promise<PodMigration> {
   await k8s.create(pmPath(ns), migration(ns, name, { podName, sourceNode: from, targetNode: to, metricsDelaySeconds: 0, ...extra }));
@@ -218,11 +221,11 @@ describe('only finished work is dropped', () => {
 
 describe('Dynamic Resource Allocation', () => {
   it('leaves behind a claim only a finished container used: its device is freed and counted', async () => {
-    await scheduledPod('dra-prep', nodes.a, {
+    const pod = await scheduledPod('dra-prep', {
       resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: 'one-gpu' }],
       containers: [container('preprocess', { cpu: '1', memory: '1Gi' }, ['gpu']), container('serve', { cpu: '500m', memory: '1Gi' })],
     }, { 'kwok.podmigration.test/terminated': 'preprocess' });
-    const pm = await move('move-dra-prep', 'dra-prep', nodes.a, nodes.b);
+    const pm = await move('move-dra-prep', 'dra-prep', pod.spec!.nodeName!, other(pod.spec!.nodeName!));
     expect(pm.status!.phase).toBe('Completed');
     const [copy] = await podsOfMigration(ns, 'move-dra-prep');
     expect(copy.spec!.resourceClaims ?? []).toEqual([]);
@@ -231,18 +234,19 @@ describe('Dynamic Resource Allocation', () => {
   });
 
   it("gives a copy that keeps a claim's user a fresh claim from the template, allocated on the target", async () => {
-    await scheduledPod('dra-train', nodes.a, {
+    const pod = await scheduledPod('dra-train', {
       resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: 'one-gpu' }],
       containers: [container('trainer', { cpu: '1', memory: '1Gi' }, ['gpu'])],
     });
-    const pm = await move('move-dra-train', 'dra-train', nodes.a, nodes.b);
+    const to = other(pod.spec!.nodeName!);
+    const pm = await move('move-dra-train', 'dra-train', pod.spec!.nodeName!, to);
     expect(pm.status).toMatchObject({ phase: 'Completed', resources: { original: { devices: 1 }, optimized: { devices: 1 } } });
     const [copy] = await podsOfMigration(ns, 'move-dra-train');
     expect(copy.spec!.resourceClaims).toEqual([{ name: 'gpu', resourceClaimTemplateName: 'one-gpu' }]);
     const claim = await k8s.get<{ status: { allocation: { nodeSelector: { nodeSelectorTerms: { matchFields: { values: string[] }[] }[] } } } }>(
       `${RESOURCE}/namespaces/${ns}/resourceclaims/${copy.status!.resourceClaimStatuses![0].resourceClaimName}`,
     );
-    expect(JSON.stringify(claim.status.allocation.nodeSelector)).toContain(nodes.b);
+    expect(JSON.stringify(claim.status.allocation.nodeSelector)).toContain(to);
   });
 
   it('refuses to move one of two pods that share a claim allocated on the source node (ResourceClaimPinned), also deleting first', async () => {
@@ -252,13 +256,13 @@ describe('Dynamic Resource Allocation', () => {
       metadata: { name: 'team-gpu' },
       spec: { devices: { requests: [{ name: 'gpu', exactly: { deviceClassName: CLASS } }] } },
     });
-    for (const name of ['shared-1', 'shared-2']) {
-      await scheduledPod(name, nodes.a, { resourceClaims: [{ name: 'gpu', resourceClaimName: 'team-gpu' }], containers: [container('worker', { cpu: '100m', memory: '64Mi' }, ['gpu'])] });
-    }
+    const first = await scheduledPod('shared-1', { resourceClaims: [{ name: 'gpu', resourceClaimName: 'team-gpu' }], containers: [container('worker', { cpu: '100m', memory: '64Mi' }, ['gpu'])] });
+    await scheduledPod('shared-2', { resourceClaims: [{ name: 'gpu', resourceClaimName: 'team-gpu' }], containers: [container('worker', { cpu: '100m', memory: '64Mi' }, ['gpu'])] });
+    const [from, to] = [first.spec!.nodeName!, other(first.spec!.nodeName!)];
     for (const [name, strategy] of [['move-shared', 'CreateBeforeDelete'], ['move-shared-first', 'DeleteBeforeCreate']] as const) {
-      const pm = await move(name, 'shared-1', nodes.a, nodes.b, { strategy });
+      const pm = await move(name, 'shared-1', from, to, { strategy });
       expect([pm.status!.phase, pm.status!.reason, pm.status!.step]).toEqual(['Failed', 'ResourceClaimPinned', 1]);
-      expect(pm.status!.message).toMatch(new RegExp(`ResourceClaim team-gpu \\(the pod's claim gpu\\) is allocated devices on ${nodes.a}, which cannot serve node ${nodes.b}`));
+      expect(pm.status!.message).toMatch(new RegExp(`ResourceClaim team-gpu \\(the pod's claim gpu\\) is allocated devices on ${from}, which cannot serve node ${to}`));
     }
     expect((await getMigration(ns, 'move-shared-first')).status!.message).toMatch(/shared with pods shared-2.*downtime for nothing/);
     expect(ready(await getPod(ns, 'shared-1'))).toBe(true);
@@ -277,6 +281,14 @@ describe('DeleteBeforeCreate', () => {
     expect([pm.status!.phase, pm.status!.reason, pm.status!.step]).toEqual(['Failed', 'TargetLacksDevice', 1]);
     expect(pm.status!.message).toMatch(new RegExp(`node ${nodes.small} has no nvidia.com/gpu`));
     expect((await getPod(ns, 'rwo-gpu'))!.metadata!.uid).toBe(source.metadata!.uid);
+  });
+
+  it('refuses a target no ResourceSlice offers the DeviceClass its claim asks for, before the eviction (TargetLacksDevice)', async () => {
+    const pod = await scheduledPod('dra-rwo', { resourceClaims: [{ name: 'gpu', resourceClaimTemplateName: 'one-gpu' }], containers: [container('trainer', { cpu: '100m', memory: '64Mi' }, ['gpu'])] });
+    const pm = await move('move-dra-rwo', 'dra-rwo', pod.spec!.nodeName!, nodes.c, { strategy: 'DeleteBeforeCreate' });
+    expect([pm.status!.phase, pm.status!.reason, pm.status!.step]).toEqual(['Failed', 'TargetLacksDevice', 1]);
+    expect(pm.status!.message).toMatch(new RegExp(`no ResourceSlice offers node ${nodes.c} a device of class ${CLASS}`));
+    expect((await getPod(ns, 'dra-rwo'))!.metadata!.uid).toBe(pod.metadata!.uid);
   });
 
   it('says plainly when the source recreated by a rollback cannot run: its GPUs were taken meanwhile', async () => {

@@ -95,6 +95,8 @@ export interface SteerStatus {
   replacement: SteerReplacement;
   /** Set (and persisted) when the webhook is armed for the owner, before the source is evicted. */
   armedAt?: string;
+  /** The PriorityClass the replacement is admitted with so that it never preempts (unless spec.allowPreemption). */
+  priorityClassName?: string;
   /** Replacements pinned to a node the scheduler refused, removed (they never ran) so that the owner recreates them unpinned. */
   unpinned?: string[];
 }

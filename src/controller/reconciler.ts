@@ -48,6 +48,8 @@ export interface ReconcilerOptions {
   env: Environment;
   /** Limits on migrations in flight. */
   inFlight: InFlight;
+  /** The time (tests inject their own). */
+  clock?: () => Date;
 }
 
 /** How often a migration waiting for a slot looks again, should no slot's release wake it. */
@@ -57,9 +59,12 @@ const notStarted = (status: PodMigrationStatus) => !status.phase || status.phase
 
 export class Reconciler {
   private readonly writer: StatusWriter;
+  private readonly now: () => string;
 
   constructor(private readonly o: ReconcilerOptions) {
     this.writer = new StatusWriter(o.client);
+    const clock = o.clock ?? (() => new Date());
+    this.now = () => clock().toISOString();
   }
 
   /** Converges one migration; returns when to look again (ms), if at a fixed time. */
@@ -84,7 +89,7 @@ export class Reconciler {
     }
     const before = pm.status ?? {};
     const status = structuredClone(before);
-    const now = new Date().toISOString();
+    const now = this.now();
     const log = this.o.log.child({ migration: key, phase: status.phase ?? 'Pending', step: status.step ?? 0 });
     const timeoutSeconds = withDefaults(pm.spec).timeoutSeconds;
     let requeueAfterMs: number | undefined;
@@ -131,7 +136,7 @@ export class Reconciler {
       // migration that can move on does not queue again behind every other one, and its
       // status is written once (the steps that must have something on record first
       // persist it themselves). It stops at the first step that waits, or at the end.
-      for (let stepNow = now; ; stepNow = new Date().toISOString()) {
+      for (let stepNow = now; ; stepNow = this.now()) {
         const pastDeadline = canRollBack(status.phase) && remainingMs(status.startTime, timeoutSeconds, stepNow) <= 0;
         const deadline = pastDeadline ? deadlineFailure(status, timeoutSeconds) : undefined;
         if (deadline && !STEP_TABLE[stepIndex(status.phase)].pastDeadline) {
@@ -201,7 +206,7 @@ export class Reconciler {
       ...writes,
     };
     // A step's end (and the next one's start) is when its work ended, not when it began.
-    const ended = () => new Date().toISOString();
+    const ended = this.now;
     try {
       const outcome = await STEPS[step.name](ctx);
       if (!outcome.done) {
@@ -241,6 +246,6 @@ export class Reconciler {
   }
 
   private rollBack(pm: PodMigration, status: PodMigrationStatus, log: Logger): Promise<UndoResult> {
-    return rollBack({ migration: pm, status, client: this.o.client, env: this.o.env, log, record: (type, reason, message) => this.o.events.record(pm, type, reason, message) });
+    return rollBack({ migration: pm, status, client: this.o.client, env: this.o.env, now: this.now(), log, record: (type, reason, message) => this.o.events.record(pm, type, reason, message) });
   }
 }

@@ -89,6 +89,8 @@ export interface UndoContext {
   readonly status: PodMigrationStatus;
   readonly client: KubeClient;
   readonly env: Environment;
+  /** The time of this reconcile, ISO 8601. */
+  readonly now: string;
   readonly log: Logger;
   /** Records an Event on the migration. */
   readonly record: (type: 'Normal' | 'Warning', reason: string, message: string) => void;

@@ -80,7 +80,7 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
         `status.sourcePodManifest (kubectl get podmigration ${name} -n ${namespace} -o jsonpath='{.status.sourcePodManifest}' | kubectl create -f -)`;
       log.error({ pod: ref.name, err: (e as Error).message }, 'could not recreate the source pod');
       ctx.record('Warning', 'SourcePodNotRestored', message);
-      const failedForMs = Date.now() - Date.parse(status.completionTime ?? new Date().toISOString());
+      const failedForMs = Date.parse(ctx.now) - Date.parse(status.completionTime ?? ctx.now);
       if (failedForMs < RESTORE_RETRY_MS) return { done: false, retryAfterMs: RESTORE_RETRY_MS / 6 };
       return { done: true, outcome: { ok: false, reason: 'SourcePodNotRestored', message } };
     }
@@ -104,8 +104,8 @@ async function restored(ctx: UndoContext, removed: string): Promise<UndoResult> 
     ctx.record('Normal', 'SourcePodRestored', `recreated pod ${ref.name} on ${node} from the spec captured in step 1; it runs`);
     return { done: true, outcome: { ok: true, reason: 'SourcePodRestored', message: `${removed}recreated source pod ${ref.name} on ${node}, where it runs` } };
   }
-  const state = targetPodState(pod);
-  const waitedMs = Date.now() - Date.parse(status.completionTime ?? new Date().toISOString());
+  const state = targetPodState(pod, Date.parse(ctx.now));
+  const waitedMs = Date.parse(ctx.now) - Date.parse(status.completionTime ?? ctx.now);
   if (state.kind === 'starting' && waitedMs < RESTORE_WAIT_MS) return { done: false, retryAfterMs: 1_000 };
   const why = state.kind === 'failed' || state.kind === 'starting' ? state.message : describePod(pod);
   const message = `${removed}recreated source pod ${ref.name} for ${node}, but it does not run there: ${why}`;

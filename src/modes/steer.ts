@@ -13,6 +13,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STEER_PROBE, type PodMigration, withDefaults } from '../api/types';
 import { claimSourcePod, releaseClaim } from '../actions/claim';
 import { evictOnce } from '../actions/evict';
+import { neverPreempting } from '../actions/priority';
 import { ApiError, MigrationFailure, ignoreNotFound } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
@@ -106,6 +107,8 @@ async function armWebhook(ctx: StepContext, source: V1Pod): Promise<StepOutcome 
   const steer = status.steer!;
   const ownerName = `${steer.owner.kind} ${steer.owner.name}`;
   if (!steer.armedAt) {
+    // The class the replacement gets so that it never preempts (made now: the webhook makes nothing).
+    if (!migration.spec.allowPreemption && source.spec?.preemptionPolicy !== 'Never') steer.priorityClassName = (await neverPreempting(client, source)).spec!.priorityClassName;
     steer.armedAt = now;
     await ctx.persist();
   }
@@ -205,7 +208,7 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
   }
   const all = (await client.get<{ items: V1Pod[] }>(paths.pods(namespace))).items;
   const now = s ? replacementsIn(ref, s, all) : [];
-  const endedMs = Date.now() - Date.parse(status.completionTime ?? new Date().toISOString());
+  const endedMs = Date.parse(ctx.now) - Date.parse(status.completionTime ?? ctx.now);
   // Said once the owner's pod is placed, so that the status can say where.
   if (now.some((p) => !p.spec?.nodeName) && endedMs < RECREATE_GRACE_MS) return { done: false, retryAfterMs: 1_000 };
   if (now.length) {

@@ -48,7 +48,7 @@ export const captureState: Step = async ({ migration, status, client, env, hold,
     throw new MigrationFailure('NoRunningContainers', `pod ${pod.metadata!.name} has no container left to migrate: every one has finished${dropCrashedContainers ? ' or crashed' : ''}`);
   }
   if (!deleteFirst) await checkVolumes(client, pod);
-  const unavoidable = mode.mode !== 'Steer' && !allowPreemption ? preemptionUnavoidable(pod.spec!) : undefined;
+  const unavoidable = !allowPreemption ? preemptionUnavoidable(pod.spec!) : undefined;
   if (unavoidable) throw new MigrationFailure('TargetPodRejected', unavoidable);
   const node = await checkTargetNode(client, migration);
   // Where the pod is down from its eviction until it runs on the target, a target the

@@ -17,6 +17,8 @@ export interface RollbackOptions {
   status: PodMigrationStatus;
   client: KubeClient;
   env: UndoContext['env'];
+  /** The time of this reconcile, ISO 8601. */
+  now: string;
   log: Logger;
   record: UndoContext['record'];
 }

@@ -54,9 +54,13 @@ export function steerPatch(pod: V1Pod, m: PodMigration): JsonPatchOp[] {
     { op: 'add', path: '/metadata/labels', value: { ...pod.metadata?.labels, ...marks.labels } },
     { op: 'add', path: '/metadata/annotations', value: { ...pod.metadata?.annotations, ...marks.annotations } },
   ];
-  // A voluntary move never preempts unless asked to (set after the Priority admission
-  // plugin has set the policy from the pod's PriorityClass).
-  if (!m.spec.allowPreemption) ops.push({ op: 'add', path: '/spec/preemptionPolicy', value: 'Never' });
+  // A voluntary move never preempts unless asked to: the replacement gets the PriorityClass
+  // of its priority's value that never preempts, and the Priority admission plugin, run
+  // again after this patch, sets its priority and policy from that class.
+  const pc = m.status?.steer?.priorityClassName;
+  if (pc && !m.spec.allowPreemption) {
+    ops.push({ op: 'add', path: '/spec/priorityClassName', value: pc }, { op: 'add', path: '/spec/priority', value: null }, { op: 'add', path: '/spec/preemptionPolicy', value: null });
+  }
   const claim = m.status?.checkpointPVC;
   if (claim && !(spec.volumes ?? []).some((v) => v.name === CHECKPOINT_VOLUME)) {
     ops.push({ op: 'add', path: '/spec/volumes', value: [...(spec.volumes ?? []), { name: CHECKPOINT_VOLUME, persistentVolumeClaim: { claimName: claim } }] });
