@@ -4,36 +4,42 @@ IMG ?= podmigration-operator:dev
 CLUSTER_DIR ?= $(CURDIR)/.cluster
 KUBECONFIG ?= $(CLUSTER_DIR)/kubeconfig
 export CLUSTER_DIR
-# Every recipe runs on the Node.js the image ships (the Dockerfile's major), pinned in
-# hack/node.sh: the machine's own if its major matches, otherwise fetched once.
-NODE_DIR := $(shell hack/node.sh)
-export PATH := $(NODE_DIR):$(PATH)
+# Recipes that run Node.js run the one the image ships (the Dockerfile's major), pinned in
+# hack/node.sh: the machine's own if its major matches, otherwise fetched once. Targets that
+# need no Node.js (help, tools, cluster-up, ...) never fetch it.
+NODE = PATH="$$(hack/node.sh):$$PATH"
 
-.PHONY: help demo test test-unit bench build tools cluster-up cluster-down run deploy undeploy build-installer helm-lint docker-build docker-push clean
+.PHONY: help demo test test-unit verify bench build tools cluster-up cluster-down run deploy undeploy build-installer helm-lint docker-build docker-push clean
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	$(NODE) npm ci --no-audit --no-fund
 	touch $@
 
 demo: node_modules/.installed ## Start the local control plane and migrate a sample AI pod from node-1 to node-2
-	hack/demo.sh
+	$(NODE) hack/demo.sh
 
 test: node_modules/.installed ## Run every test (unit + integration on a real local control plane)
-	npx tsc -p tsconfig.jest.json --noEmit
-	npx jest --json --outputFile=.jest-results.json
-	@node -e 'const r=require("./.jest-results.json"); console.log(`$${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
+	$(NODE) npx tsc -p tsconfig.jest.json --noEmit
+	$(NODE) npx jest --json --outputFile=.jest-results.json
+	@$(NODE) node -e 'const r=require("./.jest-results.json"); console.log(`$${r.numPassedTests} passed, $${r.numFailedTests} failed, $${r.numPendingTests} skipped`)'
+
+verify: node_modules/.installed ## No cluster: types, ESLint, Prettier, and the unit tests (among them the CRD against types.ts, the layers, the README's reasons)
+	$(NODE) npx tsc -p tsconfig.jest.json --noEmit
+	$(NODE) npx eslint .
+	$(NODE) npx prettier --check "src/**/*.ts" "test/**/*.ts" "*.js" "*.mjs" "hack/**/*.mjs"
+	$(NODE) npx jest --selectProjects unit
 
 bench: node_modules/.installed ## Operator vs a floor client on a local control plane of its own (BENCH_N=1,100,1000; BENCH_MEMORY=1000,5000,10000 stored records)
-	node hack/bench.mjs --n $${BENCH_N:-1,100,1000} --memory $${BENCH_MEMORY:-1000,5000,10000}
+	$(NODE) node hack/bench.mjs --n $${BENCH_N:-1,100,1000} --memory $${BENCH_MEMORY:-1000,5000,10000}
 
 test-unit: node_modules/.installed ## Run the unit tests only
-	npx jest --selectProjects unit
+	$(NODE) npx jest --selectProjects unit
 
 build: node_modules/.installed ## Compile TypeScript to dist/
-	npx tsc -p tsconfig.json
+	$(NODE) npx tsc -p tsconfig.json
 
 tools: ## Build (once, cached) etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok and helm
 	hack/build-tools.sh
@@ -45,7 +51,7 @@ cluster-down: ## Stop the local control plane and remove its state
 	hack/cluster.sh down
 
 run: build ## Run the operator against $$KUBECONFIG (default .cluster/kubeconfig)
-	node dist/main.js --kubeconfig "$(KUBECONFIG)"
+	$(NODE) node dist/main.js --kubeconfig "$(KUBECONFIG)"
 
 build-installer: ## Write dist/install.yaml: everything config/default installs, in one file, with image $$IMG
 	@mkdir -p dist

@@ -122,9 +122,11 @@ async function floor(ns, n) {
   // The watch is restarted should the API server end it; a timer keeps the process alive meanwhile.
   const start = () => {
     watch = watcher.watch(paths.pods(ns), { labelSelector: 'floor' }, onPod);
-    watch.done.catch(() => undefined).then(() => {
-      if (watching) setTimeout(start, 100);
-    });
+    watch.done
+      .catch(() => undefined)
+      .then(() => {
+        if (watching) setTimeout(start, 100);
+      });
   };
   start();
   const alive = setInterval(() => undefined, 1_000);
@@ -134,7 +136,13 @@ async function floor(ns, n) {
       const pod = await c.get(paths.pod(ns, `p-${i}`));
       const copy = `p-${i}-copy`;
       // The same copy the operator makes (a pure function: no requests).
-      const body = buildTargetPod(pod, { name: copy, targetNode: 'node-2', migrationName: `m-${i}`, migrationUid: 'floor', keep: new Set(['main']) });
+      const body = buildTargetPod(pod, {
+        name: copy,
+        targetNode: 'node-2',
+        migrationName: `m-${i}`,
+        migrationUid: 'floor',
+        keep: new Set(['main']),
+      });
       body.metadata.labels.floor = 'yes';
       await c.create(paths.pods(ns), body);
       if (!ready.get(copy)) await new Promise((r) => waiters.set(copy, r));
@@ -164,17 +172,29 @@ const knows = (flag) => help.includes(flag);
 
 /** The operator as a process, reconciling N at once. */
 async function operator(ns, n) {
-  const proc = spawn(process.execPath, [
-    main,
-    '--kubeconfig', join(dir, 'operator.kubeconfig'),
-    '--namespace', ns,
-    knows('--max-concurrent-reconciles') ? '--max-concurrent-reconciles' : '--max-concurrent-migrations', String(Math.min(n, 100)),
-    // Limits raised to N: this measures throughput (--defaults measures what they cost).
-    ...(process.argv.includes('--defaults') || !knows('--max-migrations-in-flight') ? [] : ['--max-migrations-in-flight', String(n), '--max-migrations-per-node', String(n)]),
-    '--health-probe-bind-address', '127.0.0.1:0',
-    '--metrics-bind-address', '0',
-    '--log-level', 'warn',
-  ], { stdio: 'ignore', env: operatorEnv });
+  const proc = spawn(
+    process.execPath,
+    [
+      main,
+      '--kubeconfig',
+      join(dir, 'operator.kubeconfig'),
+      '--namespace',
+      ns,
+      knows('--max-concurrent-reconciles') ? '--max-concurrent-reconciles' : '--max-concurrent-migrations',
+      String(Math.min(n, 100)),
+      // Limits raised to N: this measures throughput (--defaults measures what they cost).
+      ...(process.argv.includes('--defaults') || !knows('--max-migrations-in-flight')
+        ? []
+        : ['--max-migrations-in-flight', String(n), '--max-migrations-per-node', String(n)]),
+      '--health-probe-bind-address',
+      '127.0.0.1:0',
+      '--metrics-bind-address',
+      '0',
+      '--log-level',
+      'warn',
+    ],
+    { stdio: 'ignore', env: operatorEnv },
+  );
   children.add(proc);
   await sleep(2_000); // caches synced
   // Completions are seen through one watch (as the floor sees its copies' readiness):
@@ -198,9 +218,11 @@ async function operator(ns, n) {
       since = pm.metadata?.resourceVersion ?? since;
       if (type !== 'BOOKMARK') onRecord(type, pm);
     });
-    watch.done.catch(() => undefined).then(() => {
-      if (watching) setTimeout(start, 100);
-    });
+    watch.done
+      .catch(() => undefined)
+      .then(() => {
+        if (watching) setTimeout(start, 100);
+      });
   };
   start();
   const cpu = () => cpuOf(proc.pid);
@@ -275,8 +297,11 @@ async function timeline(ns, created) {
   const items = (await admin.get(pmPath(ns))).items;
   const bytes = items.reduce((sum, pm) => sum + JSON.stringify(pm).length, 0) / items.length;
   const statusBytes = items.reduce((sum, pm) => sum + JSON.stringify(pm.status).length, 0) / items.length;
-  console.log(`timeline of ${created.size} migrations (ms); a completed record is ${bytes.toFixed(0)} bytes of JSON, ${statusBytes.toFixed(0)} of them status`);
-  for (const [what, xs] of spans) console.log(`  ${what.padEnd(34)} p50 ${String(pct(xs, 50)).padStart(6)}  p90 ${String(pct(xs, 90)).padStart(6)}`);
+  console.log(
+    `timeline of ${created.size} migrations (ms); a completed record is ${bytes.toFixed(0)} bytes of JSON, ${statusBytes.toFixed(0)} of them status`,
+  );
+  for (const [what, xs] of spans)
+    console.log(`  ${what.padEnd(34)} p50 ${String(pct(xs, 50)).padStart(6)}  p90 ${String(pct(xs, 90)).padStart(6)}`);
 }
 
 /** The operator identity's requests within [t0, t1], and how many of each kind. */
@@ -350,7 +375,15 @@ function completedStatus(i) {
   const step = (name, message) => ({ name, state: 'Succeeded', startTime: t, completionTime: t, message });
   const message = `migration complete: pod trainer-${i}-mig-0a1b2 on node-2; requests saved: cpu 33.3%, memory 66.7%`;
   return {
-    phase: 'Completed', step: 5, progress: '5/5', message, startTime: t, completionTime: t, durationSeconds: 2.4, observedGeneration: 1, mode: 'Copy',
+    phase: 'Completed',
+    step: 5,
+    progress: '5/5',
+    message,
+    startTime: t,
+    completionTime: t,
+    durationSeconds: 2.4,
+    observedGeneration: 1,
+    mode: 'Copy',
     sourcePod: { name: `trainer-${i}`, uid: '5f0c2a7e-8a77-4d0e-9d0a-000000000000', node: 'node-1', evictionRequestedAt: t },
     targetPod: { name: `trainer-${i}-mig-0a1b2`, uid: '5f0c2a7e-8a77-4d0e-9d0a-111111111111', node: 'node-2' },
     containers: [
@@ -359,7 +392,8 @@ function completedStatus(i) {
       { name: 'downloader', state: 'terminated', restartCount: 0, migrated: false, reason: 'Completed' },
     ],
     resources: {
-      original: { cpu: '1500m', memory: '768Mi' }, optimized: { cpu: '1000m', memory: '256Mi' },
+      original: { cpu: '1500m', memory: '768Mi' },
+      optimized: { cpu: '1000m', memory: '256Mi' },
       savings: { cpuPercent: 33.3, memoryPercent: 66.7, basis: 'requests', cpu: '500m (33.3%)', memory: '512Mi (66.7%)' },
       usage: { available: false, message: 'metrics.k8s.io is not served by this cluster (no metrics-server): usage is not recorded' },
     },
@@ -371,7 +405,12 @@ function completedStatus(i) {
       step('CollectMetrics', message),
     ],
     conditions: ['Ready', 'Reconciling', 'Stalled'].map((type) => ({
-      type, status: type === 'Ready' ? 'True' : 'False', reason: type === 'Ready' ? 'Completed' : 'Completed', message, lastTransitionTime: t, observedGeneration: 1,
+      type,
+      status: type === 'Ready' ? 'True' : 'False',
+      reason: type === 'Ready' ? 'Completed' : 'Completed',
+      message,
+      lastTransitionTime: t,
+      observedGeneration: 1,
     })),
   };
 }
@@ -398,13 +437,21 @@ async function memoryScale(k) {
       }),
     );
   }
-  const proc = spawn(process.execPath, [
-    main,
-    '--kubeconfig', join(dir, 'operator.kubeconfig'),
-    '--namespace', ns,
-    '--health-probe-bind-address', '127.0.0.1:0',
-    '--metrics-bind-address', '0',
-  ], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const proc = spawn(
+    process.execPath,
+    [
+      main,
+      '--kubeconfig',
+      join(dir, 'operator.kubeconfig'),
+      '--namespace',
+      ns,
+      '--health-probe-bind-address',
+      '127.0.0.1:0',
+      '--metrics-bind-address',
+      '0',
+    ],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
   children.add(proc);
   let port;
   proc.stdout.on('data', (d) => {
@@ -412,7 +459,12 @@ async function memoryScale(k) {
   });
   const t0 = Date.now();
   for (;;) {
-    const ready = port && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false));
+    const ready =
+      port &&
+      (await fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ));
     if (ready) break;
     if (Date.now() - t0 > 120_000) throw new Error(`the operator did not sync ${k} records within 120 s`);
     await sleep(100);
@@ -451,37 +503,72 @@ async function costs() {
     const a0 = cpuOf(apiserver());
     const e0 = cpuOf(etcd());
     for (let i = 0; i < n; i += 25) await Promise.all(Array.from({ length: 25 }, (_, j) => fn(i + j)));
-    rows.push({ request: what, 'API server CPU ms': ((cpuOf(apiserver()) - a0) / n).toFixed(2), 'etcd CPU ms': ((cpuOf(etcd()) - e0) / n).toFixed(2) });
+    rows.push({
+      request: what,
+      'API server CPU ms': ((cpuOf(apiserver()) - a0) / n).toFixed(2),
+      'etcd CPU ms': ((cpuOf(etcd()) - e0) / n).toFixed(2),
+    });
   };
   const pms = [];
   const pods = [];
   await measure('create PodMigration (admin)', async (i) => {
-    pms[i] = await admin.create(pmPath(ns), { apiVersion: `${GROUP}/v1alpha1`, kind: 'PodMigration', metadata: { name: `m-${i}` }, spec: { podName: `trainer-${i}`, sourceNode: 'node-1', targetNode: 'node-2' } });
+    pms[i] = await admin.create(pmPath(ns), {
+      apiVersion: `${GROUP}/v1alpha1`,
+      kind: 'PodMigration',
+      metadata: { name: `m-${i}` },
+      spec: { podName: `trainer-${i}`, sourceNode: 'node-1', targetNode: 'node-2' },
+    });
   });
   await measure('GET PodMigration', (i) => c.get(pmPath(ns, `m-${i}`)));
   await measure('PATCH finalizer on (no status yet)', async (i) => {
-    pms[i] = await c.mergePatch(pmPath(ns, `m-${i}`), { metadata: { resourceVersion: pms[i].metadata.resourceVersion, finalizers: ['migration.ai-storage.io/cleanup'] } });
+    pms[i] = await c.mergePatch(pmPath(ns, `m-${i}`), {
+      metadata: { resourceVersion: pms[i].metadata.resourceVersion, finalizers: ['migration.ai-storage.io/cleanup'] },
+    });
   });
-  await measure('PUT status (a completed one)', async (i) => (pms[i] = await c.replace(`${pmPath(ns, `m-${i}`)}/status`, { ...pms[i], status: completedStatus(i) })));
-  await measure('PUT status again (message changed)', async (i) => (pms[i] = await c.replace(`${pmPath(ns, `m-${i}`)}/status`, { ...pms[i], status: { ...completedStatus(i), message: `changed ${i}` } })));
+  await measure(
+    'PUT status (a completed one)',
+    async (i) => (pms[i] = await c.replace(`${pmPath(ns, `m-${i}`)}/status`, { ...pms[i], status: completedStatus(i) })),
+  );
+  await measure(
+    'PUT status again (message changed)',
+    async (i) =>
+      (pms[i] = await c.replace(`${pmPath(ns, `m-${i}`)}/status`, {
+        ...pms[i],
+        status: { ...completedStatus(i), message: `changed ${i}` },
+      })),
+  );
   await measure('PATCH finalizer off (completed)', async (i) => {
     pms[i] = await c.mergePatch(pmPath(ns, `m-${i}`), { metadata: { resourceVersion: pms[i].metadata.resourceVersion, finalizers: null } });
   });
   await measure('create Event', (i) =>
     c.create(`/apis/events.k8s.io/v1/namespaces/${ns}/events`, {
-      apiVersion: 'events.k8s.io/v1', kind: 'Event', metadata: { name: `m-${i}.${run}` }, eventTime: new Date().toISOString().replace('Z', '000Z'),
-      reportingController: 'migration.ai-storage.io/podmigration-controller', reportingInstance: 'bench', action: 'StepSucceeded', reason: 'StepSucceeded',
-      note: `step 1/5 CaptureState succeeded: captured 3 containers: migrating trainer, exporter; dropping downloader (Completed)`, type: 'Normal',
+      apiVersion: 'events.k8s.io/v1',
+      kind: 'Event',
+      metadata: { name: `m-${i}.${run}` },
+      eventTime: new Date().toISOString().replace('Z', '000Z'),
+      reportingController: 'migration.ai-storage.io/podmigration-controller',
+      reportingInstance: 'bench',
+      action: 'StepSucceeded',
+      reason: 'StepSucceeded',
+      note: `step 1/5 CaptureState succeeded: captured 3 containers: migrating trainer, exporter; dropping downloader (Completed)`,
+      type: 'Normal',
       regarding: { apiVersion: `${GROUP}/v1alpha1`, kind: 'PodMigration', name: `m-${i}`, namespace: ns, uid: pms[i].metadata.uid },
     }),
   );
   await measure('create pod (admin)', async (i) => {
-    pods[i] = await admin.create(paths.pods(ns), { apiVersion: 'v1', kind: 'Pod', metadata: { name: `trainer-${i}` }, spec: { nodeName: 'node-3', containers: [{ name: 'main', image: 'x' }] } });
+    pods[i] = await admin.create(paths.pods(ns), {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `trainer-${i}` },
+      spec: { nodeName: 'node-3', containers: [{ name: 'main', image: 'x' }] },
+    });
   });
   await sleep(3_000); // kwok has started them
   await measure('GET pod', async (i) => (pods[i] = await c.get(paths.pod(ns, `trainer-${i}`))));
   await measure('PATCH pod annotation (the claim)', async (i) => {
-    pods[i] = await c.mergePatch(paths.pod(ns, `trainer-${i}`), { metadata: { resourceVersion: pods[i].metadata.resourceVersion, annotations: { 'migration.ai-storage.io/claimed-by': `m-${i}/x` } } });
+    pods[i] = await c.mergePatch(paths.pod(ns, `trainer-${i}`), {
+      metadata: { resourceVersion: pods[i].metadata.resourceVersion, annotations: { 'migration.ai-storage.io/claimed-by': `m-${i}/x` } },
+    });
   });
   console.table(rows);
   await admin.delete(`/api/v1/namespaces/${ns}`);

@@ -6,14 +6,19 @@ import { ALLOW_TTL_MS, REVIEW_TTL_MS, delegatedAuth } from './auth';
 function apiServer() {
   const calls: string[] = [];
   let down = false;
-  const users: Record<string, string> = { 'reader-token': 'system:serviceaccount:mon:prometheus', 'other-token': 'system:serviceaccount:ml:trainer' };
+  const users: Record<string, string> = {
+    'reader-token': 'system:serviceaccount:mon:prometheus',
+    'other-token': 'system:serviceaccount:ml:trainer',
+  };
   const create = async <T>(path: string, body: unknown): Promise<T> => {
     const spec = (body as { spec: { token?: string; user?: string; nonResourceAttributes?: { path: string; verb: string } } }).spec;
     calls.push(path.split('/').pop()!);
     if (down) throw new Error('connect ECONNREFUSED');
     if (path.endsWith('/tokenreviews')) {
       const username = users[spec.token!];
-      return { status: username ? { authenticated: true, user: { username, groups: ['system:authenticated'] } } : { authenticated: false } } as T;
+      return {
+        status: username ? { authenticated: true, user: { username, groups: ['system:authenticated'] } } : { authenticated: false },
+      } as T;
     }
     const { path: p, verb } = spec.nonResourceAttributes!;
     return { status: { allowed: spec.user === users['reader-token'] && p === '/metrics' && verb === 'get' } } as T;
@@ -34,7 +39,10 @@ describe('delegatedAuth (TokenReview + SubjectAccessReview)', () => {
     const guard = delegatedAuth(api, log, clock);
     expect(await guard(request())).toEqual({ status: 401, body: 'Unauthorized\n' });
     expect(await guard(request('forged'))).toEqual({ status: 401, body: 'Unauthorized\n' });
-    expect(await guard(request('other-token'))).toEqual({ status: 403, body: 'Authorization denied for user system:serviceaccount:ml:trainer\n' });
+    expect(await guard(request('other-token'))).toEqual({
+      status: 403,
+      body: 'Authorization denied for user system:serviceaccount:ml:trainer\n',
+    });
     expect(await guard(request('reader-token'))).toBeUndefined();
     // The verb and the path are the request's.
     expect(await guard(request('reader-token', 'POST'))).toMatchObject({ status: 403 });

@@ -52,11 +52,14 @@ export function delegatedAuth(client: Pick<KubeClient, 'create'>, log: Logger, n
     const key = createHash('sha256').update(token).digest('hex');
     let user = reviews.get(key);
     if (user === undefined) {
-      const review = await client.create<{ status?: { authenticated?: boolean; user?: UserInfo } }>('/apis/authentication.k8s.io/v1/tokenreviews', {
-        apiVersion: 'authentication.k8s.io/v1',
-        kind: 'TokenReview',
-        spec: { token },
-      });
+      const review = await client.create<{ status?: { authenticated?: boolean; user?: UserInfo } }>(
+        '/apis/authentication.k8s.io/v1/tokenreviews',
+        {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenReview',
+          spec: { token },
+        },
+      );
       user = review.status?.authenticated && review.status.user?.username ? review.status.user : null;
       reviews.set(key, user, REVIEW_TTL_MS);
     }

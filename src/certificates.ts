@@ -22,7 +22,11 @@ const generateRsa = promisify(generateKeyPair);
 
 /** An RSA key pair, generated off the event loop (2048 bits take hundreds of ms of CPU). */
 async function keyPair(): Promise<{ privateKey: forge.pki.rsa.PrivateKey; publicKey: forge.pki.rsa.PublicKey; pem: string }> {
-  const { privateKey } = await generateRsa('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const { privateKey } = await generateRsa('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
   const key = forge.pki.privateKeyFromPem(privateKey) as forge.pki.rsa.PrivateKey;
   return { privateKey: key, publicKey: forge.pki.setRsaPublicKey(key.n, key.e), pem: privateKey };
 }
@@ -46,7 +50,10 @@ function certificate(o: {
   cert.setIssuer(o.issuer);
   cert.setExtensions(
     o.ca
-      ? [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }]
+      ? [
+          { name: 'basicConstraints', cA: true, critical: true },
+          { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+        ]
       : [
           { name: 'basicConstraints', cA: false },
           { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
@@ -64,8 +71,23 @@ function certificate(o: {
 /** A new CA (named `caName`) and a serving certificate for `dnsNames` signed by it. */
 export async function issue(dnsNames: string[], caName = 'podmigration-webhook-ca'): Promise<ServingCert> {
   const [ca, leaf] = await Promise.all([keyPair(), keyPair()]);
-  const caCert = certificate({ subject: caName, publicKey: ca.publicKey, signer: ca.privateKey, issuer: [{ name: 'commonName', value: caName }], days: CA_DAYS, ca: true });
-  const cert = certificate({ subject: dnsNames[0], publicKey: leaf.publicKey, signer: ca.privateKey, issuer: caCert.subject.attributes, days: CERT_DAYS, ca: false, dnsNames });
+  const caCert = certificate({
+    subject: caName,
+    publicKey: ca.publicKey,
+    signer: ca.privateKey,
+    issuer: [{ name: 'commonName', value: caName }],
+    days: CA_DAYS,
+    ca: true,
+  });
+  const cert = certificate({
+    subject: dnsNames[0],
+    publicKey: leaf.publicKey,
+    signer: ca.privateKey,
+    issuer: caCert.subject.attributes,
+    days: CERT_DAYS,
+    ca: false,
+    dnsNames,
+  });
   return { ca: forge.pki.certificateToPem(caCert), cert: forge.pki.certificateToPem(cert), key: leaf.pem };
 }
 

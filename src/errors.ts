@@ -16,8 +16,7 @@ export class ApiError extends Error {
 }
 
 export const isNotFound = (e: unknown): boolean => e instanceof ApiError && e.code === 404;
-export const isAlreadyExists = (e: unknown): boolean =>
-  e instanceof ApiError && e.code === 409 && e.reason === 'AlreadyExists';
+export const isAlreadyExists = (e: unknown): boolean => e instanceof ApiError && e.code === 409 && e.reason === 'AlreadyExists';
 export const isConflict = (e: unknown): boolean => e instanceof ApiError && e.code === 409;
 /** The API server refuses new objects in a namespace that is being deleted. */
 export const isNamespaceTerminating = (e: unknown): boolean => e instanceof ApiError && e.causes.includes('NamespaceTerminating');

@@ -62,7 +62,10 @@ export class LeaderElector {
       if (ok) this.lastRenew = Date.now();
       else if (Date.now() - this.lastRenew >= this.o.renewDeadlineSeconds * 1000) {
         this.leading = false;
-        this.o.log.error({ lease: `${this.o.namespace}/${this.o.name}`, renewDeadlineSeconds: this.o.renewDeadlineSeconds }, 'lost leadership: the lease was not renewed within the renew deadline');
+        this.o.log.error(
+          { lease: `${this.o.namespace}/${this.o.name}`, renewDeadlineSeconds: this.o.renewDeadlineSeconds },
+          'lost leadership: the lease was not renewed within the renew deadline',
+        );
         onLost();
         return;
       }
@@ -119,7 +122,13 @@ export class LeaderElector {
       }
     }
     const spec = lease.spec ?? {};
-    const record = JSON.stringify([spec.holderIdentity, spec.renewTime, spec.acquireTime, spec.leaseDurationSeconds, spec.leaseTransitions]);
+    const record = JSON.stringify([
+      spec.holderIdentity,
+      spec.renewTime,
+      spec.acquireTime,
+      spec.leaseDurationSeconds,
+      spec.leaseTransitions,
+    ]);
     if (record !== this.observedRecord) {
       this.observedRecord = record;
       this.observedTime = Date.now();

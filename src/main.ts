@@ -33,7 +33,10 @@ async function main(): Promise<number> {
     process.stdout.write(`podmigration-operator ${VERSION} (Node.js ${process.version})\n`);
     return 0;
   }
-  const log = pino({ level: opts.logLevel, base: { component: 'podmigration-operator' } }, opts.logFormat === 'text' ? textLines(process.stdout) : undefined);
+  const log = pino(
+    { level: opts.logLevel, base: { component: 'podmigration-operator' } },
+    opts.logFormat === 'text' ? textLines(process.stdout) : undefined,
+  );
   let kc: KubeConfig;
   try {
     kc = opts.kubeconfig ? KubeConfig.fromFile(opts.kubeconfig) : KubeConfig.inCluster();
@@ -77,7 +80,9 @@ async function main(): Promise<number> {
       );
   };
   // A promise nobody waits on that fails is a bug to log, never a reason to stop serving.
-  process.on('unhandledRejection', (e: unknown) => log.error({ err: e instanceof Error ? e.stack : String(e) }, 'unhandled promise rejection'));
+  process.on('unhandledRejection', (e: unknown) =>
+    log.error({ err: e instanceof Error ? e.stack : String(e) }, 'unhandled promise rejection'),
+  );
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   log.info({ version: VERSION, server: kc.cluster.server, namespace: opts.namespace ?? '(all)' }, 'starting');
@@ -92,7 +97,9 @@ async function main(): Promise<number> {
     const registry = controller.metrics.registry;
     const routes = { '/metrics': async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }) };
     // Beyond loopback: HTTPS, for callers the API server authenticates and authorizes.
-    const secureServing = secure ? { tls: certDir ?? (await selfIssued('podmigration-metrics')), guard: delegatedAuth(new KubeClient(kc), log), log } : undefined;
+    const secureServing = secure
+      ? { tls: certDir ?? (await selfIssued('podmigration-metrics')), guard: delegatedAuth(new KubeClient(kc), log), log }
+      : undefined;
     const { port } = await serve(address, routes, secureServing);
     log.info({ address, port, secure, certDir }, 'serving /metrics');
   }
@@ -102,7 +109,12 @@ async function main(): Promise<number> {
     const client = new KubeClient(kc);
     const cache = controller.cachedMigrations;
     void controller.startCaches();
-    const { port } = await serveWebhook({ ...opts.webhook, client, log, migrations: { cached: (ns) => cache.list(ns), live: liveMigrations(client) } });
+    const { port } = await serveWebhook({
+      ...opts.webhook,
+      client,
+      log,
+      migrations: { cached: (ns) => cache.list(ns), live: liveMigrations(client) },
+    });
     log.info({ address: opts.webhook.address, port, path: WEBHOOK_PATH }, 'serving the pod admission webhook');
   }
   if (opts.api) {
@@ -120,7 +132,9 @@ async function main(): Promise<number> {
   if (!stopping && arming) {
     // What the migrations in flight wait on, as this leader finds them (after a restart, a failover).
     await controller.startCaches();
-    await arming.seed(controller.cachedMigrations.list()).catch((e: unknown) => log.warn({ err: String(e) }, 'could not set which owners the webhook is armed for'));
+    await arming
+      .seed(controller.cachedMigrations.list())
+      .catch((e: unknown) => log.warn({ err: String(e) }, 'could not set which owners the webhook is armed for'));
   }
   if (!stopping) await controller.start();
   return -1; // keep running until a signal

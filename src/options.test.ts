@@ -17,7 +17,9 @@ describe('parseOptions', () => {
   });
 
   it('trusts only the owners it is told recreate their pods (Steer), as group/Kind', () => {
-    expect(parseOptions(['--steer-owner-kinds', 'apps/StatefulSet, kubeflow.org/PyTorchJob'], {})).toMatchObject({ steerOwnerKinds: ['apps/StatefulSet', 'kubeflow.org/PyTorchJob'] });
+    expect(parseOptions(['--steer-owner-kinds', 'apps/StatefulSet, kubeflow.org/PyTorchJob'], {})).toMatchObject({
+      steerOwnerKinds: ['apps/StatefulSet', 'kubeflow.org/PyTorchJob'],
+    });
     expect(parseOptions([], { STEER_OWNER_KINDS: 'batch/Job' })).toMatchObject({ steerOwnerKinds: ['batch/Job'] });
     expect(() => parseOptions(['--steer-owner-kinds', 'PyTorchJob'], {})).toThrow(/"PyTorchJob" is not group\/Kind/);
   });
@@ -25,7 +27,9 @@ describe('parseOptions', () => {
   it('serves the REST facade only when asked, over TLS beyond loopback', () => {
     expect(parseOptions([], {})).toMatchObject({ api: undefined });
     expect(parseOptions(['--api-bind-address', '127.0.0.1:9000'], {})).toMatchObject({ api: { address: '127.0.0.1:9000' } });
-    expect(parseOptions([], { API_BIND_ADDRESS: ':8443', API_CERT_DIR: '/certs' })).toMatchObject({ api: { address: ':8443', certDir: '/certs' } });
+    expect(parseOptions([], { API_BIND_ADDRESS: ':8443', API_CERT_DIR: '/certs' })).toMatchObject({
+      api: { address: ':8443', certDir: '/certs' },
+    });
     expect(parseOptions(['--api-bind-address', '0'], {})).toMatchObject({ api: undefined });
   });
 
@@ -33,7 +37,11 @@ describe('parseOptions', () => {
     const metrics = (argv: string[], env: NodeJS.ProcessEnv = {}) => (parseOptions(argv, env) as { metrics?: object }).metrics;
     expect(metrics(['--metrics-bind-address', 'localhost:8080'])).toEqual({ address: 'localhost:8080', secure: false, certDir: undefined });
     expect(metrics(['--metrics-bind-address', ':8443'])).toEqual({ address: ':8443', secure: true, certDir: undefined });
-    expect(metrics([], { METRICS_BIND_ADDRESS: '0.0.0.0:8443', METRICS_CERT_DIR: '/certs' })).toEqual({ address: '0.0.0.0:8443', secure: true, certDir: '/certs' });
+    expect(metrics([], { METRICS_BIND_ADDRESS: '0.0.0.0:8443', METRICS_CERT_DIR: '/certs' })).toEqual({
+      address: '0.0.0.0:8443',
+      secure: true,
+      certDir: '/certs',
+    });
     expect(metrics(['--metrics-secure'])).toMatchObject({ address: '127.0.0.1:8080', secure: true });
     expect(metrics([], { METRICS_SECURE: 'true' })).toMatchObject({ secure: true });
     expect(metrics(['--metrics-cert-dir', '/certs'])).toMatchObject({ address: '127.0.0.1:8080', secure: true });
@@ -52,7 +60,9 @@ describe('parseOptions', () => {
       POD_NAMESPACE: 'ops',
     });
     expect(o).toMatchObject({ kubeconfig: '/k', namespace: 'ml', workers: 8, logLevel: 'debug', metrics: undefined });
-    expect(parseOptions(['--max-concurrent-reconciles', '16', '--max-migrations-in-flight', '50'], { MAX_MIGRATIONS_PER_NODE: '7' })).toMatchObject({
+    expect(
+      parseOptions(['--max-concurrent-reconciles', '16', '--max-migrations-in-flight', '50'], { MAX_MIGRATIONS_PER_NODE: '7' }),
+    ).toMatchObject({
       workers: 16,
       limits: { cluster: 50, perNode: 7 },
     });

@@ -164,27 +164,48 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   if (values.help) return 'help';
   if (values.version) return 'version';
   const logFormat = values['log-format'] ?? env.LOG_FORMAT ?? 'json';
-  if (logFormat !== 'json' && logFormat !== 'text') throw new UsageError(`--log-format must be json or text, not ${JSON.stringify(logFormat)}`);
+  if (logFormat !== 'json' && logFormat !== 'text')
+    throw new UsageError(`--log-format must be json or text, not ${JSON.stringify(logFormat)}`);
   const count = (flag: string, text: string, max: number) => {
     const n = Number(text);
-    if (!/^\d+$/.test(text) || n < 1 || n > max) throw new UsageError(`--${flag} must be a whole number from 1 to ${max}, not ${JSON.stringify(text)}`);
+    if (!/^\d+$/.test(text) || n < 1 || n > max)
+      throw new UsageError(`--${flag} must be a whole number from 1 to ${max}, not ${JSON.stringify(text)}`);
     return n;
   };
-  const reconcilesFlag = values['max-concurrent-reconciles'] !== undefined || values['max-concurrent-migrations'] === undefined ? 'max-concurrent-reconciles' : 'max-concurrent-migrations';
+  const reconcilesFlag =
+    values['max-concurrent-reconciles'] !== undefined || values['max-concurrent-migrations'] === undefined
+      ? 'max-concurrent-reconciles'
+      : 'max-concurrent-migrations';
   const workers = count(
     reconcilesFlag,
-    values['max-concurrent-reconciles'] ?? values['max-concurrent-migrations'] ?? env.MAX_CONCURRENT_RECONCILES ?? env.MAX_CONCURRENT_MIGRATIONS ?? '4',
+    values['max-concurrent-reconciles'] ??
+      values['max-concurrent-migrations'] ??
+      env.MAX_CONCURRENT_RECONCILES ??
+      env.MAX_CONCURRENT_MIGRATIONS ??
+      '4',
     100,
   );
   const limits: Limits = {
-    cluster: count('max-migrations-in-flight', values['max-migrations-in-flight'] ?? env.MAX_MIGRATIONS_IN_FLIGHT ?? String(DEFAULT_LIMITS.cluster), 100_000),
-    perNode: count('max-migrations-per-node', values['max-migrations-per-node'] ?? env.MAX_MIGRATIONS_PER_NODE ?? String(DEFAULT_LIMITS.perNode), 100_000),
+    cluster: count(
+      'max-migrations-in-flight',
+      values['max-migrations-in-flight'] ?? env.MAX_MIGRATIONS_IN_FLIGHT ?? String(DEFAULT_LIMITS.cluster),
+      100_000,
+    ),
+    perNode: count(
+      'max-migrations-per-node',
+      values['max-migrations-per-node'] ?? env.MAX_MIGRATIONS_PER_NODE ?? String(DEFAULT_LIMITS.perNode),
+      100_000,
+    ),
   };
   const logLevel = values['log-level'] ?? env.LOG_LEVEL ?? 'info';
   if (!LEVELS.includes(logLevel)) {
     throw new UsageError(`--log-level must be one of ${LEVELS.join(', ')}, not ${JSON.stringify(logLevel)}`);
   }
-  const address = (flag: 'health-probe-bind-address' | 'metrics-bind-address' | 'webhook-bind-address' | 'api-bind-address', fromEnv: string | undefined, fallback: string) => {
+  const address = (
+    flag: 'health-probe-bind-address' | 'metrics-bind-address' | 'webhook-bind-address' | 'api-bind-address',
+    fromEnv: string | undefined,
+    fallback: string,
+  ) => {
     const text = values[flag] ?? fromEnv ?? fallback;
     if (text === '0') return undefined;
     try {
@@ -201,7 +222,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
   const metrics = metricsAddress
     ? {
         address: metricsAddress,
-        secure: !isLoopback(parseAddress(metricsAddress).host) || (values['metrics-secure'] ?? env.METRICS_SECURE === 'true') || !!metricsCertDir,
+        secure:
+          !isLoopback(parseAddress(metricsAddress).host) || (values['metrics-secure'] ?? env.METRICS_SECURE === 'true') || !!metricsCertDir,
         certDir: metricsCertDir,
       }
     : undefined;
@@ -223,16 +245,22 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
       }
     : undefined;
   const kindsText = values['steer-owner-kinds'] ?? env.STEER_OWNER_KINDS ?? DEFAULT_STEER_OWNER_KINDS.join(',');
-  const steerOwnerKinds = kindsText.split(',').map((k) => k.trim()).filter(Boolean);
+  const steerOwnerKinds = kindsText
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
   for (const k of steerOwnerKinds) {
     if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Z][A-Za-z0-9]*$/.test(k)) {
-      throw new UsageError(`--steer-owner-kinds: ${JSON.stringify(k)} is not group/Kind (for example apps/StatefulSet or kubeflow.org/PyTorchJob)`);
+      throw new UsageError(
+        `--steer-owner-kinds: ${JSON.stringify(k)} is not group/Kind (for example apps/StatefulSet or kubeflow.org/PyTorchJob)`,
+      );
     }
   }
   const seconds = (flag: string, fallback: number) => {
     const text = (values as Record<string, string | undefined>)[flag] ?? String(fallback);
     const n = Number(text);
-    if (!/^\d+$/.test(text) || n < 1) throw new UsageError(`--${flag} must be a whole number of seconds, at least 1, not ${JSON.stringify(text)}`);
+    if (!/^\d+$/.test(text) || n < 1)
+      throw new UsageError(`--${flag} must be a whole number of seconds, at least 1, not ${JSON.stringify(text)}`);
     return n;
   };
   let leaderElection: Options['leaderElection'];

@@ -24,13 +24,33 @@ const valid = '  podName: p\n  sourceNode: node-1\n  targetNode: node-2\n';
 
 it.each([
   ['a missing podName', 'no-pod', '  sourceNode: node-1\n  targetNode: node-2\n', /spec\.podName: Required value/],
-  ['targetNode equal to sourceNode', 'same-node', '  podName: p\n  sourceNode: node-1\n  targetNode: node-1\n', /spec\.targetNode: .*must differ from spec\.sourceNode/],
-  ['a negative timeout', 'neg-timeout', `${valid}  timeoutSeconds: -5\n`, /spec\.timeoutSeconds: Invalid value: -5: .*greater than or equal to 1/],
+  [
+    'targetNode equal to sourceNode',
+    'same-node',
+    '  podName: p\n  sourceNode: node-1\n  targetNode: node-1\n',
+    /spec\.targetNode: .*must differ from spec\.sourceNode/,
+  ],
+  [
+    'a negative timeout',
+    'neg-timeout',
+    `${valid}  timeoutSeconds: -5\n`,
+    /spec\.timeoutSeconds: Invalid value: -5: .*greater than or equal to 1/,
+  ],
   ['a zero timeout', 'zero-timeout', `${valid}  timeoutSeconds: 0\n`, /spec\.timeoutSeconds: Invalid value: 0/],
-  ['a checkpoint size that is not a quantity', 'bad-size', `${valid}  preservePV: true\n  checkpoint:\n    size: lots\n`, /spec\.checkpoint\.size: .*positive quantity/],
+  [
+    'a checkpoint size that is not a quantity',
+    'bad-size',
+    `${valid}  preservePV: true\n  checkpoint:\n    size: lots\n`,
+    /spec\.checkpoint\.size: .*positive quantity/,
+  ],
   ['a zero checkpoint size', 'zero-size', `${valid}  checkpoint:\n    size: "0"\n`, /spec\.checkpoint\.size: .*positive quantity/],
   ['an unknown field', 'unknown', `${valid}  targetNodes: node-3\n`, /unknown field "spec\.targetNodes"/],
-  ['a pod name that is not a DNS name', 'bad-pod', '  podName: My_Pod\n  sourceNode: node-1\n  targetNode: node-2\n', /spec\.podName: Invalid value: "My_Pod"/],
+  [
+    'a pod name that is not a DNS name',
+    'bad-pod',
+    '  podName: My_Pod\n  sourceNode: node-1\n  targetNode: node-2\n',
+    /spec\.podName: Invalid value: "My_Pod"/,
+  ],
   ['an unknown strategy', 'bad-strategy', `${valid}  strategy: YOLO\n`, /spec\.strategy: Unsupported value: "YOLO"/],
   ['a wrong type', 'bad-type', `${valid}  preservePV: "yes please"\n`, /spec\.preservePV: Invalid value: "string"/],
   ['a name too long for a label value', 'n'.repeat(64), valid, /metadata\.name must be at most 63 characters/],

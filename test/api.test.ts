@@ -9,7 +9,22 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { KubeClient, paths } from '../src/kube/client';
 import { KubeConfig } from '../src/kube/config';
 import { CLUSTER_DIR, ROOT } from './cluster/provider';
-import { DOWNLOADER_DONE, OperatorProcess, TRAINING_CONTAINERS, createRunningPod, env, eventually, k8s, kubectl, operatorNamespace, pmPath, podManifest, servingCertDir, httpsCall, tokenKubeconfig } from './helpers';
+import {
+  DOWNLOADER_DONE,
+  OperatorProcess,
+  TRAINING_CONTAINERS,
+  createRunningPod,
+  env,
+  eventually,
+  k8s,
+  kubectl,
+  operatorNamespace,
+  pmPath,
+  podManifest,
+  servingCertDir,
+  httpsCall,
+  tokenKubeconfig,
+} from './helpers';
 
 const { ns, operator } = operatorNamespace('api', { args: ['--api-bind-address', '127.0.0.1:0'] });
 let base: string;
@@ -82,7 +97,12 @@ it.each([
   ['a missing field', { body: JSON.stringify({ pod_namespace: 'x', source_node: 'a', target_node: 'b' }) }, 400, /pod_name is required/],
   ['the same node twice', { body: JSON.stringify({ ...valid, pod_namespace: 'x', target_node: 'node-1' }) }, 400, /must differ/],
   ['a negative timeout', { body: JSON.stringify({ ...valid, pod_namespace: 'x', timeout: -5 }) }, 400, /timeout must be/],
-  ['the wrong content type', { body: 'pod_name=trainer', type: 'application/x-www-form-urlencoded' }, 415, /Content-Type must be application\/json/],
+  [
+    'the wrong content type',
+    { body: 'pod_name=trainer', type: 'application/x-www-form-urlencoded' },
+    415,
+    /Content-Type must be application\/json/,
+  ],
   ['an oversized body', { body: JSON.stringify({ ...valid, pod_namespace: 'x', pad: 'x'.repeat(70_000) }) }, 413, /at most 65536 bytes/],
 ])('refuses %s with a JSON error, creating nothing', async (_what, o, status, message) => {
   const r = await call('POST', '/api/v1/migrations', { as: 'writer', ...o });
@@ -109,7 +129,14 @@ it('drives a whole migration over HTTP, a PodMigration like any other that kubec
   try {
     const accepted = await create({ ...valid, pod_namespace: ns, preserve_pv: false });
     expect(accepted.status).toBe(202);
-    expect(accepted.body).toMatchObject({ status: 'pending', pod_name: 'trainer', pod_namespace: ns, source_node: 'node-1', target_node: 'node-2', timeout: 120 });
+    expect(accepted.body).toMatchObject({
+      status: 'pending',
+      pod_name: 'trainer',
+      pod_namespace: ns,
+      source_node: 'node-1',
+      target_node: 'node-2',
+      timeout: 120,
+    });
     const id = String(accepted.body.migration_id);
     expect(id).toMatch(new RegExp(`^${ns}/migration-[a-z0-9]+$`));
     const name = id.split('/')[1];
@@ -119,22 +146,50 @@ it('drives a whole migration over HTTP, a PodMigration like any other that kubec
       expect(r.status).toBe(200);
       return r.body.status === 'completed' || r.body.status === 'failed' ? r.body : undefined;
     });
-    expect(done).toMatchObject({ migration_id: id, status: 'completed', phase: 'Completed', current_step: 5, total_steps: 5, progress: '5/5' });
+    expect(done).toMatchObject({
+      migration_id: id,
+      status: 'completed',
+      phase: 'Completed',
+      current_step: 5,
+      total_steps: 5,
+      progress: '5/5',
+    });
     // The whole record, in the original's vocabulary; the id also works as one segment.
     const full = await call('GET', `/api/v1/migrations/${encodeURIComponent(id)}`, { as: 'reader' });
     expect(full.status).toBe(200);
-    expect(full.body).toMatchObject({ status: 'completed', mode: 'Copy', resources: { savings: { cpu_percent: 33.3, memory_percent: 66.7, basis: 'requests' } } });
-    expect((full.body.containers as { name: string; migrated: boolean }[]).map((c) => `${c.name}:${c.migrated}`)).toEqual(['trainer:true', 'exporter:true', 'downloader:false']);
+    expect(full.body).toMatchObject({
+      status: 'completed',
+      mode: 'Copy',
+      resources: { savings: { cpu_percent: 33.3, memory_percent: 66.7, basis: 'requests' } },
+    });
+    expect((full.body.containers as { name: string; migrated: boolean }[]).map((c) => `${c.name}:${c.migrated}`)).toEqual([
+      'trainer:true',
+      'exporter:true',
+      'downloader:false',
+    ]);
     expect(Number(full.body.duration_seconds)).toBeGreaterThan(0);
     expect(full.body.target_pod).toMatch(/^trainer-/);
     // The record is the one source of truth: the API server holds it, kubectl saw it.
     const pm = await k8s.get<PodMigration>(paths.migration(ns, name));
     expect(pm.status!.phase).toBe('Completed');
-    await eventually('kubectl saw it complete', async () => (new RegExp(`^${name}\\s+trainer\\s+node-1\\s+node-2\\s+Completed`, 'm').test(watched) ? true : undefined), 10_000);
+    await eventually(
+      'kubectl saw it complete',
+      async () => (new RegExp(`^${name}\\s+trainer\\s+node-1\\s+node-2\\s+Completed`, 'm').test(watched) ? true : undefined),
+      10_000,
+    );
 
     // Totals from the records the caller may list.
     const metrics = await call('GET', `/api/v1/metrics?namespace=${ns}`, { as: 'reader' });
-    expect(metrics).toMatchObject({ status: 200, body: { scope: `namespace ${ns}`, total_migrations: 1, completed_migrations: 1, failed_migrations: 0, average_cpu_savings_percent: 33.3 } });
+    expect(metrics).toMatchObject({
+      status: 200,
+      body: {
+        scope: `namespace ${ns}`,
+        total_migrations: 1,
+        completed_migrations: 1,
+        failed_migrations: 0,
+        average_cpu_savings_percent: 33.3,
+      },
+    });
     expect(Number(metrics.body.average_duration_seconds)).toBe(pm.status!.durationSeconds);
 
     // docs/openapi.yaml describes exactly these answers.
@@ -142,10 +197,19 @@ it('drives a whole migration over HTTP, a PodMigration like any other that kubec
       paths: Record<string, Record<string, unknown>>;
       components: { schemas: Record<string, { properties?: Record<string, unknown>; allOf?: { properties?: Record<string, unknown> }[] }> };
     };
-    expect(Object.keys(doc.paths).sort()).toEqual(['/api/v1/metrics', '/api/v1/migrations', '/api/v1/migrations/{namespace}/{name}', '/api/v1/migrations/{namespace}/{name}/status', '/health']);
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/v1/metrics',
+      '/api/v1/migrations',
+      '/api/v1/migrations/{namespace}/{name}',
+      '/api/v1/migrations/{namespace}/{name}/status',
+      '/health',
+    ]);
     const props = (schema: string): string[] => {
       const s = doc.components.schemas[schema];
-      return [...Object.keys(s.properties ?? {}), ...(s.allOf ?? []).flatMap((p) => ('$ref' in p ? props(String(p.$ref).split('/').pop()!) : Object.keys(p.properties ?? {})))];
+      return [
+        ...Object.keys(s.properties ?? {}),
+        ...(s.allOf ?? []).flatMap((p) => ('$ref' in p ? props(String(p.$ref).split('/').pop()!) : Object.keys(p.properties ?? {}))),
+      ];
     };
     for (const k of Object.keys(full.body)) expect([k, props('Migration').includes(k)]).toEqual([k, true]);
     for (const k of Object.keys(done)) expect([k, props('Status').includes(k)]).toEqual([k, true]);
@@ -158,19 +222,39 @@ it('drives a whole migration over HTTP, a PodMigration like any other that kubec
 it('is switched on by the config/api component: TLS from a mounted Secret, a Service to every replica', () => {
   const rendered = kubectl(['kustomize', join(ROOT, 'test/fixtures/api-overlay')]);
   expect(rendered.stderr).toBe('');
-  const docs = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> });
+  const docs = parseAllDocuments(rendered.stdout).map(
+    (d) => d.toJS() as { kind: string; metadata: { name: string }; spec: Record<string, unknown> },
+  );
   const deployment = docs.find((d) => d.kind === 'Deployment')!;
-  const pod = (deployment.spec as unknown as { template: { spec: { containers: { env: { name: string; value?: string }[]; ports: { name: string; containerPort: number }[]; volumeMounts: { name: string; mountPath: string }[] }[]; volumes: { name: string; secret?: { secretName: string } }[] } } }).template.spec;
+  const pod = (
+    deployment.spec as unknown as {
+      template: {
+        spec: {
+          containers: {
+            env: { name: string; value?: string }[];
+            ports: { name: string; containerPort: number }[];
+            volumeMounts: { name: string; mountPath: string }[];
+          }[];
+          volumes: { name: string; secret?: { secretName: string } }[];
+        };
+      };
+    }
+  ).template.spec;
   const env = Object.fromEntries(pod.containers[0].env.map((e) => [e.name, e.value]));
   expect(env).toMatchObject({ API_BIND_ADDRESS: ':8444', API_CERT_DIR: '/tmp/api-serving-certs' });
-  expect(pod.containers[0].volumeMounts).toEqual(expect.arrayContaining([{ name: 'api-cert', mountPath: '/tmp/api-serving-certs', readOnly: true }]));
+  expect(pod.containers[0].volumeMounts).toEqual(
+    expect.arrayContaining([{ name: 'api-cert', mountPath: '/tmp/api-serving-certs', readOnly: true }]),
+  );
   // Beside the webhook's certificate (the certmanager component), not instead of it.
   expect(pod.volumes.map((v) => v.secret?.secretName).sort()).toEqual(['podmigration-api-cert', 'podmigration-webhook-server-cert']);
   const service = docs.find((d) => d.kind === 'Service' && d.metadata.name === 'podmigration-api')!;
   expect(service.spec).toMatchObject({ ports: [{ port: 443, targetPort: 'api' }] });
   expect(pod.containers[0].ports).toEqual(expect.arrayContaining([{ name: 'api', containerPort: 8444 }]));
   const cert = docs.find((d) => d.kind === 'Certificate' && d.metadata.name === 'podmigration-api-cert')!;
-  expect(cert.spec).toMatchObject({ secretName: 'podmigration-api-cert', dnsNames: expect.arrayContaining(['podmigration-api.podmigration-system.svc']) });
+  expect(cert.spec).toMatchObject({
+    secretName: 'podmigration-api-cert',
+    dnsNames: expect.arrayContaining(['podmigration-api.podmigration-system.svc']),
+  });
 });
 
 it('serves over TLS from --api-cert-dir (reloaded when it changes), acting with the caller’s token there too', async () => {
@@ -206,7 +290,9 @@ it('reaches the API server with a kubeconfig whose identity comes from an exec c
     { mode: 0o755 },
   );
   const text = parse(tokenKubeconfig('exec-user', 'unused')) as { users: { user: object }[] };
-  text.users[0].user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, env: [{ name: 'TOKEN', value: tokens.writer }] } };
+  text.users[0].user = {
+    exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, env: [{ name: 'TOKEN', value: tokens.writer }] },
+  };
   const path = join(CLUSTER_DIR, 'exec.kubeconfig');
   writeFileSync(path, stringify(text));
   const client = new KubeClient(KubeConfig.fromFile(path));

@@ -24,7 +24,10 @@ const { ns, operator } = operatorNamespace('apiserver');
 
 local('completes a migration across a kube-apiserver restart', async () => {
   await createRunningPod(podManifest(ns, 'before', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
-  await k8s.create(pmPath(ns), migration(ns, 'move-before', { podName: 'before', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 6 }));
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'move-before', { podName: 'before', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 6 }),
+  );
   await waitForPhase(ns, 'move-before', ['CollectingMetrics']);
 
   const pid = Number(readFileSync(join(CLUSTER_DIR, 'kube-apiserver.pid'), 'utf8'));
@@ -39,6 +42,9 @@ local('completes a migration across a kube-apiserver restart', async () => {
 
   // New work arrives through the re-established watches.
   await createRunningPod(podManifest(ns, 'after', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
-  await k8s.create(pmPath(ns), migration(ns, 'move-after', { podName: 'after', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'move-after', { podName: 'after', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }),
+  );
   expect((await waitForPhase(ns, 'move-after', ['Completed', 'Failed'], 60_000)).status!.phase).toBe('Completed');
 });

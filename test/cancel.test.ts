@@ -26,7 +26,9 @@ const CLAIM = 'migration.ai-storage.io/claimed-by';
 
 /** A migration stuck waiting for its new pod (never Ready on node-2), with that pod made. */
 async function stuck(podName: string) {
-  const source = await createRunningPod(podManifest(ns, podName, 'node-1', TRAINING_CONTAINERS.slice(0, 2), { 'kwok.podmigration.test/unready-on': 'node-2' }));
+  const source = await createRunningPod(
+    podManifest(ns, podName, 'node-1', TRAINING_CONTAINERS.slice(0, 2), { 'kwok.podmigration.test/unready-on': 'node-2' }),
+  );
   const name = `move-${podName}`;
   await k8s.create(pmPath(ns), migration(ns, name, { podName, sourceNode: 'node-1', targetNode: 'node-2' }));
   const pm = await waitForPhase(ns, name, ['CreatingTargetPod']);
@@ -61,18 +63,27 @@ it('the cancel annotation ends in Cancelled, removes the new pod and keeps the r
   await eventually('target pod removed', async () => ((await podsOfMigration(ns, name)).length === 0 ? true : undefined), 30_000);
   await expectSourceIntact('annotated', sourceUid);
   // Nothing left to clean up: the finalizer is released and the record stays, saying what was undone.
-  await eventually('finalizer released', async () => ((await getMigration(ns, name)).metadata.finalizers?.includes(FINALIZER) ? undefined : true));
+  await eventually('finalizer released', async () =>
+    (await getMigration(ns, name)).metadata.finalizers?.includes(FINALIZER) ? undefined : true,
+  );
   const done = await getMigration(ns, name);
   expect(done.status!.conditions!.find((c) => c.type === 'RolledBack')).toMatchObject({ status: 'True', reason: 'SourcePodRunning' });
-  expect(done.status!.message).toMatch(/^cancelled by the migration\.ai-storage\.io\/cancel annotation; removed pod annotated-mig-\w+; source pod annotated still runs on node-1$/);
+  expect(done.status!.message).toMatch(
+    /^cancelled by the migration\.ai-storage\.io\/cancel annotation; removed pod annotated-mig-\w+; source pod annotated still runs on node-1$/,
+  );
 });
 
 it('deleting a completed migration only removes the record; the moved workload stays', async () => {
   await createRunningPod(podManifest(ns, 'done', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
-  await k8s.create(pmPath(ns), migration(ns, 'move-done', { podName: 'done', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'move-done', { podName: 'done', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }),
+  );
   const pm = await waitForPhase(ns, 'move-done', ['Completed', 'Failed']);
   expect(pm.status!.phase).toBe('Completed');
-  await eventually('finalizer released', async () => ((await getMigration(ns, 'move-done')).metadata.finalizers?.includes(FINALIZER) ? undefined : true));
+  await eventually('finalizer released', async () =>
+    (await getMigration(ns, 'move-done')).metadata.finalizers?.includes(FINALIZER) ? undefined : true,
+  );
   expect(kubectl(['delete', 'podmigration', 'move-done', '-n', ns, '--timeout=30s']).code).toBe(0);
   const [target] = await podsOfMigration(ns, 'move-done');
   expect(target.metadata!.name).toBe(pm.status!.targetPod!.name);
@@ -90,9 +101,20 @@ it('a record deleted while the operator was down, with its copy made but not on 
   try {
     const source = await createRunningPod(podManifest(ns, 'down', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
     const name = 'move-down';
-    const pm = await k8s.create<PodMigration>(pmPath(ns), { ...migration(ns, name, { podName: 'down', sourceNode: 'node-1', targetNode: 'node-2' }), metadata: { name, namespace: ns, finalizers: [FINALIZER] } });
-    const claimed = await k8s.mergePatch<V1Pod>(paths.pod(ns, 'down'), { metadata: { annotations: { [CLAIM]: `${name}/${pm.metadata.uid}` } } });
-    const copy = buildTargetPod(claimed, { name: targetPodName('down', pm.metadata.uid!), targetNode: 'node-2', migrationName: name, migrationUid: pm.metadata.uid!, keep: new Set(['trainer', 'exporter']) });
+    const pm = await k8s.create<PodMigration>(pmPath(ns), {
+      ...migration(ns, name, { podName: 'down', sourceNode: 'node-1', targetNode: 'node-2' }),
+      metadata: { name, namespace: ns, finalizers: [FINALIZER] },
+    });
+    const claimed = await k8s.mergePatch<V1Pod>(paths.pod(ns, 'down'), {
+      metadata: { annotations: { [CLAIM]: `${name}/${pm.metadata.uid}` } },
+    });
+    const copy = buildTargetPod(claimed, {
+      name: targetPodName('down', pm.metadata.uid!),
+      targetNode: 'node-2',
+      migrationName: name,
+      migrationUid: pm.metadata.uid!,
+      keep: new Set(['trainer', 'exporter']),
+    });
     await k8s.create(paths.pods(ns), copy);
     expect((await getMigration(ns, name)).status).toEqual({ phase: 'Pending', observedGeneration: 0 });
     expect(kubectl(['delete', 'podmigration', name, '-n', ns, '--wait=false']).code).toBe(0);

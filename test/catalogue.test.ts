@@ -36,7 +36,10 @@ it('refuses a pod that is being deleted (PodTerminating)', async () => {
 it('refuses to adopt a pod of its target name that it did not make (TargetNameConflict)', async () => {
   await createRunningPod(podManifest(ns, 'squatted', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
   // Created while the operator is down, so the name it will use can be taken first.
-  const pm = await k8s.create<PodMigration>(pmPath(ns), migration(ns, 'move-squatted', { podName: 'squatted', sourceNode: 'node-1', targetNode: 'node-2' }));
+  const pm = await k8s.create<PodMigration>(
+    pmPath(ns),
+    migration(ns, 'move-squatted', { podName: 'squatted', sourceNode: 'node-1', targetNode: 'node-2' }),
+  );
   const name = `squatted-mig-${createHash('sha256').update(pm.metadata.uid).digest('hex').slice(0, 5)}`;
   const squatter = await createRunningPod(podManifest(ns, name, 'node-3', TRAINING_CONTAINERS.slice(0, 1)));
   operator.start();
@@ -48,7 +51,9 @@ it('refuses to adopt a pod of its target name that it did not make (TargetNameCo
 });
 
 it('fails with TargetPodDeleted when someone deletes the new pod before it is Ready', async () => {
-  const source = await createRunningPod(podManifest(ns, 'interrupted', 'node-1', TRAINING_CONTAINERS.slice(0, 1), { 'kwok.podmigration.test/unready-on': 'node-2' }));
+  const source = await createRunningPod(
+    podManifest(ns, 'interrupted', 'node-1', TRAINING_CONTAINERS.slice(0, 1), { 'kwok.podmigration.test/unready-on': 'node-2' }),
+  );
   await k8s.create(pmPath(ns), migration(ns, 'move-interrupted', { podName: 'interrupted', sourceNode: 'node-1', targetNode: 'node-2' }));
   const waiting = await waitForPhase(ns, 'move-interrupted', ['CreatingTargetPod']);
   const target = await eventually('target pod recorded', async () => {
@@ -60,6 +65,10 @@ it('fails with TargetPodDeleted when someone deletes the new pod before it is Re
   const pm = await waitForPhase(ns, 'move-interrupted', ['Failed', 'Completed']);
   expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'TargetPodDeleted' });
   // Not replaced behind the user's back, and the source is untouched.
-  expect((await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: 'migration.ai-storage.io/migration=move-interrupted' })).items.filter((p) => !p.metadata!.deletionTimestamp)).toEqual([]);
+  expect(
+    (
+      await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: 'migration.ai-storage.io/migration=move-interrupted' })
+    ).items.filter((p) => !p.metadata!.deletionTimestamp),
+  ).toEqual([]);
   expect((await getPod(ns, 'interrupted'))!.metadata!.uid).toBe(source.metadata!.uid);
 });

@@ -21,7 +21,7 @@ import {
 const PODS = 24;
 const MIN_KILLS = 6;
 const HOLD = 'test.podmigration/slow';
-const { ns, operator } = operatorNamespace('chaos', { args: ['--max-concurrent-reconciles', '4'] , start: false });
+const { ns, operator } = operatorNamespace('chaos', { args: ['--max-concurrent-reconciles', '4'], start: false });
 
 /** What happens to pod i: how it is set up, and what its migrations must end in. */
 const plan = (i: number) => ({
@@ -81,7 +81,8 @@ function violations(s: Sample, endedSince: Map<string, number>, now: number): st
         if (source && live(source)) out.push(`${name}: Completed but its source still runs`);
       }
       const rolledBack = m.status?.conditions?.find((c) => c.type === 'RolledBack');
-      if (rolledBack?.reason === 'SourcePodRunning' && !(source && live(source))) out.push(`${name}: says the source runs, and it does not`);
+      if (rolledBack?.reason === 'SourcePodRunning' && !(source && live(source)))
+        out.push(`${name}: says the source runs, and it does not`);
     }
   }
   return out;
@@ -89,7 +90,11 @@ function violations(s: Sample, endedSince: Map<string, number>, now: number): st
 
 /** The slow kubelet: holds the pods of slow workloads with a finalizer, released 1-2 s after deletion. */
 async function slowKubelet(isRunning: () => boolean): Promise<void> {
-  const slowApps = new Set(Array.from({ length: PODS }, (_, i) => i).filter((i) => plan(i).slow).map((i) => `chaos-${i}`));
+  const slowApps = new Set(
+    Array.from({ length: PODS }, (_, i) => i)
+      .filter((i) => plan(i).slow)
+      .map((i) => `chaos-${i}`),
+  );
   while (isRunning()) {
     const pods = (await k8s.get<{ items: V1Pod[] }>(paths.pods(ns))).items;
     for (const p of pods) {
@@ -97,7 +102,10 @@ async function slowKubelet(isRunning: () => boolean): Promise<void> {
       const held = p.metadata?.finalizers?.includes(HOLD);
       const deleting = p.metadata?.deletionTimestamp;
       const path = paths.pod(ns, p.metadata!.name!);
-      if (!held && !deleting) await k8s.mergePatch(path, { metadata: { finalizers: [HOLD], resourceVersion: p.metadata!.resourceVersion } }).catch(() => undefined);
+      if (!held && !deleting)
+        await k8s
+          .mergePatch(path, { metadata: { finalizers: [HOLD], resourceVersion: p.metadata!.resourceVersion } })
+          .catch(() => undefined);
       if (held && deleting && Date.now() - Date.parse(String(deleting)) > 1_000 + Math.random() * 1_000) {
         await k8s.mergePatch(path, { metadata: { finalizers: null } }).catch(() => undefined);
       }
@@ -212,6 +220,7 @@ it(`keeps every invariant across ${PODS} pods with racing, slow, blocked and fai
     } else {
       expect([i, completed.length]).toEqual([i, 1]);
     }
-    for (const r of reasons) expect(['TargetPodNotReady', 'MigrationInProgress', 'PodNotFound', 'PodTerminating', 'AlreadyOnTarget']).toContain(r);
+    for (const r of reasons)
+      expect(['TargetPodNotReady', 'MigrationInProgress', 'PodNotFound', 'PodTerminating', 'AlreadyOnTarget']).toContain(r);
   }
 });

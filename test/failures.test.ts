@@ -15,7 +15,7 @@ import {
 } from './helpers';
 import type { PodMigrationSpec } from '../src/api/types';
 
-const { ns, operator } = operatorNamespace('failures');
+const { ns } = operatorNamespace('failures');
 
 async function expectRolledBack(name: string, podName: string, sourceUid: string, reason: string, message: RegExp) {
   const pm = await waitForPhase(ns, name, ['Failed', 'Completed'], 90_000);
@@ -57,6 +57,10 @@ it('fails fast when the new pod fails', async () => {
 });
 
 it('fails with Timeout, rolling back, when the whole migration passes spec.timeoutSeconds', async () => {
-  const { name, uid } = await start('timeout', { 'kwok.podmigration.test/unready-on': 'node-2' }, { timeoutSeconds: 3, readyTimeoutSeconds: 300 });
+  const { name, uid } = await start(
+    'timeout',
+    { 'kwok.podmigration.test/unready-on': 'node-2' },
+    { timeoutSeconds: 3, readyTimeoutSeconds: 300 },
+  );
   await expectRolledBack(name, 'timeout', uid, 'Timeout', /spec\.timeoutSeconds \(3s\)/);
 });

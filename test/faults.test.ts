@@ -16,7 +16,6 @@ import {
   createNamespace,
   createRunningPod,
   deleteNamespace,
-  env,
   eventsOf,
   eventually,
   getMigration,
@@ -38,7 +37,8 @@ const { ns, operator } = operatorNamespace('faults', { args: ['--max-concurrent-
 
 const live = (p: V1Pod | undefined) => !!p && !p.metadata?.deletionTimestamp;
 const condition = (pm: PodMigration, type: string): Condition | undefined => pm.status?.conditions?.find((c) => c.type === type);
-const release = (name: string, namespace = ns) => k8s.mergePatch(paths.pod(namespace, name), { metadata: { finalizers: null } }).catch(() => undefined);
+const release = (name: string, namespace = ns) =>
+  k8s.mergePatch(paths.pod(namespace, name), { metadata: { finalizers: null } }).catch(() => undefined);
 const hold = (name: string, namespace = ns) => k8s.mergePatch(paths.pod(namespace, name), { metadata: { finalizers: [HOLD] } });
 
 async function pdb(name: string, spec: object, namespace = ns): Promise<void> {
@@ -50,7 +50,9 @@ async function pdb(name: string, spec: object, namespace = ns): Promise<void> {
   });
   // The disruption controller must have counted the pods before it allows anything.
   await eventually(`budget ${name} observed`, async () => {
-    const b = await k8s.get<{ status?: { observedGeneration?: number } }>(`/apis/policy/v1/namespaces/${namespace}/poddisruptionbudgets/${name}`);
+    const b = await k8s.get<{ status?: { observedGeneration?: number } }>(
+      `/apis/policy/v1/namespaces/${namespace}/poddisruptionbudgets/${name}`,
+    );
     return b.status?.observedGeneration ? true : undefined;
   });
 }
@@ -76,7 +78,9 @@ describe('racing duplicates', () => {
       await k8s.create(pmPath(ns), migration(ns, `${pod}-m-03`, spec));
       await eventually(`${pod}-m-03 has a phase`, async () => ((await getMigration(ns, `${pod}-m-03`)).status?.phase ? true : undefined));
       await Promise.all(['m-02', 'm-01'].map((m) => k8s.create(pmPath(ns), migration(ns, `${pod}-${m}`, spec))));
-      const ended = await Promise.all(['m-03', 'm-02', 'm-01'].map((m) => waitForPhase(ns, `${pod}-${m}`, ['Completed', 'Failed', 'Cancelled'], 90_000)));
+      const ended = await Promise.all(
+        ['m-03', 'm-02', 'm-01'].map((m) => waitForPhase(ns, `${pod}-${m}`, ['Completed', 'Failed', 'Cancelled'], 90_000)),
+      );
       return { pod, source, ended };
     };
     // In rounds of five at once, so the rounds race inside the operator too.
@@ -93,7 +97,9 @@ describe('racing duplicates', () => {
       const completed = moved;
       expect([pod, moved.length]).toEqual([pod, 1]);
       for (const pm of ended.filter((m) => m !== moved[0])) {
-        expect(['Failed/MigrationInProgress', 'Failed/PodTerminating', 'Failed/PodNotFound', 'Completed/AlreadyOnTarget']).toContain(`${pm.status!.phase}/${pm.status!.reason}`);
+        expect(['Failed/MigrationInProgress', 'Failed/PodTerminating', 'Failed/PodNotFound', 'Completed/AlreadyOnTarget']).toContain(
+          `${pm.status!.phase}/${pm.status!.reason}`,
+        );
       }
       // Exactly one live pod of the workload: the winner's copy.
       const pods = (await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: `app=${pod}` })).items.filter(live);
@@ -110,7 +116,10 @@ describe('racing duplicates', () => {
 describe('a duplicate that comes late', () => {
   it("refuses to move another migration's copy while that migration has not ended (MigrationInProgress)", async () => {
     await createRunningPod(podManifest(ns, 'lineage', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
-    await k8s.create(pmPath(ns), migration(ns, 'move-lineage', { podName: 'lineage', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 15 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-lineage', { podName: 'lineage', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 15 }),
+    );
     await waitForPhase(ns, 'move-lineage', ['CollectingMetrics']);
     // Its source is gone; a second record for the same pod follows the line to the first's copy.
     await k8s.create(pmPath(ns), migration(ns, 'move-lineage-again', { podName: 'lineage', sourceNode: 'node-1', targetNode: 'node-3' }));
@@ -121,7 +130,11 @@ describe('a duplicate that comes late', () => {
     const first = await waitForPhase(ns, 'move-lineage', ['Completed', 'Failed'], 60_000);
     expect(first.status).toMatchObject({ phase: 'Completed' });
     const [copy] = await podsOfMigration(ns, 'move-lineage');
-    expect([copy.spec!.nodeName, live(copy), copy.metadata!.annotations?.['migration.ai-storage.io/claimed-by']]).toEqual(['node-2', true, undefined]);
+    expect([copy.spec!.nodeName, live(copy), copy.metadata!.annotations?.['migration.ai-storage.io/claimed-by']]).toEqual([
+      'node-2',
+      true,
+      undefined,
+    ]);
   });
 });
 
@@ -137,7 +150,17 @@ describe('slow storage', () => {
     });
     try {
       await createRunningPod(podManifest(ns, 'patient', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
-      await k8s.create(pmPath(ns), migration(ns, 'move-patient', { podName: 'patient', sourceNode: 'node-1', targetNode: 'node-2', preservePV: true, checkpoint: { storageClassName: storageClass }, metricsDelaySeconds: 0 }));
+      await k8s.create(
+        pmPath(ns),
+        migration(ns, 'move-patient', {
+          podName: 'patient',
+          sourceNode: 'node-1',
+          targetNode: 'node-2',
+          preservePV: true,
+          checkpoint: { storageClassName: storageClass },
+          metricsDelaySeconds: 0,
+        }),
+      );
       const claim = await eventually('checkpoint claim', async () => (await getMigration(ns, 'move-patient')).status?.checkpointPVC);
       // The provisioner (this test) takes 12 s, more than twice the scheduler's grace.
       await sleep(12_000);
@@ -167,7 +190,10 @@ describe('slow deletions', () => {
   it('does not evict the source while the only copy is terminating (it stays Ready through its grace period)', async () => {
     const source = await createRunningPod(podManifest(ns, 'copy-dying', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
     await pdb('copy-dying', { maxUnavailable: 0 });
-    await k8s.create(pmPath(ns), migration(ns, 'move-copy-dying', { podName: 'copy-dying', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 60 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-copy-dying', { podName: 'copy-dying', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 60 }),
+    );
     const blocked = await blockedInStep4('move-copy-dying');
     const copy = blocked.status!.targetPod!.name;
     // The copy is deleted, but a finalizer keeps it (Ready) as a kubelet would during its grace period.
@@ -190,7 +216,10 @@ describe('slow deletions', () => {
     manifest.metadata!.finalizers = [HOLD];
     await createRunningPod(manifest);
     await pdb('source-dying', { maxUnavailable: 0 });
-    await k8s.create(pmPath(ns), migration(ns, 'move-source-dying', { podName: 'source-dying', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 60 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-source-dying', { podName: 'source-dying', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 60 }),
+    );
     const blocked = await blockedInStep4('move-source-dying');
     const copy = blocked.status!.targetPod!.name;
     // Someone deletes the source (it terminates slowly), and the migration is cancelled.
@@ -206,7 +235,9 @@ describe('slow deletions', () => {
     await sleep(1_000);
     expect(live(await getPod(ns, copy))).toBe(true);
     await release('source-dying');
-    await eventually('TargetPodKept event', async () => ((await eventsOf(ns, 'move-source-dying')).some((e) => e.reason === 'TargetPodKept') ? true : undefined));
+    await eventually('TargetPodKept event', async () =>
+      (await eventsOf(ns, 'move-source-dying')).some((e) => e.reason === 'TargetPodKept') ? true : undefined,
+    );
     expect(live(await getPod(ns, copy))).toBe(true);
     await unblock('source-dying');
   });
@@ -216,7 +247,16 @@ describe('the deadline in step 4', () => {
   it('looks at the source first: evicted by this migration before a crash, the migration has moved the workload', async () => {
     await createRunningPod(podManifest(ns, 'crashed', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
     await pdb('crashed', { maxUnavailable: 0 });
-    await k8s.create(pmPath(ns), migration(ns, 'move-crashed', { podName: 'crashed', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 8, metricsDelaySeconds: 0 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-crashed', {
+        podName: 'crashed',
+        sourceNode: 'node-1',
+        targetNode: 'node-2',
+        timeoutSeconds: 8,
+        metricsDelaySeconds: 0,
+      }),
+    );
     const blocked = await blockedInStep4('move-crashed');
     await operator.stop('SIGKILL');
     // The state a crash at the worst moment leaves, made by hand: the operator had persisted
@@ -225,7 +265,11 @@ describe('the deadline in step 4', () => {
     pm.status!.sourcePod!.evictionRequestedAt = new Date().toISOString();
     await k8s.replace(paths.migrationStatus(ns, 'move-crashed'), pm);
     await unblock('crashed');
-    await k8s.create(paths.eviction(ns, 'crashed'), { apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name: 'crashed', namespace: ns } });
+    await k8s.create(paths.eviction(ns, 'crashed'), {
+      apiVersion: 'policy/v1',
+      kind: 'Eviction',
+      metadata: { name: 'crashed', namespace: ns },
+    });
     await eventually('source gone', async () => ((await getPod(ns, 'crashed')) ? undefined : true));
     // Back only after the deadline.
     await sleep(Math.max(Date.parse(blocked.status!.startTime!) + 8_500 - Date.now(), 0));
@@ -239,13 +283,18 @@ describe('the deadline in step 4', () => {
   it('states what it observed when it rolls back: the copy removed, the source still running', async () => {
     const source = await createRunningPod(podManifest(ns, 'late', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
     await pdb('late', { maxUnavailable: 0 });
-    await k8s.create(pmPath(ns), migration(ns, 'move-late', { podName: 'late', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 5 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-late', { podName: 'late', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 5 }),
+    );
     const pm = await eventually('rollback recorded', async () => {
       const m = await waitForPhase(ns, 'move-late', ['Failed', 'Completed'], 60_000);
       return condition(m, 'RolledBack') ? m : undefined;
     });
     expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'Timeout' });
-    expect(pm.status!.message).toMatch(/did not finish within spec\.timeoutSeconds \(5s\): eviction of source pod late is blocked: .*disruption budget/);
+    expect(pm.status!.message).toMatch(
+      /did not finish within spec\.timeoutSeconds \(5s\): eviction of source pod late is blocked: .*disruption budget/,
+    );
     expect(pm.status!.message).toMatch(new RegExp(`removed pod ${pm.status!.targetPod!.name}; source pod late still runs on node-1$`));
     expect(condition(pm, 'RolledBack')).toMatchObject({ status: 'True', reason: 'SourcePodRunning' });
     const after = await getPod(ns, 'late');
@@ -263,14 +312,20 @@ describe('a permission taken away', () => {
   beforeAll(async () => {
     refusedNs = await createNamespace('noevict');
     // The operator's own ClusterRole, less pods/eviction, for a ServiceAccount of its own.
-    const role = await k8s.get<{ rules: { resources: string[] }[] }>('/apis/rbac.authorization.k8s.io/v1/clusterroles/podmigration-manager');
+    const role = await k8s.get<{ rules: { resources: string[] }[] }>(
+      '/apis/rbac.authorization.k8s.io/v1/clusterroles/podmigration-manager',
+    );
     await k8s.create('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRole',
       metadata: { name: sa },
       rules: role.rules.filter((r) => !r.resources.includes('pods/eviction')),
     });
-    await k8s.create('/api/v1/namespaces/podmigration-system/serviceaccounts', { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } });
+    await k8s.create('/api/v1/namespaces/podmigration-system/serviceaccounts', {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: sa },
+    });
     await k8s.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
@@ -299,7 +354,10 @@ describe('a permission taken away', () => {
 
   it('never completes with both pods running: it retries the refused eviction, then rolls back naming the refusal', async () => {
     const source = await createRunningPod(podManifest(refusedNs, 'no-evict', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
-    await k8s.create(pmPath(refusedNs), migration(refusedNs, 'move-no-evict', { podName: 'no-evict', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 8 }));
+    await k8s.create(
+      pmPath(refusedNs),
+      migration(refusedNs, 'move-no-evict', { podName: 'no-evict', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 8 }),
+    );
     const waiting = await eventually('EvictionRefused', async () => {
       const m = await getMigration(refusedNs, 'move-no-evict');
       return condition(m, 'Reconciling')?.reason === 'EvictionRefused' ? m : undefined;
@@ -309,7 +367,11 @@ describe('a permission taken away', () => {
     const pm = await waitForPhase(refusedNs, 'move-no-evict', ['Completed', 'Failed'], 60_000);
     expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'SourcePodNotEvicted' });
     expect(pm.status!.message).toMatch(/could not be evicted within spec\.timeoutSeconds \(8s\).*cannot create resource "pods\/eviction"/);
-    await eventually('copy removed', async () => ((await podsOfMigration(refusedNs, 'move-no-evict')).length === 0 ? true : undefined), 30_000);
+    await eventually(
+      'copy removed',
+      async () => ((await podsOfMigration(refusedNs, 'move-no-evict')).length === 0 ? true : undefined),
+      30_000,
+    );
     const after = await getPod(refusedNs, 'no-evict');
     expect(after!.metadata!.uid).toBe(source.metadata!.uid);
     expect(live(after)).toBe(true);
@@ -324,12 +386,21 @@ describe('DeleteBeforeCreate when the source cannot be recreated', () => {
       metadata: { name: `${name}-data` },
       spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
     });
-    const manifest = podManifest(namespace, name, 'node-1', TRAINING_CONTAINERS.slice(0, 1), { 'kwok.podmigration.test/unready-on': 'node-2' });
+    const manifest = podManifest(namespace, name, 'node-1', TRAINING_CONTAINERS.slice(0, 1), {
+      'kwok.podmigration.test/unready-on': 'node-2',
+    });
     manifest.spec!.volumes = [{ name: 'data', persistentVolumeClaim: { claimName: `${name}-data` } }];
     await createRunningPod(manifest);
-    await k8s.create(pmPath(namespace), migration(namespace, `move-${name}`, {
-      podName: name, sourceNode: 'node-1', targetNode: 'node-2', strategy: 'DeleteBeforeCreate', readyTimeoutSeconds: 6,
-    }));
+    await k8s.create(
+      pmPath(namespace),
+      migration(namespace, `move-${name}`, {
+        podName: name,
+        sourceNode: 'node-1',
+        targetNode: 'node-2',
+        strategy: 'DeleteBeforeCreate',
+        readyTimeoutSeconds: 6,
+      }),
+    );
     // The source has been evicted and the copy made (it never becomes Ready on node-2).
     return eventually('copy created', async () => {
       const pm = await getMigration(namespace, `move-${name}`);
@@ -344,10 +415,14 @@ describe('DeleteBeforeCreate when the source cannot be recreated', () => {
     try {
       await rwoMigration(doomed, 'rwo-doomed');
       await deleteNamespace(doomed);
-      await eventually('namespace gone', async () => {
-        const r = await k8s.get(`/api/v1/namespaces/${doomed}`).catch((e: { code?: number }) => (e.code === 404 ? 'gone' : undefined));
-        return r === 'gone' ? true : undefined;
-      }, 60_000);
+      await eventually(
+        'namespace gone',
+        async () => {
+          const r = await k8s.get(`/api/v1/namespaces/${doomed}`).catch((e: { code?: number }) => (e.code === 404 ? 'gone' : undefined));
+          return r === 'gone' ? true : undefined;
+        },
+        60_000,
+      );
       expect(op.log()).not.toMatch(/recreated the source pod/);
     } finally {
       await op.stop('SIGTERM');
@@ -360,25 +435,33 @@ describe('DeleteBeforeCreate when the source cannot be recreated', () => {
     // From now on the namespace admits only "restricted" pods, which the source is not.
     await k8s.mergePatch(`/api/v1/namespaces/${ns}`, { metadata: { labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } });
     try {
-      const pm = await eventually('rollback recorded', async () => {
-        const m = await getMigration(ns, 'move-rwo-refused');
-        return condition(m, 'RolledBack') ? m : undefined;
-      }, 90_000);
+      const pm = await eventually(
+        'rollback recorded',
+        async () => {
+          const m = await getMigration(ns, 'move-rwo-refused');
+          return condition(m, 'RolledBack') ? m : undefined;
+        },
+        90_000,
+      );
       expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'TargetPodNotReady' });
       expect(condition(pm, 'RolledBack')).toMatchObject({ status: 'False', reason: 'SourcePodNotRestored' });
       expect(pm.status!.message).toMatch(/could not recreate source pod rwo-refused: .*violates PodSecurity.*status\.sourcePodManifest/);
       const events = await eventsOf(ns, 'move-rwo-refused');
       expect(events.filter((e) => e.reason === 'SourcePodNotRestored' && e.type === 'Warning').length).toBeGreaterThan(0);
-      await eventually('finalizer released', async () => ((await getMigration(ns, 'move-rwo-refused')).metadata.finalizers?.length ? undefined : true));
+      await eventually('finalizer released', async () =>
+        (await getMigration(ns, 'move-rwo-refused')).metadata.finalizers?.length ? undefined : true,
+      );
       expect(await podsOfMigration(ns, 'move-rwo-refused')).toEqual([]);
     } finally {
       await k8s.mergePatch(`/api/v1/namespaces/${ns}`, { metadata: { labels: { 'pod-security.kubernetes.io/enforce': null } } });
       // Pod Security admission reads the namespace from a cache: wait until it admits any pod again.
-      await eventually('namespace unrestricted again', async () =>
-        (await k8s.create(paths.pods(ns), podManifest(ns, 'probe', 'node-1', TRAINING_CONTAINERS.slice(0, 1)), { dryRun: 'All' }).then(
-          () => true,
-          () => undefined,
-        )),
+      await eventually(
+        'namespace unrestricted again',
+        async () =>
+          await k8s.create(paths.pods(ns), podManifest(ns, 'probe', 'node-1', TRAINING_CONTAINERS.slice(0, 1)), { dryRun: 'All' }).then(
+            () => true,
+            () => undefined,
+          ),
       );
     }
   });
@@ -387,14 +470,23 @@ describe('DeleteBeforeCreate when the source cannot be recreated', () => {
 describe('after the source is gone', () => {
   it('does not call a migration Completed when its copy failed meanwhile (TargetPodLost), and keeps the copy', async () => {
     await createRunningPod(podManifest(ns, 'copy-fails', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
-    await k8s.create(pmPath(ns), migration(ns, 'move-copy-fails', { podName: 'copy-fails', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 4 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-copy-fails', { podName: 'copy-fails', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 4 }),
+    );
     const collecting = await waitForPhase(ns, 'move-copy-fails', ['CollectingMetrics', 'Completed', 'Failed']);
     expect(collecting.status!.phase).toBe('CollectingMetrics');
     const copy = collecting.status!.targetPod!.name;
     const pod = (await getPod(ns, copy))!;
     await k8s.replace(paths.pod(ns, copy) + '/status', {
       ...pod,
-      status: { ...pod.status, phase: 'Failed', reason: 'Evicted', message: 'the node was low on memory', conditions: pod.status!.conditions!.map((c) => (c.type === 'Ready' ? { ...c, status: 'False' } : c)) },
+      status: {
+        ...pod.status,
+        phase: 'Failed',
+        reason: 'Evicted',
+        message: 'the node was low on memory',
+        conditions: pod.status!.conditions!.map((c) => (c.type === 'Ready' ? { ...c, status: 'False' } : c)),
+      },
     });
     const pm = await eventually('rollback recorded', async () => {
       const m = await waitForPhase(ns, 'move-copy-fails', ['Completed', 'Failed']);
@@ -414,7 +506,10 @@ describe('effective requests, as the scheduler counts them', () => {
     const manifest = podManifest(ns, 'pod-level', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE);
     manifest.spec!.resources = { requests: { cpu: '2', memory: '2Gi' } };
     await createRunningPod(manifest);
-    await k8s.create(pmPath(ns), migration(ns, 'move-pod-level', { podName: 'pod-level', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-pod-level', { podName: 'pod-level', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }),
+    );
     const pm = await waitForPhase(ns, 'move-pod-level', ['Completed', 'Failed']);
     expect(pm.status!.phase).toBe('Completed');
     expect(pm.status!.resources).toMatchObject({
@@ -430,7 +525,10 @@ describe('effective requests, as the scheduler counts them', () => {
       { name: 'proxy', image: 'registry.example/proxy:1', restartPolicy: 'Always', resources: { requests: { cpu: '1', memory: '256Mi' } } },
     ];
     await createRunningPod(manifest);
-    await k8s.create(pmPath(ns), migration(ns, 'move-sidecar', { podName: 'sidecar', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-sidecar', { podName: 'sidecar', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }),
+    );
     const pm = await waitForPhase(ns, 'move-sidecar', ['Completed', 'Failed']);
     expect(pm.status!.phase).toBe('Completed');
     // 1500m + 1 CPU -> 1000m + 1 CPU; 768Mi + 256Mi -> 256Mi + 256Mi.

@@ -23,9 +23,13 @@ function helm(args: string[]): { code: number | null; stdout: string; stderr: st
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const parse = (text: string): Obj[] => parseAllDocuments(text).map((d) => d.toJS() as Obj).filter((o) => o?.kind);
+const parse = (text: string): Obj[] =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as Obj)
+    .filter((o) => o?.kind);
 const find = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;
-const container = (deployment: Obj) => (deployment.spec as { template: { spec: { containers: Record<string, unknown>[] } } }).template.spec.containers[0];
+const container = (deployment: Obj) =>
+  (deployment.spec as { template: { spec: { containers: Record<string, unknown>[] } } }).template.spec.containers[0];
 const podSpec = (deployment: Obj) => (deployment.spec as { template: { spec: Record<string, unknown> } }).template.spec;
 
 /** The release `template` renders, and the prefix of its objects' names. */
@@ -53,7 +57,12 @@ function byRole(objs: Obj[], prefix: string): Map<string, Obj> {
     if (typeof v === 'string') return names.has(v) ? role(v) : v;
     if (Array.isArray(v)) return v.map(walk);
     // Label values (keys such as app.kubernetes.io/name) are not names.
-    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'app.kubernetes.io/instance').map(([k, x]) => [k, k.includes('/') ? x : walk(x)]));
+    if (v && typeof v === 'object')
+      return Object.fromEntries(
+        Object.entries(v)
+          .filter(([k]) => k !== 'app.kubernetes.io/instance')
+          .map(([k, x]) => [k, k.includes('/') ? x : walk(x)]),
+      );
     return v;
   };
   return new Map(objs.map((o) => [`${o.kind}/${o.metadata.namespace ?? ''}/${role(o.metadata.name)}`, walk(o) as Obj]));
@@ -95,15 +104,22 @@ it('renders what config/default renders, object by object', () => {
     const { metadata: _k, ...rest } = k;
     expect([id, c]).toEqual([id, rest]);
   }
-  const [c, k] = [chart.get('Deployment/podmigration-system/<controller-manager>')!, kustomized.get('Deployment/podmigration-system/<controller-manager>')!];
-  for (const field of ['securityContext', 'ports', 'livenessProbe', 'readinessProbe', 'resources', 'env']) expect([field, container(c)[field]]).toEqual([field, container(k)[field]]);
-  for (const field of ['securityContext', 'topologySpreadConstraints', 'serviceAccountName']) expect([field, podSpec(c)[field]]).toEqual([field, podSpec(k)[field]]);
+  const [c, k] = [
+    chart.get('Deployment/podmigration-system/<controller-manager>')!,
+    kustomized.get('Deployment/podmigration-system/<controller-manager>')!,
+  ];
+  for (const field of ['securityContext', 'ports', 'livenessProbe', 'readinessProbe', 'resources', 'env'])
+    expect([field, container(c)[field]]).toEqual([field, container(k)[field]]);
+  for (const field of ['securityContext', 'topologySpreadConstraints', 'serviceAccountName'])
+    expect([field, podSpec(c)[field]]).toEqual([field, podSpec(k)[field]]);
   expect((c.spec as { replicas: number }).replicas).toBe((k.spec as { replicas: number }).replicas);
   // The chart names its objects to the operator outright (they follow the release).
   const chartOnly = /^--(leader-election-id|webhook-secret-name|webhook-config-name|webhook-service-name|log-format)=/;
   expect((container(c).args as string[]).filter((a) => !chartOnly.test(a)).sort()).toEqual([...(container(k).args as string[])].sort());
   // Copies of files elsewhere in the repository, kept identical.
-  expect(readFileSync(join(CHART, 'files/crd.yaml'), 'utf8')).toBe(readFileSync(join(ROOT, 'crds/migration.ai-storage.io_podmigrations.yaml'), 'utf8'));
+  expect(readFileSync(join(CHART, 'files/crd.yaml'), 'utf8')).toBe(
+    readFileSync(join(ROOT, 'crds/migration.ai-storage.io_podmigrations.yaml'), 'utf8'),
+  );
   expect(readFileSync(join(CHART, 'files/alerts.yaml'), 'utf8')).toBe(readFileSync(join(ROOT, 'config/prometheus/alerts.yaml'), 'utf8'));
 });
 
@@ -126,13 +142,24 @@ it('honours its values', () => {
   const d = find(objs, 'Deployment', 'team-controller-manager');
   expect((d.spec as { replicas: number }).replicas).toBe(3);
   expect(container(d).image).toBe('registry.example.com/pm:v9');
-  expect(container(d).args).toEqual(expect.arrayContaining(['--namespace=ml', '--log-format=text', '--max-migrations-in-flight=50', '--webhook-config-name=team-mutating-webhook']));
+  expect(container(d).args).toEqual(
+    expect.arrayContaining([
+      '--namespace=ml',
+      '--log-format=text',
+      '--max-migrations-in-flight=50',
+      '--webhook-config-name=team-mutating-webhook',
+    ]),
+  );
   expect(container(d).args).not.toContain('--leader-elect');
   expect(podSpec(d).priorityClassName).toBe('system-cluster-critical');
-  expect(objs.some((o) => o.kind === 'PodDisruptionBudget' || (o.kind === 'Role' && o.metadata.name === 'team-leader-election'))).toBe(false);
+  expect(objs.some((o) => o.kind === 'PodDisruptionBudget' || (o.kind === 'Role' && o.metadata.name === 'team-leader-election'))).toBe(
+    false,
+  );
   const monitor = find(objs, 'ServiceMonitor', 'team-controller-manager');
   const service = find(objs, 'Service', 'team-controller-manager-metrics');
-  expect(service.metadata.labels).toMatchObject((monitor.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels);
+  expect(service.metadata.labels).toMatchObject(
+    (monitor.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels,
+  );
   // It scrapes as config/prometheus does: HTTPS, Prometheus's own token.
   const kustomizeMonitor = parse(readFileSync(join(ROOT, 'config/prometheus/monitor.yaml'), 'utf8'))[0];
   expect((monitor.spec as { endpoints: unknown }).endpoints).toEqual((kustomizeMonitor.spec as { endpoints: unknown }).endpoints);
@@ -145,17 +172,35 @@ it('honours its values', () => {
   expect(refused.stderr).toMatch(/api.tlsSecretName is required/);
   const api = template('api.enabled=true', 'api.tlsSecretName=api-tls');
   const withApi = find(api, 'Deployment', `${PREFIX}-controller-manager`);
-  expect(container(withApi).env).toEqual(expect.arrayContaining([{ name: 'API_BIND_ADDRESS', value: ':8444' }, { name: 'API_CERT_DIR', value: '/tmp/api-serving-certs' }]));
+  expect(container(withApi).env).toEqual(
+    expect.arrayContaining([
+      { name: 'API_BIND_ADDRESS', value: ':8444' },
+      { name: 'API_CERT_DIR', value: '/tmp/api-serving-certs' },
+    ]),
+  );
   expect(podSpec(withApi).volumes).toEqual([{ name: 'api-cert', secret: { secretName: 'api-tls' } }]);
   expect(find(api, 'Service', `${PREFIX}-api`).spec).toMatchObject({ ports: [{ port: 443, targetPort: 'api' }] });
   expect(find(template(), 'CustomResourceDefinition', CRD).metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
   // Metrics with a certificate of one's own (cert-manager's): mounted, and checked by the ServiceMonitor.
-  const certified = template('metrics.tlsSecretName=metrics-tls', 'metrics.serviceMonitor.enabled=true', 'api.enabled=true', 'api.tlsSecretName=api-tls');
+  const certified = template(
+    'metrics.tlsSecretName=metrics-tls',
+    'metrics.serviceMonitor.enabled=true',
+    'api.enabled=true',
+    'api.tlsSecretName=api-tls',
+  );
   const withCert = find(certified, 'Deployment', `${PREFIX}-controller-manager`);
   expect(container(withCert).args).toContain('--metrics-cert-dir=/tmp/metrics-serving-certs');
-  expect(container(withCert).volumeMounts).toEqual(expect.arrayContaining([{ name: 'metrics-cert', mountPath: '/tmp/metrics-serving-certs', readOnly: true }]));
-  expect(podSpec(withCert).volumes).toEqual([{ name: 'api-cert', secret: { secretName: 'api-tls' } }, { name: 'metrics-cert', secret: { secretName: 'metrics-tls' } }]);
-  expect((find(certified, 'ServiceMonitor', `${PREFIX}-controller-manager`).spec as { endpoints: { tlsConfig: unknown }[] }).endpoints[0].tlsConfig).toEqual({
+  expect(container(withCert).volumeMounts).toEqual(
+    expect.arrayContaining([{ name: 'metrics-cert', mountPath: '/tmp/metrics-serving-certs', readOnly: true }]),
+  );
+  expect(podSpec(withCert).volumes).toEqual([
+    { name: 'api-cert', secret: { secretName: 'api-tls' } },
+    { name: 'metrics-cert', secret: { secretName: 'metrics-tls' } },
+  ]);
+  expect(
+    (find(certified, 'ServiceMonitor', `${PREFIX}-controller-manager`).spec as { endpoints: { tlsConfig: unknown }[] }).endpoints[0]
+      .tlsConfig,
+  ).toEqual({
     ca: { secret: { name: 'metrics-tls', key: 'ca.crt' } },
     serverName: `${PREFIX}-controller-manager-metrics.podmigration-system.svc`,
   });
@@ -181,8 +226,11 @@ it('installs, upgrades and uninstalls on the real API server, and keeps the CRD'
     const installed = helm(['install', release, CHART, '--create-namespace', ...common]);
     expect(installed.stderr).toBe('');
     expect(installed.stdout).toMatch(/STATUS: deployed/);
-    const deployment = () => JSON.parse(kubectl(['get', 'deployment', `${prefix}-controller-manager`, '-n', ns, '-o', 'json']).stdout) as Obj;
-    expect(container(deployment()).args).toEqual(expect.arrayContaining(['--leader-elect', `--leader-election-id=${prefix}-operator`, '--log-format=json']));
+    const deployment = () =>
+      JSON.parse(kubectl(['get', 'deployment', `${prefix}-controller-manager`, '-n', ns, '-o', 'json']).stdout) as Obj;
+    expect(container(deployment()).args).toEqual(
+      expect.arrayContaining(['--leader-elect', `--leader-election-id=${prefix}-operator`, '--log-format=json']),
+    );
     // Its identity has the operator's rights.
     const as = ['--as', `system:serviceaccount:${ns}:${prefix}-operator`];
     expect(kubectl(['auth', 'can-i', 'create', 'pods/eviction', '-n', 'default', ...as]).stdout.trim()).toBe('yes');
@@ -215,19 +263,37 @@ it('installs beside the kustomize install (crds.install=false), and two releases
     { name: `pm-a-${suffix}`, ns: 'podmigration-system' },
     { name: `pm-b-${suffix}`, ns: `helm-b-${suffix}` },
   ].map((r) => ({ ...r, prefix: `${r.name}-podmigration-operator` }));
-  const kustomizeRole = () => JSON.parse(kubectl(['get', 'clusterrole', 'podmigration-manager', '-o', 'json']).stdout) as { metadata: { resourceVersion: string; annotations?: Record<string, string> } };
+  const kustomizeRole = () =>
+    JSON.parse(kubectl(['get', 'clusterrole', 'podmigration-manager', '-o', 'json']).stdout) as {
+      metadata: { resourceVersion: string; annotations?: Record<string, string> };
+    };
   const before = kustomizeRole();
   try {
     for (const r of releases) {
       // One replica, webhook on: its configuration, Service and Secret names must not collide either.
-      const installed = helm(['install', r.name, CHART, '-n', r.ns, '--create-namespace', '--set', 'crds.install=false', '--set', 'replicaCount=1', '--set', 'image.tag=test']);
+      const installed = helm([
+        'install',
+        r.name,
+        CHART,
+        '-n',
+        r.ns,
+        '--create-namespace',
+        '--set',
+        'crds.install=false',
+        '--set',
+        'replicaCount=1',
+        '--set',
+        'image.tag=test',
+      ]);
       expect([r.name, installed.stderr]).toEqual([r.name, '']);
       expect(installed.stdout).toMatch(/STATUS: deployed/);
       expect(installed.stdout).toContain(`ClusterRole ${r.prefix}-metrics-reader`);
       expect(helm(['get', 'manifest', r.name, '-n', r.ns]).stdout).not.toMatch(/^kind: CustomResourceDefinition$/m);
     }
     for (const [r, other] of [releases, [...releases].reverse()]) {
-      const args = container(JSON.parse(kubectl(['get', 'deployment', `${r.prefix}-controller-manager`, '-n', r.ns, '-o', 'json']).stdout) as Obj).args;
+      const args = container(
+        JSON.parse(kubectl(['get', 'deployment', `${r.prefix}-controller-manager`, '-n', r.ns, '-o', 'json']).stdout) as Obj,
+      ).args;
       expect(args).toEqual(
         expect.arrayContaining([
           `--leader-election-id=${r.prefix}-operator`,
@@ -236,10 +302,12 @@ it('installs beside the kustomize install (crds.install=false), and two releases
           `--webhook-secret-name=${r.prefix}-webhook-cert`,
         ]),
       );
-      const webhook = JSON.parse(kubectl(['get', 'mutatingwebhookconfiguration', `${r.prefix}-mutating-webhook`, '-o', 'json']).stdout).webhooks[0];
+      const webhook = JSON.parse(kubectl(['get', 'mutatingwebhookconfiguration', `${r.prefix}-mutating-webhook`, '-o', 'json']).stdout)
+        .webhooks[0];
       expect(webhook.clientConfig.service).toMatchObject({ name: `${r.prefix}-webhook-service`, namespace: r.ns });
       // Each release's identity has the operator's rights, on its own objects and not on the others'.
-      const can = (...what: string[]) => kubectl(['auth', 'can-i', ...what, '--as', `system:serviceaccount:${r.ns}:${r.prefix}-operator`]).stdout.trim();
+      const can = (...what: string[]) =>
+        kubectl(['auth', 'can-i', ...what, '--as', `system:serviceaccount:${r.ns}:${r.prefix}-operator`]).stdout.trim();
       expect(can('create', 'pods/eviction', '-n', 'default')).toBe('yes');
       expect(can('create', 'tokenreviews.authentication.k8s.io')).toBe('yes');
       expect(can('update', 'leases', '-n', r.ns)).toBe('yes');
@@ -248,7 +316,8 @@ it('installs beside the kustomize install (crds.install=false), and two releases
       expect(can('update', `mutatingwebhookconfiguration/${other.prefix}-mutating-webhook`)).toBe('no');
       expect(can('update', 'mutatingwebhookconfiguration/podmigration-mutating-webhook')).toBe('no');
       // Its Services select its own pods only.
-      const selector = JSON.parse(kubectl(['get', 'service', `${r.prefix}-webhook-service`, '-n', r.ns, '-o', 'json']).stdout).spec.selector;
+      const selector = JSON.parse(kubectl(['get', 'service', `${r.prefix}-webhook-service`, '-n', r.ns, '-o', 'json']).stdout).spec
+        .selector;
       expect(selector).toMatchObject({ 'app.kubernetes.io/instance': r.name });
     }
     // The kustomize install is untouched, and not taken over by either release.

@@ -37,7 +37,11 @@ export function tokenKubeconfig(user: string, token: string): string {
  * order) and calls `check` with all of them after each change. For invariants that must
  * hold at every moment, which sampling at intervals could miss.
  */
-export async function followPods(ns: string, check: (pods: readonly V1Pod[]) => void, labelSelector?: string): Promise<{ changes: () => number; stop: () => Promise<void> }> {
+export async function followPods(
+  ns: string,
+  check: (pods: readonly V1Pod[]) => void,
+  labelSelector?: string,
+): Promise<{ changes: () => number; stop: () => Promise<void> }> {
   let changes = 0;
   const informer: Informer<V1Pod> = new Informer<V1Pod>({
     client: k8s,
@@ -65,7 +69,12 @@ export async function servingCertDir(name: string): Promise<{ dir: string; ca: s
 }
 
 /** One HTTPS request to 127.0.0.1 trusting `ca`; the status and the body as text. */
-export function httpsCall(port: number, path: string, ca: string, o: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; body: string }> {
+export function httpsCall(
+  port: number,
+  path: string,
+  ca: string,
+  o: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest({ host: '127.0.0.1', port, path, method: o.method ?? 'GET', ca, headers: o.headers ?? {} }, (res) => {
       let body = '';
@@ -125,7 +134,13 @@ export interface ContainerSpec {
 }
 
 /** An AI-style pod on `node`; the kwok annotations choose how the fake kubelet plays it. */
-export function podManifest(ns: string, name: string, node: string, containers: ContainerSpec[], annotations: Record<string, string> = {}): V1Pod {
+export function podManifest(
+  ns: string,
+  name: string,
+  node: string,
+  containers: ContainerSpec[],
+  annotations: Record<string, string> = {},
+): V1Pod {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -174,10 +189,14 @@ export async function getMigration(ns: string, name: string): Promise<PodMigrati
 }
 
 export async function waitForPhase(ns: string, name: string, phases: Phase[], timeoutMs = 60_000): Promise<PodMigration> {
-  return eventually(`migration ${name} in ${phases.join('|')}`, async () => {
-    const pm = await getMigration(ns, name);
-    return pm.status?.phase && phases.includes(pm.status.phase) ? pm : undefined;
-  }, timeoutMs);
+  return eventually(
+    `migration ${name} in ${phases.join('|')}`,
+    async () => {
+      const pm = await getMigration(ns, name);
+      return pm.status?.phase && phases.includes(pm.status.phase) ? pm : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function podsOfMigration(ns: string, name: string): Promise<V1Pod[]> {
@@ -232,15 +251,21 @@ export class OperatorProcess {
       process.execPath,
       [
         join(ROOT, 'dist/main.js'),
-        '--kubeconfig', this.kubeconfig,
+        '--kubeconfig',
+        this.kubeconfig,
         ...(this.namespace ? ['--namespace', this.namespace] : []),
-        '--log-level', 'debug',
-        '--health-probe-bind-address', '127.0.0.1:0',
-        '--metrics-bind-address', '127.0.0.1:0',
+        '--log-level',
+        'debug',
+        '--health-probe-bind-address',
+        '127.0.0.1:0',
+        '--metrics-bind-address',
+        '127.0.0.1:0',
         // Tests move many pods between the same few nodes at once; the limits on
         // migrations in flight have their own test (limits.test.ts).
-        '--max-migrations-in-flight', '1000',
-        '--max-migrations-per-node', '1000',
+        '--max-migrations-in-flight',
+        '1000',
+        '--max-migrations-per-node',
+        '1000',
         ...this.extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -255,7 +280,10 @@ export class OperatorProcess {
   /** The port of /healthz and /readyz, or of /metrics, once the operator has logged it. */
   async port(what: 'healthz' | 'metrics' | 'api/v1/migrations'): Promise<number> {
     return eventually(`${what} server`, async () => {
-      const line = this.log().split('\n').reverse().find((l) => l.includes(`serving /${what}`));
+      const line = this.log()
+        .split('\n')
+        .reverse()
+        .find((l) => l.includes(`serving /${what}`));
       return line ? (JSON.parse(line) as { port: number }).port : undefined;
     });
   }
@@ -332,13 +360,19 @@ export async function kwokNode(name: string, o: KwokNodeOptions = {}): Promise<s
   await k8s.create('/api/v1/nodes', {
     apiVersion: 'v1',
     kind: 'Node',
-    metadata: { name, annotations: o.managed === false ? {} : { 'kwok.x-k8s.io/node': 'fake' }, labels: { type: 'kwok', 'kubernetes.io/hostname': name, ...o.labels } },
+    metadata: {
+      name,
+      annotations: o.managed === false ? {} : { 'kwok.x-k8s.io/node': 'fake' },
+      labels: { type: 'kwok', 'kubernetes.io/hostname': name, ...o.labels },
+    },
     spec: { unschedulable: o.unschedulable, taints: o.taints },
     status: { allocatable: resources, capacity: resources },
   });
   if (o.managed !== false) {
     await eventually(`node ${name} Ready`, async () => {
-      const n = await k8s.get<{ spec?: { taints?: { key: string }[] }; status?: { conditions?: { type: string; status: string }[] } }>(`/api/v1/nodes/${name}`);
+      const n = await k8s.get<{ spec?: { taints?: { key: string }[] }; status?: { conditions?: { type: string; status: string }[] } }>(
+        `/api/v1/nodes/${name}`,
+      );
       // Ready, and the node lifecycle controller has lifted its not-ready taint.
       const settled = !(n.spec?.taints ?? []).some((t) => t.key.startsWith('node.kubernetes.io/not-ready'));
       return settled && n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ? true : undefined;

@@ -44,11 +44,17 @@ it('applies config/default on the real API server', () => {
   const pod = d.spec.template.spec;
   expect(pod.serviceAccountName).toBe('podmigration-operator');
   expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-  expect(pod.containers[0].securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+  expect(pod.containers[0].securityContext).toMatchObject({
+    readOnlyRootFilesystem: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+  });
   // Metrics over HTTPS on :8443 (beyond loopback the operator serves them no other way).
   expect(pod.containers[0].args).toContain('--metrics-bind-address=:8443');
   expect(pod.containers[0].ports).toEqual(expect.arrayContaining([{ name: 'metrics', containerPort: 8443, protocol: 'TCP' }]));
-  const service = JSON.parse(kubectl(['get', 'service', 'podmigration-controller-manager-metrics', '-n', 'podmigration-system', '-o', 'json']).stdout);
+  const service = JSON.parse(
+    kubectl(['get', 'service', 'podmigration-controller-manager-metrics', '-n', 'podmigration-system', '-o', 'json']).stdout,
+  );
   expect(service.spec.ports).toEqual([expect.objectContaining({ name: 'https', port: 8443, targetPort: 'metrics' })]);
 });
 
@@ -64,7 +70,10 @@ it('applies the one-file bundle of make build-installer, with the image IMG name
   const d = JSON.parse(kubectl(['get', 'deployment', 'podmigration-controller-manager', '-n', 'podmigration-system', '-o', 'json']).stdout);
   expect(d.spec.template.spec.containers[0].image).toBe(img);
   expect(kubectl(['get', 'poddisruptionbudget,service', '-n', 'podmigration-system', '-o', 'name']).stdout.split('\n')).toEqual(
-    expect.arrayContaining(['poddisruptionbudget.policy/podmigration-controller-manager', 'service/podmigration-controller-manager-metrics']),
+    expect.arrayContaining([
+      'poddisruptionbudget.policy/podmigration-controller-manager',
+      'service/podmigration-controller-manager-metrics',
+    ]),
   );
 });
 
@@ -81,7 +90,12 @@ it('grants the operator no write on nodes, no secrets but its own, and no wildca
     { apiGroups: ['authorization.k8s.io'], resources: ['subjectaccessreviews'], verbs: ['create'] },
   ]);
   expect(metricsReader.rules).toEqual([{ nonResourceURLs: ['/metrics'], verbs: ['get'] }]);
-  for (const rule of [...role.rules, ...election.rules, ...metricsAuth.rules, ...metricsReader.rules] as { apiGroups?: string[]; resources?: string[]; nonResourceURLs?: string[]; verbs: string[] }[]) {
+  for (const rule of [...role.rules, ...election.rules, ...metricsAuth.rules, ...metricsReader.rules] as {
+    apiGroups?: string[];
+    resources?: string[];
+    nonResourceURLs?: string[];
+    verbs: string[];
+  }[]) {
     expect(rule.verbs).not.toContain('*');
     expect(rule.resources ?? []).not.toContain('*');
     expect(rule.apiGroups ?? []).not.toContain('*');
@@ -95,10 +109,15 @@ it('grants the operator no write on nodes, no secrets but its own, and no wildca
   expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-A', ...as]).stdout.trim()).toBe('no');
   // Only its own webhook Secret and webhook configuration.
   expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-n', 'podmigration-system', ...as]).stdout.trim()).toBe('no');
-  expect(kubectl(['auth', 'can-i', 'get', 'secret/podmigration-webhook-cert', '-n', 'podmigration-system', ...as]).stdout.trim()).toBe('yes');
+  expect(kubectl(['auth', 'can-i', 'get', 'secret/podmigration-webhook-cert', '-n', 'podmigration-system', ...as]).stdout.trim()).toBe(
+    'yes',
+  );
   expect(kubectl(['auth', 'can-i', 'update', 'mutatingwebhookconfigurations', ...as]).stdout.trim()).toBe('no');
-  expect(kubectl(['auth', 'can-i', 'update', 'mutatingwebhookconfiguration/podmigration-mutating-webhook', ...as]).stdout.trim()).toBe('yes');
-  const webhook = JSON.parse(kubectl(['get', 'mutatingwebhookconfiguration', 'podmigration-mutating-webhook', '-o', 'json']).stdout).webhooks[0];
+  expect(kubectl(['auth', 'can-i', 'update', 'mutatingwebhookconfiguration/podmigration-mutating-webhook', ...as]).stdout.trim()).toBe(
+    'yes',
+  );
+  const webhook = JSON.parse(kubectl(['get', 'mutatingwebhookconfiguration', 'podmigration-mutating-webhook', '-o', 'json']).stdout)
+    .webhooks[0];
   expect(webhook).toMatchObject({ failurePolicy: 'Ignore', timeoutSeconds: 2, sideEffects: 'None' });
   // At rest the API server calls it for no pod: the operator arms it only while a migration waits on an owner.
   expect(webhook.matchConditions).toEqual([
@@ -122,13 +141,17 @@ it('keeps its permissions under an overlay with its own namespace and name prefi
     // The same rights as the base install's identity: in its own namespace (leases, its
     // webhook Secret) and cluster-wide; none left to the base install's name.
     const rights = (sa: string, ns: string) =>
-      kubectl(['auth', 'can-i', '--list', '-n', ns, '--as', `system:serviceaccount:${sa}`]).stdout.replace(/ml-podmigration-/g, 'podmigration-');
+      kubectl(['auth', 'can-i', '--list', '-n', ns, '--as', `system:serviceaccount:${sa}`]).stdout.replace(
+        /ml-podmigration-/g,
+        'podmigration-',
+      );
     const overlay = rights('team-ml:ml-podmigration-operator', 'team-ml');
     expect(overlay).toMatch(/leases\.coordination\.k8s\.io/);
     expect(overlay).toMatch(/pods\/eviction/);
     expect(overlay).toBe(rights('podmigration-system:podmigration-operator', 'podmigration-system'));
     for (const d of rendered.stdout.split(/^---$/m)) {
-      if (/^kind: (Cluster)?RoleBinding$/m.test(d)) expect(d).toMatch(/- kind: ServiceAccount\n {2}name: ml-podmigration-operator\n {2}namespace: team-ml/);
+      if (/^kind: (Cluster)?RoleBinding$/m.test(d))
+        expect(d).toMatch(/- kind: ServiceAccount\n {2}name: ml-podmigration-operator\n {2}namespace: team-ml/);
     }
   } finally {
     kubectl(['delete', '-f', '-', '--ignore-not-found', '--wait=false'], rendered.stdout);
@@ -165,12 +188,14 @@ it('documents every flag in --help', () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'dist/main.js'), '--help'], { encoding: 'utf8' });
   expect(r.status).toBe(0);
   // Every flag the parser knows (src/options.ts), named in the help.
-  const known = [...readFileSync(join(ROOT, 'src/options.ts'), 'utf8').matchAll(/^ {8}'?([a-z-]+)'?: \{ type: '(?:string|boolean)'/gm)].map((m) => m[1]);
+  const known = [...readFileSync(join(ROOT, 'src/options.ts'), 'utf8').matchAll(/^ {8}'?([a-z-]+)'?: \{ type: '(?:string|boolean)'/gm)].map(
+    (m) => m[1],
+  );
   expect(known.length).toBeGreaterThanOrEqual(20);
   for (const flag of known) expect([flag, r.stdout.includes(`--${flag}`)]).toEqual([flag, true]);
 });
 
-it('prints its version (package.json\'s) with --version', () => {
+it("prints its version (package.json's) with --version", () => {
   const r = spawnSync(process.execPath, [join(ROOT, 'dist/main.js'), '--version'], { encoding: 'utf8' });
   expect(r.status).toBe(0);
   const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };

@@ -1,15 +1,7 @@
 // The kubectl experience, with the real kubectl: get -w, describe, wait, explain.
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import {
-  DOWNLOADER_DONE,
-  TRAINING_CONTAINERS,
-  createRunningPod,
-  env,
-  kubectl,
-  operatorNamespace,
-  podManifest,
-} from './helpers';
+import { DOWNLOADER_DONE, TRAINING_CONTAINERS, createRunningPod, env, kubectl, operatorNamespace, podManifest } from './helpers';
 
 const { ns, operator } = operatorNamespace('kubectl');
 
@@ -73,7 +65,9 @@ it('waits for either outcome in one command (the README recipe)', () => {
   expect(kubectl(['apply', '-f', '-'], manifest('doomed', 'no-such-pod')).code).toBe(0);
   const either = ['wait', '--for=jsonpath={.status.conditions[?(@.type=="Reconciling")].status}=False', '-n', ns, '--timeout=60s'];
   expect(kubectl([...either, 'podmigration/doomed']).code).toBe(0);
-  expect(kubectl(['get', 'podmigration', 'doomed', '-n', ns, '-o', 'jsonpath={.status.phase}/{.status.reason}']).stdout).toBe('Failed/PodNotFound');
+  expect(kubectl(['get', 'podmigration', 'doomed', '-n', ns, '-o', 'jsonpath={.status.phase}/{.status.reason}']).stdout).toBe(
+    'Failed/PodNotFound',
+  );
   expect(kubectl([...either, 'podmigration/watched']).code).toBe(0);
   // And `wait --for=condition=Ready` does not mistake a failure for success.
   const ready = kubectl(['wait', '--for=condition=Ready', 'podmigration/doomed', '-n', ns, '--timeout=2s']);
@@ -81,7 +75,11 @@ it('waits for either outcome in one command (the README recipe)', () => {
 });
 
 it('logs JSON lines that name the migration, phase and step, and never a credential', () => {
-  const lines = operator.log().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = operator
+    .log()
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   const about = lines.filter((l) => l.migration !== undefined);
   expect(about.length).toBeGreaterThan(2); // at least a status write per phase that waited
   for (const l of about) {

@@ -31,11 +31,16 @@ let replicas: OperatorProcess[];
 const leasePath = (name = leaseName) => `/apis/coordination.k8s.io/v1/namespaces/podmigration-system/leases/${name}`;
 const electionArgs = (lease: string) => [
   '--leader-elect',
-  '--leader-election-namespace', 'podmigration-system',
-  '--leader-election-id', lease,
-  '--leader-election-lease-duration', String(LEASE_SECONDS),
-  '--leader-election-renew-deadline', '3',
-  '--leader-election-retry-period', '1',
+  '--leader-election-namespace',
+  'podmigration-system',
+  '--leader-election-id',
+  lease,
+  '--leader-election-lease-duration',
+  String(LEASE_SECONDS),
+  '--leader-election-renew-deadline',
+  '3',
+  '--leader-election-retry-period',
+  '1',
 ];
 const leaders = () => replicas.filter((r) => (r.log().match(/became leader/g) ?? []).length > 0);
 const reconciled = (r: OperatorProcess) => r.log().includes('status updated');
@@ -56,7 +61,10 @@ afterAll(async () => {
 
 async function migrate(pod: string, metricsDelaySeconds: number) {
   await createRunningPod(podManifest(ns, pod, 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
-  await k8s.create(pmPath(ns), migration(ns, `move-${pod}`, { podName: pod, sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds }));
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, `move-${pod}`, { podName: pod, sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds }),
+  );
   return `move-${pod}`;
 }
 

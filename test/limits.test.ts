@@ -52,7 +52,10 @@ it('holds migrations past the per-node and cluster-wide limits in Pending, then 
   // a holds its slot (out of node-1, into node-2) until its budget is lifted.
   await budget('a');
   for (const [pod, from, to] of routes) {
-    await k8s.create(pmPath(ns), migration(ns, `m-${pod}`, { podName: pod, sourceNode: from, targetNode: to, metricsDelaySeconds: 0, timeoutSeconds: 120 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, `m-${pod}`, { podName: pod, sourceNode: from, targetNode: to, metricsDelaySeconds: 0, timeoutSeconds: 120 }),
+    );
     await sleep(50); // distinct creation order
   }
   const blocked = await eventually('m-a blocked by its budget', async () => {
@@ -73,8 +76,12 @@ it('holds migrations past the per-node and cluster-wide limits in Pending, then 
     expect(reconciling(pm)!.status).toBe('True');
   }
   // (And the cluster-wide limit, while m-e ran.)
-  expect(waiting[0].status!.message).toMatch(/^waiting for a migration slot: .*1 out of node node-1, the most --max-migrations-per-node \(1\) allows/);
-  expect(waiting[2].status!.message).toMatch(/^waiting for a migration slot: .*1 into node node-2, the most --max-migrations-per-node \(1\) allows/);
+  expect(waiting[0].status!.message).toMatch(
+    /^waiting for a migration slot: .*1 out of node node-1, the most --max-migrations-per-node \(1\) allows/,
+  );
+  expect(waiting[2].status!.message).toMatch(
+    /^waiting for a migration slot: .*1 into node node-2, the most --max-migrations-per-node \(1\) allows/,
+  );
   // Nothing was made for them.
   const pods = await k8s.get<{ items: { metadata: { name: string } }[] }>(paths.pods(ns));
   const names = pods.items.map((p) => p.metadata.name);

@@ -21,7 +21,9 @@ import {
 const { ns, operator } = operatorNamespace('happy');
 
 function applyMigration(name: string, podName: string, extra: string): void {
-  const r = kubectl(['apply', '-f', '-'], `apiVersion: migration.ai-storage.io/v1alpha1
+  const r = kubectl(
+    ['apply', '-f', '-'],
+    `apiVersion: migration.ai-storage.io/v1alpha1
 kind: PodMigration
 metadata:
   name: ${name}
@@ -31,7 +33,8 @@ spec:
   sourceNode: node-1
   targetNode: node-2
   metricsDelaySeconds: 1
-${extra}`);
+${extra}`,
+  );
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
 }
@@ -127,10 +130,14 @@ it('moves a pod to the target node keeping only its running containers', async (
 
   // An Event for every step, as it ends (its start is in status.steps).
   // Events are recorded right after the status write that they describe.
-  const events = await eventually('all step events', async () => {
-    const list = await eventsOf(ns, 'move-trainer');
-    return list.some((e) => e.reason === 'MigrationCompleted') ? list : undefined;
-  }, 10_000);
+  const events = await eventually(
+    'all step events',
+    async () => {
+      const list = await eventsOf(ns, 'move-trainer');
+      return list.some((e) => e.reason === 'MigrationCompleted') ? list : undefined;
+    },
+    10_000,
+  );
   const count = (reason: string) => events.filter((e) => e.reason === reason).length;
   expect(count('StepStarted')).toBe(0);
   expect(count('StepSucceeded')).toBe(3);
@@ -226,12 +233,23 @@ it('exposes Prometheus metrics computed from what it did', async () => {
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);
     return res.text();
   };
-  const read = (text: string, line: string) => Number(text.split('\n').find((l) => l.startsWith(line))?.slice(line.length).trim());
+  const read = (text: string, line: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((l) => l.startsWith(line))
+        ?.slice(line.length)
+        .trim(),
+    );
   // The operator counts a migration right after the status write the test saw.
-  const text = await eventually('four completions counted', async () => {
-    const t = await scrape();
-    return read(t, 'podmigration_migrations_total{result="Completed",reason=""}') === 4 ? t : undefined;
-  }, 10_000);
+  const text = await eventually(
+    'four completions counted',
+    async () => {
+      const t = await scrape();
+      return read(t, 'podmigration_migrations_total{result="Completed",reason=""}') === 4 ? t : undefined;
+    },
+    10_000,
+  );
   const value = (line: string) => read(text, line);
   // Four migrations above completed: trainer and ckpt (500m and 512Mi dropped each),
   // rich (nothing dropped) and contended (500m, 512Mi).

@@ -8,7 +8,20 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from './cluster/provider';
-import { OperatorProcess, TRAINING_CONTAINERS, createNamespace, createRunningPod, deleteNamespace, eventually, k8s, kubectl, migration, pmPath, podManifest, waitForPhase } from './helpers';
+import {
+  OperatorProcess,
+  TRAINING_CONTAINERS,
+  createNamespace,
+  createRunningPod,
+  deleteNamespace,
+  eventually,
+  k8s,
+  kubectl,
+  migration,
+  pmPath,
+  podManifest,
+  waitForPhase,
+} from './helpers';
 
 const LEASE = `podmigration-monitoring-${process.pid}`;
 let ns: string;
@@ -16,7 +29,13 @@ let operator: OperatorProcess;
 
 beforeAll(async () => {
   ns = await createNamespace('monitoring');
-  operator = new OperatorProcess(ns, ['--leader-elect', '--leader-election-namespace', 'podmigration-system', '--leader-election-id', LEASE]);
+  operator = new OperatorProcess(ns, [
+    '--leader-elect',
+    '--leader-election-namespace',
+    'podmigration-system',
+    '--leader-election-id',
+    LEASE,
+  ]);
   operator.start();
 });
 
@@ -26,7 +45,29 @@ afterAll(async () => {
   await deleteNamespace(ns);
 });
 
-const FUNCTIONS = new Set(['sum', 'max', 'min', 'avg', 'count', 'rate', 'irate', 'increase', 'vector', 'on', 'by', 'without', 'and', 'or', 'unless', 'absent', 'histogram_quantile', 'ignoring', 'group_left', 'group_right', 'bool']);
+const FUNCTIONS = new Set([
+  'sum',
+  'max',
+  'min',
+  'avg',
+  'count',
+  'rate',
+  'irate',
+  'increase',
+  'vector',
+  'on',
+  'by',
+  'without',
+  'and',
+  'or',
+  'unless',
+  'absent',
+  'histogram_quantile',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+]);
 
 /** Metric names an expression reads (identifiers that are not functions, keywords or label names). */
 function metricNames(expr: string): string[] {
@@ -36,7 +77,10 @@ function metricNames(expr: string): string[] {
 
 it('alerts on metrics the operator serves, with the labels it gives them', async () => {
   await createRunningPod(podManifest(ns, 'watched', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
-  await k8s.create(pmPath(ns), migration(ns, 'move-watched', { podName: 'watched', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'move-watched', { podName: 'watched', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }),
+  );
   expect((await waitForPhase(ns, 'move-watched', ['Completed', 'Failed'])).status!.phase).toBe('Completed');
   // And one that fails, so that the failure series exist too.
   await k8s.create(pmPath(ns), migration(ns, 'move-nothing', { podName: 'nothing', sourceNode: 'node-1', targetNode: 'node-2' }));
@@ -45,16 +89,29 @@ it('alerts on metrics the operator serves, with the labels it gives them', async
   const port = await operator.port('metrics');
   const text = await eventually('leader and a completion in the scrape', async () => {
     const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return t.includes(`leader_election_master_status{name="${LEASE}"} 1`) && t.includes('podmigration_migrations_total{result="Failed"') ? t : undefined;
+    return t.includes(`leader_election_master_status{name="${LEASE}"} 1`) && t.includes('podmigration_migrations_total{result="Failed"')
+      ? t
+      : undefined;
   });
-  const served = new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0]));
+  const served = new Set(
+    text
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0]),
+  );
   const series = text.split('\n').filter((l) => l && !l.startsWith('#'));
 
   const rules = parseAllDocuments(readFileSync(join(ROOT, 'config/prometheus/alerts.yaml'), 'utf8'))[0].toJS() as {
     spec: { groups: { rules: { alert: string; expr: string }[] }[] };
   };
   const all = rules.spec.groups.flatMap((g) => g.rules);
-  expect(all.map((r) => r.alert)).toEqual(['PodMigrationsStuck', 'PodMigrationsFailing', 'PodMigrationReconcileErrors', 'PodMigrationOperatorNoLeader', 'PodMigrationWorkQueueStuck']);
+  expect(all.map((r) => r.alert)).toEqual([
+    'PodMigrationsStuck',
+    'PodMigrationsFailing',
+    'PodMigrationReconcileErrors',
+    'PodMigrationOperatorNoLeader',
+    'PodMigrationWorkQueueStuck',
+  ]);
   for (const r of all) {
     for (const name of metricNames(r.expr)) {
       expect([r.alert, name, served.has(name)]).toEqual([r.alert, name, true]);
@@ -64,7 +121,8 @@ it('alerts on metrics the operator serves, with the labels it gives them', async
           const matching = series.filter((l) => l.startsWith(`${name}{`) && l.includes(`${label}="${value}"`));
           // The lease's name differs here from the default the rule uses.
           if (name === 'leader_election_master_status') expect(series.some((l) => l.startsWith(`${name}{${label}=`))).toBe(true);
-          else expect([r.alert, `${name}{${label}="${value}"}`, matching.length > 0]).toEqual([r.alert, `${name}{${label}="${value}"}`, true]);
+          else
+            expect([r.alert, `${name}{${label}="${value}"}`, matching.length > 0]).toEqual([r.alert, `${name}{${label}="${value}"}`, true]);
         }
       }
     }
@@ -74,7 +132,9 @@ it('alerts on metrics the operator serves, with the labels it gives them', async
 it('renders the ServiceMonitor and rules as a component that selects the metrics Service', () => {
   const rendered = kubectl(['kustomize', join(ROOT, 'test/fixtures/prometheus-overlay')]);
   expect(rendered.stderr).toBe('');
-  const docs = parseAllDocuments(rendered.stdout).map((d) => d.toJS() as { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec: Record<string, unknown> });
+  const docs = parseAllDocuments(rendered.stdout).map(
+    (d) => d.toJS() as { kind: string; metadata: { name: string; labels?: Record<string, string> }; spec: Record<string, unknown> },
+  );
   const monitor = docs.find((d) => d.kind === 'ServiceMonitor')!;
   const service = docs.find((d) => d.kind === 'Service' && d.metadata.name === 'podmigration-controller-manager-metrics')!;
   expect(docs.some((d) => d.kind === 'PrometheusRule')).toBe(true);
@@ -84,7 +144,11 @@ it('renders the ServiceMonitor and rules as a component that selects the metrics
   const endpoint = (monitor.spec.endpoints as { port: string }[])[0];
   expect(ports).toContain(endpoint.port);
   // Over HTTPS, as Prometheus's own ServiceAccount (the operator's certificate is its own).
-  expect(endpoint).toMatchObject({ scheme: 'https', bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token', tlsConfig: { insecureSkipVerify: true } });
+  expect(endpoint).toMatchObject({
+    scheme: 'https',
+    bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+    tlsConfig: { insecureSkipVerify: true },
+  });
 });
 
 describe('served securely (--metrics-secure, as beyond loopback)', () => {
@@ -97,12 +161,21 @@ describe('served securely (--metrics-secure, as beyond loopback)', () => {
   /** GET /metrics over HTTPS; the issuer of the certificate served too. */
   const scrape = (token?: string) =>
     new Promise<{ status: number; body: string; issuer: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/metrics', rejectUnauthorized: false, headers: token ? { Authorization: `Bearer ${token}` } : {} }, (res) => {
-        const issuer = String((res.socket as TLSSocket).getPeerCertificate().issuer.CN);
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, issuer }));
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/metrics',
+          rejectUnauthorized: false,
+          headers: token ? { Authorization: `Bearer ${token}` } : {},
+        },
+        (res) => {
+          const issuer = String((res.socket as TLSSocket).getPeerCertificate().issuer.CN);
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body, issuer }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -110,7 +183,11 @@ describe('served securely (--metrics-secure, as beyond loopback)', () => {
   beforeAll(async () => {
     for (const sa of ['prometheus', 'nosy']) {
       await k8s.create(`/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa } });
-      const t = await k8s.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: {} });
+      const t = await k8s.create<{ status: { token: string } }>(`/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: {},
+      });
       tokens[sa] = t.status.token;
     }
     await k8s.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
@@ -139,7 +216,10 @@ describe('served securely (--metrics-secure, as beyond loopback)', () => {
   });
 
   it('refuses an identity without get on /metrics (403)', async () => {
-    expect(await scrape(tokens.nosy)).toMatchObject({ status: 403, body: `Authorization denied for user system:serviceaccount:${ns}:nosy\n` });
+    expect(await scrape(tokens.nosy)).toMatchObject({
+      status: 403,
+      body: `Authorization denied for user system:serviceaccount:${ns}:nosy\n`,
+    });
   });
 
   it(`serves an identity bound to ${READER}, over its own certificate`, async () => {

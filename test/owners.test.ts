@@ -23,7 +23,8 @@ import {
 const { ns } = operatorNamespace('owners');
 
 const podsOf = async (app: string) => (await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: `app=${app}` })).items;
-const ready = (p: V1Pod) => !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+const ready = (p: V1Pod) =>
+  !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 const template = (app: string) => ({
   metadata: { labels: { app } },
   spec: {
@@ -51,7 +52,10 @@ it('moves a Deployment pod with no downtime: the ReplicaSet adopts the Ready cop
   // At every change the API server makes: never fewer than 3 Ready replicas.
   let fewest = Infinity;
   const follow = await followPods(ns, (all) => (fewest = Math.min(fewest, all.filter(ready).length)), 'app=inference');
-  await k8s.create(pmPath(ns), migration(ns, 'move-inference', { podName: source.metadata!.name!, sourceNode: from, targetNode: to, metricsDelaySeconds: 0 }));
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'move-inference', { podName: source.metadata!.name!, sourceNode: from, targetNode: to, metricsDelaySeconds: 0 }),
+  );
   const pm = await waitForPhase(ns, 'move-inference', ['Completed', 'Failed'], 90_000);
   await follow.stop();
   expect(pm.status).toMatchObject({ phase: 'Completed', mode: 'Surge', surge: { replicaSet: { name: rsName } } });
@@ -65,11 +69,16 @@ it('moves a Deployment pod with no downtime: the ReplicaSet adopts the Ready cop
   expect(await getPod(ns, source.metadata!.name!)).toBeUndefined();
   await sleep(2_000); // the ReplicaSet settles: exactly its replicas, the copy among them
   const after = await podsOf('inference');
-  expect(after.filter((p) => !p.metadata!.deletionTimestamp).map((p) => p.metadata!.name).sort()).toEqual(
-    [...pods.slice(1).map((p) => p.metadata!.name), copy.metadata!.name].sort(),
-  );
+  expect(
+    after
+      .filter((p) => !p.metadata!.deletionTimestamp)
+      .map((p) => p.metadata!.name)
+      .sort(),
+  ).toEqual([...pods.slice(1).map((p) => p.metadata!.name), copy.metadata!.name].sort());
   // The Deployment is never written: same generation, same replica count.
-  const d = await k8s.get<{ metadata: { generation: number }; spec: { replicas: number } }>(`/apis/apps/v1/namespaces/${ns}/deployments/inference`);
+  const d = await k8s.get<{ metadata: { generation: number }; spec: { replicas: number } }>(
+    `/apis/apps/v1/namespaces/${ns}/deployments/inference`,
+  );
   expect([d.metadata.generation, d.spec.replicas]).toEqual([deployment.metadata.generation, 3]);
   // kubectl get -o wide shows the mode.
   expect(kubectl(['get', 'podmigration', 'move-inference', '-n', ns, '-o', 'wide']).stdout).toMatch(/MODE[\s\S]*Surge/);
@@ -82,7 +91,9 @@ it("refuses a DaemonSet's pod (it belongs to its node), touching nothing", async
     metadata: { name: 'agent' },
     spec: { selector: { matchLabels: { app: 'agent' } }, template: template('agent') },
   });
-  const pod = await eventually('agent pod on node-1', async () => (await podsOf('agent')).find((p) => p.spec?.nodeName === 'node-1' && ready(p)));
+  const pod = await eventually('agent pod on node-1', async () =>
+    (await podsOf('agent')).find((p) => p.spec?.nodeName === 'node-1' && ready(p)),
+  );
   await k8s.create(pmPath(ns), migration(ns, 'move-agent', { podName: pod.metadata!.name!, sourceNode: 'node-1', targetNode: 'node-2' }));
   const pm = await waitForPhase(ns, 'move-agent', ['Failed', 'Completed']);
   expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'NodeBoundPod', step: 1 });
@@ -94,7 +105,9 @@ it("refuses a DaemonSet's pod (it belongs to its node), touching nothing", async
 });
 
 it('refuses a pod whose owner opted it out', async () => {
-  const pod = await createRunningPod(podManifest(ns, 'pinned', 'node-1', TRAINING_CONTAINERS.slice(0, 1), { 'migration.ai-storage.io/migratable': 'false' }));
+  const pod = await createRunningPod(
+    podManifest(ns, 'pinned', 'node-1', TRAINING_CONTAINERS.slice(0, 1), { 'migration.ai-storage.io/migratable': 'false' }),
+  );
   await k8s.create(pmPath(ns), migration(ns, 'move-pinned', { podName: 'pinned', sourceNode: 'node-1', targetNode: 'node-2' }));
   const pm = await waitForPhase(ns, 'move-pinned', ['Failed', 'Completed']);
   expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'MigrationOptedOut' });

@@ -44,11 +44,41 @@ afterAll(async () => {
 });
 
 it.each([
-  ['the pod does not exist', 'no-pod', { podName: 'ghost', sourceNode: 'node-1', targetNode: 'node-2' }, 'PodNotFound', /pod .*ghost does not exist/],
-  ['the pod is not on sourceNode', 'wrong-node', { podName: 'ok', sourceNode: 'node-3', targetNode: 'node-2' }, 'PodNotOnSourceNode', /runs on node node-1, not on spec\.sourceNode node-3/],
-  ['the pod is not Running', 'not-running', { podName: 'failed', sourceNode: 'node-1', targetNode: 'node-2' }, 'PodNotRunning', /phase Failed, not Running/],
-  ['every container has finished', 'no-running', { podName: 'finished', sourceNode: 'node-1', targetNode: 'node-2' }, 'NoRunningContainers', /no container left to migrate: every one has finished/],
-  ['the target node does not exist', 'no-node', { podName: 'ok', sourceNode: 'node-1', targetNode: 'node-9' }, 'TargetNodeNotFound', /node-9 does not exist/],
+  [
+    'the pod does not exist',
+    'no-pod',
+    { podName: 'ghost', sourceNode: 'node-1', targetNode: 'node-2' },
+    'PodNotFound',
+    /pod .*ghost does not exist/,
+  ],
+  [
+    'the pod is not on sourceNode',
+    'wrong-node',
+    { podName: 'ok', sourceNode: 'node-3', targetNode: 'node-2' },
+    'PodNotOnSourceNode',
+    /runs on node node-1, not on spec\.sourceNode node-3/,
+  ],
+  [
+    'the pod is not Running',
+    'not-running',
+    { podName: 'failed', sourceNode: 'node-1', targetNode: 'node-2' },
+    'PodNotRunning',
+    /phase Failed, not Running/,
+  ],
+  [
+    'every container has finished',
+    'no-running',
+    { podName: 'finished', sourceNode: 'node-1', targetNode: 'node-2' },
+    'NoRunningContainers',
+    /no container left to migrate: every one has finished/,
+  ],
+  [
+    'the target node does not exist',
+    'no-node',
+    { podName: 'ok', sourceNode: 'node-1', targetNode: 'node-9' },
+    'TargetNodeNotFound',
+    /node-9 does not exist/,
+  ],
 ])('refuses when %s', async (_what, name, spec, reason, message) => {
   const before = spec.podName === 'ghost' ? undefined : await getPod(ns, spec.podName);
   await k8s.create(pmPath(ns), migration(ns, name, { ...spec, preservePV: true }));
@@ -60,7 +90,11 @@ it.each([
   const conditions = Object.fromEntries(pm.status!.conditions!.map((c) => [c.type, [c.status, c.reason]]));
   expect(conditions).toEqual({ Ready: ['False', reason], Reconciling: ['False', 'Failed'], Stalled: ['True', reason] });
   // Events are recorded right after the status write.
-  await eventually(`Warning event ${reason}`, async () => ((await eventsOf(ns, name)).some((e) => e.type === 'Warning' && e.reason === reason) ? true : undefined), 10_000);
+  await eventually(
+    `Warning event ${reason}`,
+    async () => ((await eventsOf(ns, name)).some((e) => e.type === 'Warning' && e.reason === reason) ? true : undefined),
+    10_000,
+  );
 
   // Nothing created, nothing touched.
   expect(await podsOfMigration(ns, name)).toEqual([]);

@@ -7,7 +7,6 @@ import {
   TRAINING_CONTAINERS,
   claimsOfMigration,
   createRunningPod,
-  env,
   eventually,
   getMigration,
   getPod,
@@ -51,7 +50,10 @@ async function newMigration(): Promise<string> {
   const pod = `job-${serial}`;
   await createRunningPod(podManifest(ns, pod, 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
   const name = `move-${serial}`;
-  await k8s.create(pmPath(ns), migration(ns, name, { podName: pod, sourceNode: 'node-1', targetNode: 'node-2', preservePV: true, metricsDelaySeconds: 2 }));
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, name, { podName: pod, sourceNode: 'node-1', targetNode: 'node-2', preservePV: true, metricsDelaySeconds: 2 }),
+  );
   return name;
 }
 

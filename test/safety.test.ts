@@ -43,10 +43,19 @@ afterAll(async () => {
   for (const n of nodes) await k8s.delete(`/api/v1/nodes/${n}`).catch(() => undefined);
 });
 
-async function refused(namespace: string, pod: V1Pod, spec: Partial<PodMigrationSpec>, reason: string, message: RegExp): Promise<PodMigration> {
+async function refused(
+  namespace: string,
+  pod: V1Pod,
+  spec: Partial<PodMigrationSpec>,
+  reason: string,
+  message: RegExp,
+): Promise<PodMigration> {
   const podName = pod.metadata!.name!;
   const name = `move-${podName}`;
-  await k8s.create(pmPath(namespace), migration(namespace, name, { podName, sourceNode: 'node-1', targetNode: 'node-2', preservePV: true, ...spec }));
+  await k8s.create(
+    pmPath(namespace),
+    migration(namespace, name, { podName, sourceNode: 'node-1', targetNode: 'node-2', preservePV: true, ...spec }),
+  );
   const pm = await waitForPhase(namespace, name, ['Failed', 'Completed']);
   expect(pm.status).toMatchObject({ phase: 'Failed', reason });
   expect(pm.status!.message).toMatch(message);
@@ -73,7 +82,11 @@ it('refuses a pod controlled by a Job (OwnedByController), touching nothing', as
     spec: {
       template: {
         metadata: { labels: { app: 'train' } },
-        spec: { restartPolicy: 'Never', nodeName: 'node-1', containers: [{ name: 'train', image: 'trainer', resources: { requests: { cpu: '100m', memory: '64Mi' } } }] },
+        spec: {
+          restartPolicy: 'Never',
+          nodeName: 'node-1',
+          containers: [{ name: 'train', image: 'trainer', resources: { requests: { cpu: '100m', memory: '64Mi' } } }],
+        },
       },
     },
   });
@@ -99,8 +112,13 @@ it('refuses a pod with a ReadWriteOnce claim (ReadWriteOnceVolume), naming the c
 });
 
 it('refuses a second migration of a pod that is being migrated (MigrationInProgress)', async () => {
-  const pod = await createRunningPod(podManifest(ns, 'busy', 'node-1', TRAINING_CONTAINERS.slice(0, 1), { 'kwok.podmigration.test/unready-on': 'node-2' }));
-  await k8s.create(pmPath(ns), migration(ns, 'first', { podName: 'busy', sourceNode: 'node-1', targetNode: 'node-2', readyTimeoutSeconds: 120 }));
+  const pod = await createRunningPod(
+    podManifest(ns, 'busy', 'node-1', TRAINING_CONTAINERS.slice(0, 1), { 'kwok.podmigration.test/unready-on': 'node-2' }),
+  );
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'first', { podName: 'busy', sourceNode: 'node-1', targetNode: 'node-2', readyTimeoutSeconds: 120 }),
+  );
   await waitForPhase(ns, 'first', ['CreatingTargetPod']);
   await k8s.create(pmPath(ns), migration(ns, 'second', { podName: 'busy', sourceNode: 'node-1', targetNode: 'node-3' }));
   const second = await waitForPhase(ns, 'second', ['Failed', 'Completed']);
@@ -156,7 +174,10 @@ describe('placement by kube-scheduler (the copy is pinned to the target node by 
 
   it('places the copy on the target node through the scheduler, never by spec.nodeName', async () => {
     await createRunningPod(podManifest(ns, 'placed', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
-    await k8s.create(pmPath(ns), migration(ns, 'move-placed', { podName: 'placed', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-placed', { podName: 'placed', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }),
+    );
     const pm = await waitForPhase(ns, 'move-placed', ['Completed', 'Failed']);
     expect(pm.status!.phase).toBe('Completed');
     const [copy] = await podsOfMigration(ns, 'move-placed');
@@ -165,9 +186,12 @@ describe('placement by kube-scheduler (the copy is pinned to the target node by 
       { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-2'] }] },
     ]);
     // Bound by kube-scheduler (its Scheduled event), not created bound.
-    const events = await k8s.get<{ items: { reason: string; source?: { component?: string }; reportingComponent?: string }[] }>(paths.events(ns), {
-      fieldSelector: `involvedObject.name=${copy.metadata!.name},reason=Scheduled`,
-    });
+    const events = await k8s.get<{ items: { reason: string; source?: { component?: string }; reportingComponent?: string }[] }>(
+      paths.events(ns),
+      {
+        fieldSelector: `involvedObject.name=${copy.metadata!.name},reason=Scheduled`,
+      },
+    );
     expect(events.items.length).toBe(1);
   });
 
@@ -181,12 +205,20 @@ describe('placement by kube-scheduler (the copy is pinned to the target node by 
       },
     };
     await createRunningPod(manifest);
-    await unschedulable('affine', 'node-2', /cannot be scheduled: 0\/\d+ nodes are available: .*didn't match Pod's node affinity\/selector/);
+    await unschedulable(
+      'affine',
+      'node-2',
+      /cannot be scheduled: 0\/\d+ nodes are available: .*didn't match Pod's node affinity\/selector/,
+    );
   });
 
   it('leaves taints to the scheduler', async () => {
     await createRunningPod(podManifest(ns, 'taints', 'node-1', TRAINING_CONTAINERS.slice(0, 2)));
-    await unschedulable('taints', await node('tainted', { taints: [{ key: 'dedicated', value: 'inference', effect: 'NoSchedule' }] }), /1 node\(s\) had untolerated taint/);
+    await unschedulable(
+      'taints',
+      await node('tainted', { taints: [{ key: 'dedicated', value: 'inference', effect: 'NoSchedule' }] }),
+      /1 node\(s\) had untolerated taint/,
+    );
   });
 
   it('leaves room to the scheduler', async () => {
@@ -228,7 +260,10 @@ describe('PodDisruptionBudgets', () => {
   it('evicts the source once the budget allows it (the Ready copy counts)', async () => {
     await pdb('pdb-ok', { minAvailable: 1 });
     await createRunningPod(podManifest(ns, 'pdb-ok', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
-    await k8s.create(pmPath(ns), migration(ns, 'move-pdb-ok', { podName: 'pdb-ok', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-pdb-ok', { podName: 'pdb-ok', sourceNode: 'node-1', targetNode: 'node-2', metricsDelaySeconds: 0 }),
+    );
     const pm = await waitForPhase(ns, 'move-pdb-ok', ['Completed', 'Failed']);
     expect(pm.status!.phase).toBe('Completed');
     expect(pm.status!.steps![3].message).toMatch(/evicted/);
@@ -238,7 +273,10 @@ describe('PodDisruptionBudgets', () => {
   it('waits while the budget blocks eviction, then rolls back at the deadline', async () => {
     await pdb('pdb-blocked', { maxUnavailable: 0 });
     const pod = await createRunningPod(podManifest(ns, 'pdb-blocked', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
-    await k8s.create(pmPath(ns), migration(ns, 'move-pdb-blocked', { podName: 'pdb-blocked', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 10 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-pdb-blocked', { podName: 'pdb-blocked', sourceNode: 'node-1', targetNode: 'node-2', timeoutSeconds: 10 }),
+    );
     const blocked = await eventually('EvictionBlocked condition', async () => {
       const pm = await getMigration(ns, 'move-pdb-blocked');
       const c = pm.status?.conditions?.find((x) => x.type === 'Reconciling');
@@ -248,7 +286,11 @@ describe('PodDisruptionBudgets', () => {
     expect(blocked.status!.message).toMatch(/disruption budget/);
     const pm = await waitForPhase(ns, 'move-pdb-blocked', ['Failed', 'Completed'], 60_000);
     expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'Timeout' });
-    await eventually('target removed', async () => ((await podsOfMigration(ns, 'move-pdb-blocked')).length === 0 ? true : undefined), 30_000);
+    await eventually(
+      'target removed',
+      async () => ((await podsOfMigration(ns, 'move-pdb-blocked')).length === 0 ? true : undefined),
+      30_000,
+    );
     const source = await getPod(ns, 'pdb-blocked');
     expect(source!.metadata!.uid).toBe(pod.metadata!.uid);
     expect(source!.metadata!.deletionTimestamp).toBeUndefined();

@@ -51,14 +51,18 @@ const freePort = () =>
 
 /** config/webhook's configuration, reaching the operator on loopback instead of through its Service. */
 async function registerWebhook(url = `https://127.0.0.1:${port}/mutate-v1-pod`): Promise<void> {
-  const config = JSON.parse(kubectl(['create', '--dry-run=client', '-o', 'json', '-f', join(ROOT, 'config/webhook/mutating_webhook.yaml')]).stdout);
+  const config = JSON.parse(
+    kubectl(['create', '--dry-run=client', '-o', 'json', '-f', join(ROOT, 'config/webhook/mutating_webhook.yaml')]).stdout,
+  );
   config.webhooks[0].clientConfig = { url };
   await k8s.delete(CONFIG).catch(() => undefined);
   await k8s.create('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', config);
 }
 
 const armedCondition = async () =>
-  (await k8s.get<{ webhooks: { matchConditions: { name: string; expression: string }[] }[] }>(CONFIG)).webhooks[0].matchConditions.find((c) => c.name === 'armed-owners')?.expression;
+  (await k8s.get<{ webhooks: { matchConditions: { name: string; expression: string }[] }[] }>(CONFIG)).webhooks[0].matchConditions.find(
+    (c) => c.name === 'armed-owners',
+  )?.expression;
 
 beforeAll(async () => {
   ns = await createNamespace('steer');
@@ -66,36 +70,58 @@ beforeAll(async () => {
   await k8s.delete(SECRET).catch(() => undefined);
   await registerWebhook();
   // A custom kind the operator is told to trust, and may read (as a user would grant it).
-  await k8s.create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: TRAINERS },
-    spec: {
-      group: 'test.podmigration.io',
-      names: { plural: 'trainers', singular: 'trainer', kind: 'Trainer' },
-      scope: 'Namespaced',
-      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
-    },
-  }).catch(() => undefined);
-  await k8s.create('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRole',
-    metadata: { name: 'podmigration-steer-trainers' },
-    rules: [{ apiGroups: ['test.podmigration.io'], resources: ['trainers'], verbs: ['get'] }],
-  }).catch(() => undefined);
-  await k8s.create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRoleBinding',
-    metadata: { name: 'podmigration-steer-trainers' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'podmigration-steer-trainers' },
-    subjects: [{ kind: 'ServiceAccount', name: 'podmigration-operator', namespace: 'podmigration-system' }],
-  }).catch(() => undefined);
-  operator = new OperatorProcess(ns, ['--webhook-bind-address', `127.0.0.1:${port}`, '--steer-owner-kinds', `apps/StatefulSet,batch/Job,${TRAINER_KIND}`]);
+  await k8s
+    .create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: TRAINERS },
+      spec: {
+        group: 'test.podmigration.io',
+        names: { plural: 'trainers', singular: 'trainer', kind: 'Trainer' },
+        scope: 'Namespaced',
+        versions: [
+          {
+            name: 'v1',
+            served: true,
+            storage: true,
+            schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } },
+          },
+        ],
+      },
+    })
+    .catch(() => undefined);
+  await k8s
+    .create('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'podmigration-steer-trainers' },
+      rules: [{ apiGroups: ['test.podmigration.io'], resources: ['trainers'], verbs: ['get'] }],
+    })
+    .catch(() => undefined);
+  await k8s
+    .create('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'podmigration-steer-trainers' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'podmigration-steer-trainers' },
+      subjects: [{ kind: 'ServiceAccount', name: 'podmigration-operator', namespace: 'podmigration-system' }],
+    })
+    .catch(() => undefined);
+  operator = new OperatorProcess(ns, [
+    '--webhook-bind-address',
+    `127.0.0.1:${port}`,
+    '--steer-owner-kinds',
+    `apps/StatefulSet,batch/Job,${TRAINER_KIND}`,
+  ]);
   operator.start();
-  await eventually('CA bundle injected', async () => {
-    const c = await k8s.get<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(CONFIG);
-    return c.webhooks[0].clientConfig.caBundle ? true : undefined;
-  }, 60_000);
+  await eventually(
+    'CA bundle injected',
+    async () => {
+      const c = await k8s.get<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(CONFIG);
+      return c.webhooks[0].clientConfig.caBundle ? true : undefined;
+    },
+    60_000,
+  );
 });
 
 afterAll(async () => {
@@ -109,7 +135,8 @@ afterAll(async () => {
 });
 
 const NODES = ['node-1', 'node-2', 'node-3'];
-const ready = (p?: V1Pod) => !!p && !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+const ready = (p?: V1Pod) =>
+  !!p && !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 const otherNode = (...not: string[]) => NODES.find((n) => !not.includes(n))!;
 const podSpec = (app: string, extra: object = {}) => ({
   metadata: { labels: { app } },
@@ -127,7 +154,13 @@ async function statefulSet(name: string, replicas = 1, extra: object = {}): Prom
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
     metadata: { name },
-    spec: { replicas, serviceName: name, podManagementPolicy: 'Parallel', selector: { matchLabels: { app: name } }, template: podSpec(name, extra) },
+    spec: {
+      replicas,
+      serviceName: name,
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: { app: name } },
+      template: podSpec(name, extra),
+    },
   });
   await eventually(`${name}: ${replicas} Ready`, async () => {
     const pods = await podsOf(name);
@@ -146,10 +179,22 @@ async function job(name: string, spec: object): Promise<{ uid: string }> {
   return { uid: j.metadata.uid };
 }
 
-const jobStatus = (name: string) => k8s.get<{ status?: { failed?: number; conditions?: { type: string; status: string }[] } }>(`/apis/batch/v1/namespaces/${ns}/jobs/${name}`);
+const jobStatus = (name: string) =>
+  k8s.get<{ status?: { failed?: number; conditions?: { type: string; status: string }[] } }>(
+    `/apis/batch/v1/namespaces/${ns}/jobs/${name}`,
+  );
 
 async function move(name: string, pod: V1Pod, spec: { targetNode?: string } & Record<string, unknown> = {}): Promise<PodMigration> {
-  await k8s.create(pmPath(ns), migration(ns, name, { podName: pod.metadata!.name!, sourceNode: pod.spec!.nodeName!, targetNode: otherNode(pod.spec!.nodeName!), metricsDelaySeconds: 0, ...spec }));
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, name, {
+      podName: pod.metadata!.name!,
+      sourceNode: pod.spec!.nodeName!,
+      targetNode: otherNode(pod.spec!.nodeName!),
+      metricsDelaySeconds: 0,
+      ...spec,
+    }),
+  );
   return waitForPhase(ns, name, ['Completed', 'Failed', 'Cancelled'], 120_000);
 }
 
@@ -177,7 +222,12 @@ it('moves a StatefulSet pod: the same name, now on the target node, and disarms 
   const to = otherNode(source.spec!.nodeName!);
   expect(await armedCondition()).toBe('false');
   const pm = await move('move-notebook', source, { targetNode: to });
-  expect(pm.status).toMatchObject({ phase: 'Completed', mode: 'Steer', steer: { owner: { kind: 'StatefulSet', name: 'notebook' }, replacement: { name: 'notebook-0' } }, targetPod: { name: 'notebook-0' } });
+  expect(pm.status).toMatchObject({
+    phase: 'Completed',
+    mode: 'Steer',
+    steer: { owner: { kind: 'StatefulSet', name: 'notebook' }, replacement: { name: 'notebook-0' } },
+    targetPod: { name: 'notebook-0' },
+  });
   const now = await getPod(ns, 'notebook-0');
   expect(now!.metadata!.uid).not.toBe(source.metadata!.uid);
   expect(now!.spec!.nodeName).toBe(to);
@@ -208,11 +258,18 @@ it("moves a Job's running pod, and the Job still completes", async () => {
         ...s,
         ready: false,
         started: false,
-        state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: s.state!.running!.startedAt, finishedAt: new Date().toISOString() } },
+        state: {
+          terminated: { exitCode: 0, reason: 'Completed', startedAt: s.state!.running!.startedAt, finishedAt: new Date().toISOString() },
+        },
       })),
     },
   });
-  await eventually('Job Complete', async () => ((await jobStatus('train')).status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ? true : undefined), 60_000);
+  await eventually(
+    'Job Complete',
+    async () =>
+      (await jobStatus('train')).status?.conditions?.some((c) => c.type === 'Complete' && c.status === 'True') ? true : undefined,
+    60_000,
+  );
 });
 
 describe('never fails a Job', () => {
@@ -225,13 +282,19 @@ describe('never fails a Job', () => {
   });
 
   it('moves it when the Job ignores disruptions (podFailurePolicy), and the Job does not fail', async () => {
-    await job('tolerant', { backoffLimit: 0, podFailurePolicy: { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] }] } });
+    await job('tolerant', {
+      backoffLimit: 0,
+      podFailurePolicy: { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] }] },
+    });
     const pod = await eventually('tolerant pod Ready', async () => (await podsOf('tolerant')).find(ready));
     const pm = await move('move-tolerant', pod);
     expect(pm.status).toMatchObject({ phase: 'Completed', mode: 'Steer' });
     await sleep(2_000);
     const j = await jobStatus('tolerant');
-    expect([j.status?.failed ?? 0, j.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True') ?? false]).toEqual([0, false]);
+    expect([j.status?.failed ?? 0, j.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True') ?? false]).toEqual([
+      0,
+      false,
+    ]);
   });
 
   it("steers an Indexed Job's replacement by its completion index, and leaves the other index alone", async () => {
@@ -261,10 +324,19 @@ describe('never fails a Job', () => {
 describe('only owners that recreate the pod', () => {
   const trainer = async (name: string) =>
     eventually(`Trainer ${name}`, () =>
-      k8s.create<{ metadata: { name: string; uid: string } }>(`/apis/test.podmigration.io/v1/namespaces/${ns}/trainers`, { apiVersion: 'test.podmigration.io/v1', kind: 'Trainer', metadata: { name } }),
+      k8s.create<{ metadata: { name: string; uid: string } }>(`/apis/test.podmigration.io/v1/namespaces/${ns}/trainers`, {
+        apiVersion: 'test.podmigration.io/v1',
+        kind: 'Trainer',
+        metadata: { name },
+      }),
     );
   const ownedPod = async (name: string, owner: { apiVersion: string; kind: string; name: string; uid: string }) => {
-    await k8s.create(paths.pods(ns), { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: ns, ownerReferences: [{ ...owner, controller: true }], ...podSpec(name).metadata }, spec: podSpec(name).spec });
+    await k8s.create(paths.pods(ns), {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, ownerReferences: [{ ...owner, controller: true }], ...podSpec(name).metadata },
+      spec: podSpec(name).spec,
+    });
     return eventually(`${name} Ready`, async () => {
       const p = await getPod(ns, name);
       return ready(p) ? p : undefined;
@@ -272,9 +344,18 @@ describe('only owners that recreate the pod', () => {
   };
 
   it('refuses a pod whose controlling owner is a ConfigMap, touching nothing (OwnerWillNotRecreate)', async () => {
-    const cm = await k8s.create<{ metadata: { uid: string } }>(paths.pods(ns).replace('/pods', '/configmaps'), { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'holder' } });
+    const cm = await k8s.create<{ metadata: { uid: string } }>(paths.pods(ns).replace('/pods', '/configmaps'), {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'holder' },
+    });
     const pod = await ownedPod('held', { apiVersion: 'v1', kind: 'ConfigMap', name: 'holder', uid: cm.metadata.uid });
-    await refused('move-held', pod, 'OwnerWillNotRecreate', /controlled by ConfigMap holder \(\/ConfigMap\), which is not known to recreate the pods it owns/);
+    await refused(
+      'move-held',
+      pod,
+      'OwnerWillNotRecreate',
+      /controlled by ConfigMap holder \(\/ConfigMap\), which is not known to recreate the pods it owns/,
+    );
   });
 
   it('refuses a pod of a trusted kind whose owner is being deleted', async () => {
@@ -286,7 +367,12 @@ describe('only owners that recreate the pod', () => {
         metadata: { name: 'leaving', finalizers: ['test.podmigration.io/hold'] },
       }),
     );
-    const pod = await ownedPod('leaving-0', { apiVersion: 'test.podmigration.io/v1', kind: 'Trainer', name: 'leaving', uid: t.metadata.uid });
+    const pod = await ownedPod('leaving-0', {
+      apiVersion: 'test.podmigration.io/v1',
+      kind: 'Trainer',
+      name: 'leaving',
+      uid: t.metadata.uid,
+    });
     await k8s.delete(path);
     try {
       await refused('move-leaving', pod, 'OwnerWillNotRecreate', /Trainer leaving, which owns the pod, is being deleted/);
@@ -303,7 +389,14 @@ describe('only owners that recreate the pod', () => {
     const controller = (async () => {
       while (running) {
         if (!(await getPod(ns, 'llm-0'))) {
-          await k8s.create(paths.pods(ns), { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'llm-0', namespace: ns, ownerReferences: [{ ...owner, controller: true }], ...podSpec('llm').metadata }, spec: podSpec('llm').spec }).catch(() => undefined);
+          await k8s
+            .create(paths.pods(ns), {
+              apiVersion: 'v1',
+              kind: 'Pod',
+              metadata: { name: 'llm-0', namespace: ns, ownerReferences: [{ ...owner, controller: true }], ...podSpec('llm').metadata },
+              spec: podSpec('llm').spec,
+            })
+            .catch(() => undefined);
         }
         await sleep(200);
       }
@@ -314,7 +407,12 @@ describe('only owners that recreate the pod', () => {
         return ready(p) ? p : undefined;
       });
       const pm = await move('move-llm', source);
-      expect(pm.status).toMatchObject({ phase: 'Completed', mode: 'Steer', steer: { owner: { kind: 'Trainer', name: 'llm' } }, targetPod: { name: 'llm-0' } });
+      expect(pm.status).toMatchObject({
+        phase: 'Completed',
+        mode: 'Steer',
+        steer: { owner: { kind: 'Trainer', name: 'llm' } },
+        targetPod: { name: 'llm-0' },
+      });
       expect((await getPod(ns, 'llm-0'))!.spec!.nodeName).toBe(pm.spec.targetNode);
     } finally {
       running = false;
@@ -331,10 +429,20 @@ describe('the pin never keeps a workload down', () => {
     const path = `/api/v1/nodes/${to}`;
     await k8s.mergePatch(path, { spec: { taints: [{ key: 'test.podmigration/maintenance', effect: 'NoSchedule' }] } });
     try {
-      await k8s.create(pmPath(ns), migration(ns, 'move-tainted', { podName: 'tainted-0', sourceNode: pod.spec!.nodeName!, targetNode: to }));
+      await k8s.create(
+        pmPath(ns),
+        migration(ns, 'move-tainted', { podName: 'tainted-0', sourceNode: pod.spec!.nodeName!, targetNode: to }),
+      );
       const pm = await waitForPhase(ns, 'move-tainted', ['Failed', 'Completed']);
-      expect([pm.status!.phase, pm.status!.reason, pm.status!.step, pm.status!.message]).toEqual(['Failed', 'TargetPodUnschedulable', 1, expect.any(String)]);
-      expect(pm.status!.message).toMatch(/taints the pod does not tolerate: test\.podmigration\/maintenance:NoSchedule.*nothing was touched/);
+      expect([pm.status!.phase, pm.status!.reason, pm.status!.step, pm.status!.message]).toEqual([
+        'Failed',
+        'TargetPodUnschedulable',
+        1,
+        expect.any(String),
+      ]);
+      expect(pm.status!.message).toMatch(
+        /taints the pod does not tolerate: test\.podmigration\/maintenance:NoSchedule.*nothing was touched/,
+      );
       expect((await getPod(ns, 'tainted-0'))!.metadata!.uid).toBe(pod.metadata!.uid);
     } finally {
       await k8s.mergePatch(path, { spec: { taints: null } });
@@ -345,30 +453,60 @@ describe('the pin never keeps a workload down', () => {
   it('removes a pinned replacement the scheduler refuses, once disarmed, so the owner recreates it unpinned', async () => {
     // The scheduler refuses the target for a reason step 1 does not check (inter-pod
     // anti-affinity against a pod that runs there).
-    const antiAffinity = { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { role: 'blocker' } } }] } };
+    const antiAffinity = {
+      podAntiAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: [
+          { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { role: 'blocker' } } },
+        ],
+      },
+    };
     const set = await statefulSet('picky', 1, { affinity: antiAffinity });
     const source = (await getPod(ns, 'picky-0'))!;
     const to = otherNode(source.spec!.nodeName!);
-    await k8s.create(paths.pods(ns), { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'blocker', namespace: ns, labels: { role: 'blocker' } }, spec: { ...podSpec('blocker').spec, nodeName: to } });
+    await k8s.create(paths.pods(ns), {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'blocker', namespace: ns, labels: { role: 'blocker' } },
+      spec: { ...podSpec('blocker').spec, nodeName: to },
+    });
     let pendingPinned = 0;
     const follow = await followPods(ns, (pods) => {
       const p = pods.find((x) => x.metadata?.name === 'picky-0' && x.metadata?.labels?.[MIGRATION_LABEL]);
       if (p && !p.spec?.nodeName) pendingPinned += 1;
     });
     const pm = await move('move-picky', source, { targetNode: to });
-    expect([pm.status!.phase, pm.status!.reason, pm.status!.step, pm.status!.message]).toEqual(['Failed', 'TargetPodUnschedulable', 3, expect.any(String)]);
-    expect(pm.status!.message).toMatch(/never ran, and is removed once the webhook is disarmed, so that StatefulSet picky recreates it unpinned/);
+    expect([pm.status!.phase, pm.status!.reason, pm.status!.step, pm.status!.message]).toEqual([
+      'Failed',
+      'TargetPodUnschedulable',
+      3,
+      expect.any(String),
+    ]);
+    expect(pm.status!.message).toMatch(
+      /never ran, and is removed once the webhook is disarmed, so that StatefulSet picky recreates it unpinned/,
+    );
     expect(pendingPinned).toBeGreaterThan(0); // the pinned replacement did exist
     // The StatefulSet runs again, unpinned, elsewhere; and the status says so.
-    const back = await eventually('picky-0 Ready, unpinned', async () => {
-      const p = await getPod(ns, 'picky-0');
-      return ready(p) && !p!.metadata?.labels?.[MIGRATION_LABEL] ? p : undefined;
-    }, 60_000);
+    const back = await eventually(
+      'picky-0 Ready, unpinned',
+      async () => {
+        const p = await getPod(ns, 'picky-0');
+        return ready(p) && !p!.metadata?.labels?.[MIGRATION_LABEL] ? p : undefined;
+      },
+      60_000,
+    );
     await follow.stop();
     expect(back!.spec!.nodeName).not.toBe(to);
-    const rolledBack = await eventually('RolledBack', async () => (await getMigration(ns, 'move-picky')).status?.conditions?.find((c) => c.type === 'RolledBack'), 60_000);
+    const rolledBack = await eventually(
+      'RolledBack',
+      async () => (await getMigration(ns, 'move-picky')).status?.conditions?.find((c) => c.type === 'RolledBack'),
+      60_000,
+    );
     expect(rolledBack).toMatchObject({ status: 'False', reason: 'OwnerRecreatedPod' });
-    expect(rolledBack.message).toMatch(new RegExp(`removed pod picky-0, pinned to ${to}, which never ran; source pod picky-0 was evicted; StatefulSet picky recreated it, not steered: picky-0 on node-\\d`));
+    expect(rolledBack.message).toMatch(
+      new RegExp(
+        `removed pod picky-0, pinned to ${to}, which never ran; source pod picky-0 was evicted; StatefulSet picky recreated it, not steered: picky-0 on node-\\d`,
+      ),
+    );
     expect(await armedCondition()).not.toContain(set.uid);
   });
 });
@@ -384,8 +522,16 @@ describe('steers only the replacement of its own source', () => {
       k8s.create(pmPath(ns), migration(ns, 'move-db-0', { podName: 'db-0', sourceNode: n0, targetNode: to0, metricsDelaySeconds: 0 })),
       k8s.create(pmPath(ns), migration(ns, 'move-db-1', { podName: 'db-1', sourceNode: n1, targetNode: to1, metricsDelaySeconds: 0 })),
     ]);
-    const [a, b] = await Promise.all([waitForPhase(ns, 'move-db-0', ['Completed', 'Failed'], 120_000), waitForPhase(ns, 'move-db-1', ['Completed', 'Failed'], 120_000)]);
-    expect([a.status!.phase, a.status!.targetPod?.name, b.status!.phase, b.status!.targetPod?.name]).toEqual(['Completed', 'db-0', 'Completed', 'db-1']);
+    const [a, b] = await Promise.all([
+      waitForPhase(ns, 'move-db-0', ['Completed', 'Failed'], 120_000),
+      waitForPhase(ns, 'move-db-1', ['Completed', 'Failed'], 120_000),
+    ]);
+    expect([a.status!.phase, a.status!.targetPod?.name, b.status!.phase, b.status!.targetPod?.name]).toEqual([
+      'Completed',
+      'db-0',
+      'Completed',
+      'db-1',
+    ]);
     const [now0, now1] = [(await getPod(ns, 'db-0'))!, (await getPod(ns, 'db-1'))!];
     expect([now0.spec!.nodeName, now0.metadata!.labels![MIGRATION_LABEL]]).toEqual([to0, 'move-db-0']);
     expect([now1.spec!.nodeName, now1.metadata!.labels![MIGRATION_LABEL]]).toEqual([to1, 'move-db-1']);
@@ -402,7 +548,10 @@ describe('steers only the replacement of its own source', () => {
       metadata: { name: 'grow' },
       spec: { selector: { matchLabels: { app: 'grow' } }, maxUnavailable: 0 },
     });
-    await k8s.create(pmPath(ns), migration(ns, 'move-grow', { podName: 'grow-0', sourceNode: source.spec!.nodeName!, targetNode: to, metricsDelaySeconds: 0 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-grow', { podName: 'grow-0', sourceNode: source.spec!.nodeName!, targetNode: to, metricsDelaySeconds: 0 }),
+    );
     await eventually('eviction blocked', async () => {
       const pm = await getMigration(ns, 'move-grow');
       return pm.status?.conditions?.some((c) => c.type === 'Reconciling' && c.reason === 'EvictionBlocked') ? true : undefined;
@@ -411,16 +560,25 @@ describe('steers only the replacement of its own source', () => {
     const intruder = await k8s.create<V1Pod>(paths.pods(ns), {
       apiVersion: 'v1',
       kind: 'Pod',
-      metadata: { name: 'intruder', namespace: ns, labels: { role: 'intruder' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'grow', uid: set.uid, controller: true }] },
+      metadata: {
+        name: 'intruder',
+        namespace: ns,
+        labels: { role: 'intruder' },
+        ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'grow', uid: set.uid, controller: true }],
+      },
       spec: podSpec('intruder').spec,
     });
     expect([intruder.metadata?.labels?.[MIGRATION_LABEL], intruder.spec?.affinity]).toEqual([undefined, undefined]);
     // The budget lifts; the StatefulSet is scaled up the moment its pod is evicted.
     await k8s.delete(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/grow`);
-    await eventually('grow-0 evicted', async () => {
-      const p = await getPod(ns, 'grow-0');
-      return !p || p.metadata?.uid !== source.metadata!.uid || p.metadata?.deletionTimestamp ? true : undefined;
-    }, 30_000);
+    await eventually(
+      'grow-0 evicted',
+      async () => {
+        const p = await getPod(ns, 'grow-0');
+        return !p || p.metadata?.uid !== source.metadata!.uid || p.metadata?.deletionTimestamp ? true : undefined;
+      },
+      30_000,
+    );
     await k8s.mergePatch(`/apis/apps/v1/namespaces/${ns}/statefulsets/grow`, { spec: { replicas: 3 } });
     const pm = await waitForPhase(ns, 'move-grow', ['Completed', 'Failed'], 120_000);
     expect(pm.status).toMatchObject({ phase: 'Completed', targetPod: { name: 'grow-0' } });
@@ -429,15 +587,23 @@ describe('steers only the replacement of its own source', () => {
       const all = (await podsOf('grow')).filter((p) => p.metadata!.name !== 'grow-0');
       return all.length === 2 ? all : undefined;
     });
-    for (const p of siblings) expect([p.metadata!.name, p.metadata!.labels?.[MIGRATION_LABEL], p.spec!.affinity]).toEqual([p.metadata!.name, undefined, undefined]);
+    for (const p of siblings)
+      expect([p.metadata!.name, p.metadata!.labels?.[MIGRATION_LABEL], p.spec!.affinity]).toEqual([p.metadata!.name, undefined, undefined]);
   });
 
   it('ignores a cancellation once the source is asked to go: the owner recreates it, and the migration says where', async () => {
     await statefulSet('steady');
     const source = (await getPod(ns, 'steady-0'))!;
     const to = otherNode(source.spec!.nodeName!);
-    await k8s.create(pmPath(ns), migration(ns, 'move-steady', { podName: 'steady-0', sourceNode: source.spec!.nodeName!, targetNode: to, metricsDelaySeconds: 0 }));
-    await eventually('eviction asked for', async () => ((await getMigration(ns, 'move-steady')).status?.sourcePod?.evictionRequestedAt ? true : undefined), 30_000);
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-steady', { podName: 'steady-0', sourceNode: source.spec!.nodeName!, targetNode: to, metricsDelaySeconds: 0 }),
+    );
+    await eventually(
+      'eviction asked for',
+      async () => ((await getMigration(ns, 'move-steady')).status?.sourcePod?.evictionRequestedAt ? true : undefined),
+      30_000,
+    );
     await k8s.mergePatch(pmPath(ns, 'move-steady'), { metadata: { annotations: { 'migration.ai-storage.io/cancel': 'true' } } });
     const pm = await waitForPhase(ns, 'move-steady', ['Completed', 'Failed', 'Cancelled'], 120_000);
     expect(pm.status).toMatchObject({ phase: 'Completed', targetPod: { name: 'steady-0' } });
@@ -459,7 +625,19 @@ describe('the webhook hurts nothing', () => {
       '{"request":{"uid":"u","operation":"CREATE","namespace":"x","object":{"metadata":{"ownerReferences":[{"uid":"a","controller":true}]},"spec":{"containers":"x"}}}}',
       '{"request":{"uid":{"x":1},"operation":"CREATE","namespace":7,"object":[]}}',
       '{not json',
-      ...Array.from({ length: 50 }, (_, i) => JSON.stringify({ request: { uid: `r${i}`, operation: 'CREATE', namespace: ns, object: { metadata: { ownerReferences: [{ uid: 'x'.repeat(i), controller: i % 2 === 0 }] }, spec: { containers: i % 3 ? [] : null } } } })),
+      ...Array.from({ length: 50 }, (_, i) =>
+        JSON.stringify({
+          request: {
+            uid: `r${i}`,
+            operation: 'CREATE',
+            namespace: ns,
+            object: {
+              metadata: { ownerReferences: [{ uid: 'x'.repeat(i), controller: i % 2 === 0 }] },
+              spec: { containers: i % 3 ? [] : null },
+            },
+          },
+        }),
+      ),
     ];
     for (const body of bodies) {
       const r = await httpsCall(port, '/mutate-v1-pod', ca, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body });
@@ -476,7 +654,12 @@ describe('the webhook hurts nothing', () => {
       await k8s.create(paths.pods(ns), {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name, namespace: ns, labels: { role: 'side' }, ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'side', uid: set.uid, controller: true }] },
+        metadata: {
+          name,
+          namespace: ns,
+          labels: { role: 'side' },
+          ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'side', uid: set.uid, controller: true }],
+        },
         spec: podSpec('side').spec,
       });
       return Date.now() - t0;
@@ -496,7 +679,11 @@ describe('the webhook hurts nothing', () => {
     // The webhook's timeout is 2 s; at rest the API server does not call it at all.
     expect(hung).toBeLessThan(1_000);
     expect(down).toBeLessThan(1_000);
-    await eventually('operator back', async () => (operator.log().split('serving the pod admission webhook').length > 2 ? true : undefined), 30_000);
+    await eventually(
+      'operator back',
+      async () => (operator.log().split('serving the pod admission webhook').length > 2 ? true : undefined),
+      30_000,
+    );
   });
 
   it('serves with a certificate from --webhook-cert-dir (cert-manager) and admits what it does not steer unchanged', async () => {
@@ -506,11 +693,18 @@ describe('the webhook hurts nothing', () => {
     other.start();
     try {
       await eventually('webhook served', async () => (other.log().includes('serving the pod admission webhook') ? true : undefined));
-      const pod = { metadata: { name: 'x', ownerReferences: [{ apiVersion: 'v1', kind: 'Thing', name: 't', uid: 'u', controller: true }] }, spec: { containers: [] } };
+      const pod = {
+        metadata: { name: 'x', ownerReferences: [{ apiVersion: 'v1', kind: 'Thing', name: 't', uid: 'u', controller: true }] },
+        spec: { containers: [] },
+      };
       const reply = await httpsCall(p, '/mutate-v1-pod', ca, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
-        body: JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 'r-1', operation: 'CREATE', namespace: ns, object: pod } }),
+        body: JSON.stringify({
+          apiVersion: 'admission.k8s.io/v1',
+          kind: 'AdmissionReview',
+          request: { uid: 'r-1', operation: 'CREATE', namespace: ns, object: pod },
+        }),
       });
       const answer = JSON.parse(reply.body) as { response: { uid: string; allowed: boolean; patch?: string } };
       expect(answer.response).toEqual({ uid: 'r-1', allowed: true });
@@ -526,7 +720,9 @@ describe('the webhook hurts nothing', () => {
       const source = (await getPod(ns, 'lost-0'))!;
       const pm = await move('move-lost', source);
       expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'ReplacementNotSteered', step: 3 });
-      expect(pm.status!.message).toMatch(/did not steer a dry run of StatefulSet lost's replacement within 15s of being armed .*nothing was evicted/);
+      expect(pm.status!.message).toMatch(
+        /did not steer a dry run of StatefulSet lost's replacement within 15s of being armed .*nothing was evicted/,
+      );
       const after = await getPod(ns, 'lost-0');
       expect([after?.metadata?.uid, after?.metadata?.deletionTimestamp]).toEqual([source.metadata!.uid, undefined]);
     } finally {

@@ -13,7 +13,8 @@ import { env, eventually, getMigration, getPod, k8s, migration, operatorNamespac
 const { ns } = operatorNamespace('surge');
 const NODES = ['node-1', 'node-2', 'node-3'];
 const MIGRATION_LABEL = 'migration.ai-storage.io/migration';
-const ready = (p: V1Pod) => !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+const ready = (p: V1Pod) =>
+  !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 const live = (p: V1Pod) => !p.metadata?.deletionTimestamp;
 const podsOf = async (app: string) => (await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { labelSelector: `app=${app}` })).items;
 const deployments = `/apis/apps/v1/namespaces/${ns}/deployments`;
@@ -29,7 +30,10 @@ async function deployment(name: string, replicas: number): Promise<V1Pod[]> {
       selector: { matchLabels: { app: name } },
       template: {
         metadata: { labels: { app: name } },
-        spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'server', image: 'registry.example/server:1', resources: { requests: { cpu: '100m', memory: '64Mi' } } }] },
+        spec: {
+          terminationGracePeriodSeconds: 1,
+          containers: [{ name: 'server', image: 'registry.example/server:1', resources: { requests: { cpu: '100m', memory: '64Mi' } } }],
+        },
       },
     },
   });
@@ -42,7 +46,10 @@ async function deployment(name: string, replicas: number): Promise<V1Pod[]> {
 describe('the ReplicaSet removes the source while the copy starts', () => {
   it.each([
     ['is scaled to 0', (d: string) => k8s.mergePatch(`${deployments}/${d}`, { spec: { replicas: 0 } })],
-    ['rolls out a new template', (d: string) => k8s.mergePatch(`${deployments}/${d}`, { spec: { template: { metadata: { annotations: { rollout: '2' } } } } })],
+    [
+      'rolls out a new template',
+      (d: string) => k8s.mergePatch(`${deployments}/${d}`, { spec: { template: { metadata: { annotations: { rollout: '2' } } } } }),
+    ],
     ['is deleted', (d: string) => k8s.delete(`${deployments}/${d}`)],
   ])('the Deployment %s: the copy it never adopted is removed at once, and the status says why', async (_what, act) => {
     const name = `web-${_what.split(' ')[1].replace(/\W/g, '')}`;
@@ -52,7 +59,10 @@ describe('the ReplicaSet removes the source while the copy starts', () => {
     // The copy never becomes Ready on the target (an AI pod loading its model for minutes).
     await k8s.mergePatch(paths.pod(ns, source.metadata!.name!), { metadata: { annotations: { 'kwok.podmigration.test/unready-on': to } } });
     const pmName = `move-${name}`;
-    await k8s.create(pmPath(ns), migration(ns, pmName, { podName: source.metadata!.name!, sourceNode: from, targetNode: to, readyTimeoutSeconds: 300 }));
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, pmName, { podName: source.metadata!.name!, sourceNode: from, targetNode: to, readyTimeoutSeconds: 300 }),
+    );
     await eventually('copy made', async () => ((await podsOfMigration(ns, pmName)).length === 1 ? true : undefined));
     await act(name);
     const pm = await waitForPhase(ns, pmName, ['Failed', 'Completed'], 60_000);
@@ -61,7 +71,9 @@ describe('the ReplicaSet removes the source while the copy starts', () => {
     await eventually('copy gone', async () => ((await podsOfMigration(ns, pmName)).filter(live).length === 0 ? true : undefined), 30_000);
     const rb = await eventually('RolledBack', async () => rolledBack(await getMigration(ns, pmName)));
     expect(rb).toMatchObject({ status: 'True', reason: 'OwnerHoldsWorkload' });
-    expect(rb.message).toMatch(new RegExp(`removed pod ${name}-[a-z0-9-]+-mig-[a-f0-9]+; source pod ${source.metadata!.name} was removed by ReplicaSet`));
+    expect(rb.message).toMatch(
+      new RegExp(`removed pod ${name}-[a-z0-9-]+-mig-[a-f0-9]+; source pod ${source.metadata!.name} was removed by ReplicaSet`),
+    );
   });
 });
 
@@ -72,8 +84,9 @@ describe('a ReplicaSet that adopts the copy but keeps the source', () => {
   // that replica; the source stays, and a budget blocks its eviction.
   const pidFile = join(CLUSTER_DIR, 'kube-controller-manager.pid');
 
-  it('ends at the deadline, keeps the adopted copy as the ReplicaSet\'s, and releases the source', async () => {
-    if (!env.started) throw new Error('this test stops the local control plane\'s kube-controller-manager: run it on the local control plane');
+  it("ends at the deadline, keeps the adopted copy as the ReplicaSet's, and releases the source", async () => {
+    if (!env.started)
+      throw new Error("this test stops the local control plane's kube-controller-manager: run it on the local control plane");
     const kcm = Number(readFileSync(pidFile, 'utf8'));
     const pods = await deployment('keeper', 2);
     const [source, other] = pods;
@@ -85,17 +98,40 @@ describe('a ReplicaSet that adopts the copy but keeps the source', () => {
       metadata: { name: 'keeper' },
       spec: { selector: { matchLabels: { app: 'keeper' } }, minAvailable: 2 },
     });
-    await eventually('budget observed', async () => ((await k8s.get<{ status?: { observedGeneration?: number } }>(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/keeper`)).status?.observedGeneration ? true : undefined));
+    await eventually('budget observed', async () =>
+      (await k8s.get<{ status?: { observedGeneration?: number } }>(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/keeper`)).status
+        ?.observedGeneration
+        ? true
+        : undefined,
+    );
     process.kill(kcm, 'SIGSTOP');
     let stopped = true;
     try {
-      await k8s.create(pmPath(ns), migration(ns, 'move-keeper', { podName: source.metadata!.name!, sourceNode: from, targetNode: to, timeoutSeconds: 40, metricsDelaySeconds: 0 }));
-      const copy = await eventually('copy given the ReplicaSet labels', async () => (await podsOfMigration(ns, 'move-keeper')).find((p) => p.metadata?.labels?.['pod-template-hash']));
+      await k8s.create(
+        pmPath(ns),
+        migration(ns, 'move-keeper', {
+          podName: source.metadata!.name!,
+          sourceNode: from,
+          targetNode: to,
+          timeoutSeconds: 40,
+          metricsDelaySeconds: 0,
+        }),
+      );
+      const copy = await eventually('copy given the ReplicaSet labels', async () =>
+        (await podsOfMigration(ns, 'move-keeper')).find((p) => p.metadata?.labels?.['pod-template-hash']),
+      );
       const o = (await getPod(ns, other.metadata!.name!))!;
-      await k8s.replace(`${paths.pod(ns, o.metadata!.name!)}/status`, { ...o, status: { ...o.status, conditions: o.status!.conditions!.map((c) => (c.type === 'Ready' ? { ...c, status: 'False' } : c)) } });
+      await k8s.replace(`${paths.pod(ns, o.metadata!.name!)}/status`, {
+        ...o,
+        status: { ...o.status, conditions: o.status!.conditions!.map((c) => (c.type === 'Ready' ? { ...c, status: 'False' } : c)) },
+      });
       process.kill(kcm, 'SIGCONT');
       stopped = false;
-      await eventually('copy adopted', async () => ((await getPod(ns, copy.metadata!.name!))?.metadata?.ownerReferences?.some((r) => r.controller) ? true : undefined), 30_000);
+      await eventually(
+        'copy adopted',
+        async () => ((await getPod(ns, copy.metadata!.name!))?.metadata?.ownerReferences?.some((r) => r.controller) ? true : undefined),
+        30_000,
+      );
       const pm = await waitForPhase(ns, 'move-keeper', ['Failed', 'Completed'], 90_000);
       expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'Timeout', step: 4 });
       const rb = await eventually('RolledBack', async () => rolledBack(await getMigration(ns, 'move-keeper')));
@@ -103,7 +139,11 @@ describe('a ReplicaSet that adopts the copy but keeps the source', () => {
       expect(rb.message).toMatch(/ReplicaSet keeper-[a-z0-9]+ adopted it, it is its pod now; source pod .* still runs/);
       // The source runs on, released; the Deployment has its two Ready pods, the copy among them.
       const after = (await getPod(ns, source.metadata!.name!))!;
-      expect([live(after), after.metadata!.annotations?.['migration.ai-storage.io/claimed-by'], after.metadata!.annotations?.['controller.kubernetes.io/pod-deletion-cost']]).toEqual([true, undefined, undefined]);
+      expect([
+        live(after),
+        after.metadata!.annotations?.['migration.ai-storage.io/claimed-by'],
+        after.metadata!.annotations?.['controller.kubernetes.io/pod-deletion-cost'],
+      ]).toEqual([true, undefined, undefined]);
       const running = await eventually('2 Ready replicas', async () => {
         const all = (await podsOf('keeper')).filter(live);
         return all.length === 2 && all.every(ready) ? all : undefined;

@@ -3,7 +3,14 @@
 // migrations racing for one pod, exactly one write succeeds, whatever the informer caches
 // say. Steps 3 and 4 check the claim again before they create the copy or evict the source.
 import type { V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_CLAIM, ANNOTATION_DELETION_COST, ANNOTATION_MIGRATION_UID, LABEL_MIGRATION, type PodMigration, TERMINAL_PHASES } from '../api/types';
+import {
+  ANNOTATION_CLAIM,
+  ANNOTATION_DELETION_COST,
+  ANNOTATION_MIGRATION_UID,
+  LABEL_MIGRATION,
+  type PodMigration,
+  TERMINAL_PHASES,
+} from '../api/types';
 import { MigrationFailure, ignoreNotFound, isConflict, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { LOWEST_COST } from '../migration/surge';
@@ -11,7 +18,8 @@ import { LOWEST_COST } from '../migration/surge';
 const claimValue = (m: PodMigration) => `${m.metadata.name}/${m.metadata.uid}`;
 
 /** Whether this migration's claim is on the pod. */
-export const claimedBy = (pod: V1Pod | undefined, m: PodMigration): boolean => pod?.metadata?.annotations?.[ANNOTATION_CLAIM] === claimValue(m);
+export const claimedBy = (pod: V1Pod | undefined, m: PodMigration): boolean =>
+  pod?.metadata?.annotations?.[ANNOTATION_CLAIM] === claimValue(m);
 
 /**
  * Makes `pod` this migration's (returns it as the API server now holds it), or throws
@@ -26,7 +34,10 @@ export async function claimSourcePod(client: KubeClient, migration: PodMigration
   const { namespace } = migration.metadata;
   const annotations = pod.metadata?.annotations ?? {};
   const maker = pod.metadata?.labels?.[LABEL_MIGRATION];
-  const holders = [annotations[ANNOTATION_CLAIM], maker && annotations[ANNOTATION_MIGRATION_UID] ? `${maker}/${annotations[ANNOTATION_MIGRATION_UID]}` : undefined];
+  const holders = [
+    annotations[ANNOTATION_CLAIM],
+    maker && annotations[ANNOTATION_MIGRATION_UID] ? `${maker}/${annotations[ANNOTATION_MIGRATION_UID]}` : undefined,
+  ];
   for (const h of holders) {
     if (!h || h === claimValue(migration)) continue;
     const holder = await unfinishedHolder(client, namespace, h);
@@ -47,7 +58,8 @@ export async function claimSourcePod(client: KubeClient, migration: PodMigration
 export async function releaseClaim(client: KubeClient, migration: PodMigration, pod: V1Pod): Promise<void> {
   if (!claimedBy(pod, migration)) return;
   const annotations = pod.metadata?.annotations ?? {};
-  const cost = migration.status?.mode === 'Surge' && annotations[ANNOTATION_DELETION_COST] === LOWEST_COST ? { [ANNOTATION_DELETION_COST]: null } : {};
+  const cost =
+    migration.status?.mode === 'Surge' && annotations[ANNOTATION_DELETION_COST] === LOWEST_COST ? { [ANNOTATION_DELETION_COST]: null } : {};
   try {
     await client.mergePatch(paths.pod(migration.metadata.namespace, pod.metadata!.name!), {
       metadata: { resourceVersion: pod.metadata!.resourceVersion, annotations: { [ANNOTATION_CLAIM]: null, ...cost } },

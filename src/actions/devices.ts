@@ -10,7 +10,9 @@ const RESOURCE = '/apis/resource.k8s.io/v1';
 
 export interface ResourceClaim {
   metadata: { name: string; namespace?: string };
-  spec?: { devices?: { requests?: { name: string; exactly?: { deviceClassName: string }; firstAvailable?: { deviceClassName: string }[] }[] } };
+  spec?: {
+    devices?: { requests?: { name: string; exactly?: { deviceClassName: string }; firstAvailable?: { deviceClassName: string }[] }[] };
+  };
   status?: {
     allocation?: { devices?: { results?: unknown[] }; nodeSelector?: V1NodeSelector };
     reservedFor?: { resource: string; name: string; uid: string }[];
@@ -30,7 +32,9 @@ export async function claimsOf(client: KubeClient, pod: V1Pod, only?: ReadonlySe
     if (only && !only.has(c.name)) continue;
     const name = c.resourceClaimName ?? made.get(c.name);
     if (!name) continue;
-    const claim = await ignoreNotFound(client.get<ResourceClaim>(`${RESOURCE}/namespaces/${ns}/resourceclaims/${encodeURIComponent(name)}`));
+    const claim = await ignoreNotFound(
+      client.get<ResourceClaim>(`${RESOURCE}/namespaces/${ns}/resourceclaims/${encodeURIComponent(name)}`),
+    );
     if (claim) out.set(c.name, claim);
   }
   return out;
@@ -46,7 +50,9 @@ export function devicesAllocated(claims: Iterable<ResourceClaim>): number {
 /** The node an allocation's node selector names (matchFields metadata.name, or the hostname label), for messages. */
 function nodeOf(selector: V1NodeSelector): string {
   for (const t of selector.nodeSelectorTerms ?? []) {
-    const f = [...(t.matchFields ?? []), ...(t.matchExpressions ?? [])].find((r) => (r.key === 'metadata.name' || r.key === 'kubernetes.io/hostname') && r.operator === 'In');
+    const f = [...(t.matchFields ?? []), ...(t.matchExpressions ?? [])].find(
+      (r) => (r.key === 'metadata.name' || r.key === 'kubernetes.io/hostname') && r.operator === 'In',
+    );
     if (f?.values?.length) return f.values.join(', ');
   }
   return 'the nodes its node selector names';
@@ -57,13 +63,21 @@ function nodeOf(selector: V1NodeSelector): string {
  * another node. With the source gone first (DeleteBeforeCreate) a claim the source alone
  * holds is released and allocated anew, so only a shared one is in the way then.
  */
-export function claimPinned(podClaimName: string, claim: ResourceClaim, pod: V1Pod, node: V1Node, sourceGoesFirst: boolean): string | undefined {
+export function claimPinned(
+  podClaimName: string,
+  claim: ResourceClaim,
+  pod: V1Pod,
+  node: V1Node,
+  sourceGoesFirst: boolean,
+): string | undefined {
   const selector = claim.status?.allocation?.nodeSelector;
   if (!selector || nodeSelectorMatches(selector, node)) return undefined;
   const others = (claim.status?.reservedFor ?? []).filter((r) => r.uid !== pod.metadata!.uid);
   if (sourceGoesFirst && others.length === 0) return undefined;
   const where = nodeOf(selector);
-  const shared = others.length ? `; it is shared with ${others.map((r) => `${r.resource} ${r.name}`).join(', ')}, which keep it allocated there` : '';
+  const shared = others.length
+    ? `; it is shared with ${others.map((r) => `${r.resource} ${r.name}`).join(', ')}, which keep it allocated there`
+    : '';
   return `ResourceClaim ${claim.metadata.name} (the pod's claim ${podClaimName}) is allocated devices on ${where}, which cannot serve node ${node.metadata!.name}${shared}`;
 }
 
@@ -73,7 +87,11 @@ export async function templateDeviceClasses(client: KubeClient, pod: V1Pod, only
   const classes = new Set<string>();
   for (const c of pod.spec?.resourceClaims ?? []) {
     if (!only.has(c.name) || !c.resourceClaimTemplateName) continue;
-    const t = await ignoreNotFound(client.get<ResourceClaimTemplate>(`${RESOURCE}/namespaces/${ns}/resourceclaimtemplates/${encodeURIComponent(c.resourceClaimTemplateName)}`));
+    const t = await ignoreNotFound(
+      client.get<ResourceClaimTemplate>(
+        `${RESOURCE}/namespaces/${ns}/resourceclaimtemplates/${encodeURIComponent(c.resourceClaimTemplateName)}`,
+      ),
+    );
     for (const r of t?.spec.spec.devices?.requests ?? []) {
       if (r.exactly) classes.add(r.exactly.deviceClassName);
       // One of several would do: only a request with a single choice is certain.
@@ -98,10 +116,17 @@ interface ResourceSlice {
 export async function classAbsentOn(client: KubeClient, className: string, node: V1Node): Promise<boolean | undefined> {
   const dc = await ignoreNotFound(client.get<DeviceClass>(`${RESOURCE}/deviceclasses/${encodeURIComponent(className)}`));
   if (!dc) return undefined;
-  const drivers = (dc.spec?.selectors ?? []).map((s) => /^\s*device\.driver\s*==\s*["']([^"']+)["']\s*$/.exec(s.cel?.expression ?? '')?.[1]);
+  const drivers = (dc.spec?.selectors ?? []).map(
+    (s) => /^\s*device\.driver\s*==\s*["']([^"']+)["']\s*$/.exec(s.cel?.expression ?? '')?.[1],
+  );
   if (drivers.length !== 1 || !drivers[0]) return undefined;
-  const slices = (await client.get<{ items: ResourceSlice[] }>(`${RESOURCE}/resourceslices`, { fieldSelector: `spec.driver=${drivers[0]}` })).items;
+  const slices = (
+    await client.get<{ items: ResourceSlice[] }>(`${RESOURCE}/resourceslices`, { fieldSelector: `spec.driver=${drivers[0]}` })
+  ).items;
   const serves = (s: ResourceSlice) =>
-    (s.spec.devices?.length ?? 0) > 0 && (s.spec.allNodes || s.spec.nodeName === node.metadata!.name || (!!s.spec.nodeSelector && nodeSelectorMatches(s.spec.nodeSelector, node)));
+    (s.spec.devices?.length ?? 0) > 0 &&
+    (s.spec.allNodes ||
+      s.spec.nodeName === node.metadata!.name ||
+      (!!s.spec.nodeSelector && nodeSelectorMatches(s.spec.nodeSelector, node)));
   return !slices.some(serves);
 }

@@ -14,7 +14,13 @@ export type EvictionResult =
   | { kind: 'gone' } // already gone, or replaced by another pod of that name (not ours)
   | { kind: 'blocked' | 'refused'; message: string; retryAfterMs: number };
 
-export async function evictSource(client: KubeClient, namespace: string, status: PodMigrationStatus, stepName: StepName, now: string): Promise<EvictionResult> {
+export async function evictSource(
+  client: KubeClient,
+  namespace: string,
+  status: PodMigrationStatus,
+  stepName: StepName,
+  now: string,
+): Promise<EvictionResult> {
   const source = status.sourcePod!;
   try {
     await client.create(paths.eviction(namespace, source.name), {

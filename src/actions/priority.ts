@@ -53,14 +53,21 @@ export async function neverPreempting(client: KubeClient, pod: V1Pod): Promise<V
       });
     } catch (e) {
       if (!isAlreadyExists(e)) {
-        if (e instanceof ApiError && e.code === 403) throw new MigrationFailure('TargetPodRejected', `could not create PriorityClass ${name} for a copy that never preempts: ${e.message}`);
+        if (e instanceof ApiError && e.code === 403)
+          throw new MigrationFailure(
+            'TargetPodRejected',
+            `could not create PriorityClass ${name} for a copy that never preempts: ${e.message}`,
+          );
         throw e;
       }
       pc = await client.get<V1PriorityClass>(`${CLASSES}/${name}`);
     }
   }
   if (pc.value !== value || pc.preemptionPolicy !== 'Never') {
-    throw new MigrationFailure('TargetPodRejected', `PriorityClass ${name} exists with value ${pc.value} and preemptionPolicy ${pc.preemptionPolicy}, not ${value} and Never: it is not this operator's`);
+    throw new MigrationFailure(
+      'TargetPodRejected',
+      `PriorityClass ${name} exists with value ${pc.value} and preemptionPolicy ${pc.preemptionPolicy}, not ${value} and Never: it is not this operator's`,
+    );
   }
   const { priority: _p, preemptionPolicy: _pp, ...rest } = spec;
   return { ...pod, spec: { ...rest, priorityClassName: name } };

@@ -26,7 +26,10 @@ async function metricsServed(client: KubeClient): Promise<boolean> {
   }
 }
 
-const NOT_SERVED: UsageReading = { available: false, message: 'metrics.k8s.io is not served by this cluster (no metrics-server): usage is not recorded' };
+const NOT_SERVED: UsageReading = {
+  available: false,
+  message: 'metrics.k8s.io is not served by this cluster (no metrics-server): usage is not recorded',
+};
 
 /**
  * Sum of the containers' current usage, or why there is none. Never invents numbers. A

@@ -28,7 +28,8 @@ const declared = new Map<string, ts.InterfaceDeclaration | ts.TypeAliasDeclarati
 const consts = new Map<string, ts.Expression>();
 file.forEachChild((n) => {
   if (ts.isInterfaceDeclaration(n) || ts.isTypeAliasDeclaration(n)) declared.set(n.name.text, n);
-  if (ts.isVariableStatement(n)) for (const d of n.declarationList.declarations) if (d.initializer && ts.isIdentifier(d.name)) consts.set(d.name.text, d.initializer);
+  if (ts.isVariableStatement(n))
+    for (const d of n.declarationList.declarations) if (d.initializer && ts.isIdentifier(d.name)) consts.set(d.name.text, d.initializer);
 });
 
 type Shape = ts.InterfaceDeclaration | ts.TypeLiteralNode | ts.UnionTypeNode;
@@ -64,7 +65,8 @@ function literals(t: ts.TypeNode): string[] | undefined {
 function compare(t: ts.TypeNode, s: Schema, path: string, out: string[]): void {
   const enumOf = literals(t);
   if (enumOf) {
-    if (JSON.stringify([...enumOf].sort()) !== JSON.stringify([...(s.enum ?? [])].sort())) out.push(`${path}: enum ${enumOf} in types.ts, ${s.enum} in the CRD`);
+    if (JSON.stringify([...enumOf].sort()) !== JSON.stringify([...(s.enum ?? [])].sort()))
+      out.push(`${path}: enum ${enumOf} in types.ts, ${s.enum} in the CRD`);
     return;
   }
   if (ts.isArrayTypeNode(t)) {
@@ -79,7 +81,8 @@ function compare(t: ts.TypeNode, s: Schema, path: string, out: string[]): void {
       return;
     }
     if (name === 'V1Pod') {
-      if (!s['x-kubernetes-preserve-unknown-fields']) out.push(`${path}: a whole pod in types.ts; the CRD must preserve its unknown fields`);
+      if (!s['x-kubernetes-preserve-unknown-fields'])
+        out.push(`${path}: a whole pod in types.ts; the CRD must preserve its unknown fields`);
       return;
     }
     const d = declared.get(name);
@@ -92,10 +95,15 @@ function compare(t: ts.TypeNode, s: Schema, path: string, out: string[]): void {
     const names = props.map((p) => p.name.getText());
     for (const n of names) if (!(n in s.properties)) out.push(`${path}.${n}: in types.ts, not in the CRD`);
     for (const n of Object.keys(s.properties)) if (!names.includes(n)) out.push(`${path}.${n}: in the CRD, not in types.ts`);
-    for (const p of props) if (p.type && s.properties[p.name.getText()]) compare(p.type, s.properties[p.name.getText()], `${path}.${p.name.getText()}`, out);
+    for (const p of props)
+      if (p.type && s.properties[p.name.getText()]) compare(p.type, s.properties[p.name.getText()], `${path}.${p.name.getText()}`, out);
     return;
   }
-  const want = { [ts.SyntaxKind.StringKeyword]: ['string'], [ts.SyntaxKind.NumberKeyword]: ['number', 'integer'], [ts.SyntaxKind.BooleanKeyword]: ['boolean'] }[t.kind as number];
+  const want = {
+    [ts.SyntaxKind.StringKeyword]: ['string'],
+    [ts.SyntaxKind.NumberKeyword]: ['number', 'integer'],
+    [ts.SyntaxKind.BooleanKeyword]: ['boolean'],
+  }[t.kind as number];
   if (want && !want.includes(s.type ?? '')) out.push(`${path}: ${t.getText()} in types.ts, ${s.type} in the CRD`);
 }
 
@@ -108,7 +116,8 @@ function compareDeclared(name: string, s: Schema, path: string): string[] {
     if (!s.properties?.[field]) out.push(`${path}.${field}: in types.ts, not in the CRD`);
     else if (p.type) compare(p.type, s.properties[field], `${path}.${field}`, out);
   }
-  for (const field of Object.keys(s.properties ?? {})) if (!members(d).some((p) => p.name.getText() === field)) out.push(`${path}.${field}: in the CRD, not in types.ts`);
+  for (const field of Object.keys(s.properties ?? {}))
+    if (!members(d).some((p) => p.name.getText() === field)) out.push(`${path}.${field}: in the CRD, not in types.ts`);
   return out;
 }
 it('declares the fields, types and enums of the spec that the CRD declares', () => {
@@ -121,7 +130,9 @@ it('declares the fields, types and enums of the status that the CRD declares', (
 
 it('requires in types.ts what the CRD requires of the spec', () => {
   const spec = declared.get('PodMigrationSpec') as ts.InterfaceDeclaration;
-  const required = members(spec).filter((p) => !p.questionToken).map((p) => p.name.getText());
+  const required = members(spec)
+    .filter((p) => !p.questionToken)
+    .map((p) => p.name.getText());
   expect(required.sort()).toEqual([...(root.properties!.spec.required ?? [])].sort());
 });
 

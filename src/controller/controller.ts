@@ -155,7 +155,13 @@ export class Controller {
         const [ns, name] = key.split('/');
         const status = this.migrations.get(name, ns)?.status;
         this.log[level](
-          { migration: key, phase: status?.phase ?? 'Pending', step: status?.step ?? 0, err: e instanceof Error ? e.message : String(e), retryInMs },
+          {
+            migration: key,
+            phase: status?.phase ?? 'Pending',
+            step: status?.step ?? 0,
+            err: e instanceof Error ? e.message : String(e),
+            retryInMs,
+          },
           'reconcile failed; retrying',
         );
       } finally {

@@ -4,7 +4,12 @@ import type { KubeClient } from '../kube/client';
 import { EventRecorder } from './events';
 
 const pm = (name: string): PodMigration =>
-  ({ apiVersion: 'migration.ai-storage.io/v1alpha1', kind: 'PodMigration', metadata: { name, namespace: 'ns', uid: `uid-${name}` }, spec: {} }) as unknown as PodMigration;
+  ({
+    apiVersion: 'migration.ai-storage.io/v1alpha1',
+    kind: 'PodMigration',
+    metadata: { name, namespace: 'ns', uid: `uid-${name}` },
+    spec: {},
+  }) as unknown as PodMigration;
 
 /** A client whose creates answer only when the test lets them. */
 function slowClient() {

@@ -18,7 +18,8 @@ function nowMicros(): number {
 }
 
 /** RFC 3339 with microseconds, as the MicroTime type wants. */
-const microTime = (us: number) => `${new Date(Math.floor(us / 1000)).toISOString().slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}Z`;
+const microTime = (us: number) =>
+  `${new Date(Math.floor(us / 1000)).toISOString().slice(0, 19)}.${String(us % 1_000_000).padStart(6, '0')}Z`;
 
 /** Events sent at once: the rest wait here, not in the HTTP agent ahead of the reconciles' requests. */
 const SENDING = 8;
@@ -53,7 +54,8 @@ export class EventRecorder {
    */
   record(pm: PodMigration, type: 'Normal' | 'Warning', reason: string, message: string): void {
     if (this.waiting.length >= MAX_WAITING) {
-      if (this.dropped++ % 1000 === 0) this.log.warn({ dropped: this.dropped, waiting: this.waiting.length }, 'too many Events waiting to be sent; dropping some');
+      if (this.dropped++ % 1000 === 0)
+        this.log.warn({ dropped: this.dropped, waiting: this.waiting.length }, 'too many Events waiting to be sent; dropping some');
       return;
     }
     const { namespace, name } = pm.metadata;
@@ -61,26 +63,28 @@ export class EventRecorder {
     this.waiting.push({
       namespace,
       about: { migration: `${namespace}/${name}`, phase: pm.status?.phase ?? 'Pending', step: pm.status?.step ?? 0, reason },
-      body: Buffer.from(JSON.stringify({
-        apiVersion: 'events.k8s.io/v1',
-        kind: 'Event',
-        metadata: { name: `${name}.${us.toString(16).padStart(14, '0')}${randomBytes(2).toString('hex')}`, namespace },
-        eventTime: microTime(us),
-        reportingController: COMPONENT,
-        reportingInstance: this.instance.slice(0, 128),
-        action: reason,
-        reason,
-        note: message.slice(0, 1024),
-        type,
-        regarding: {
-          apiVersion: pm.apiVersion,
-          kind: pm.kind,
-          name,
-          namespace,
-          uid: pm.metadata.uid,
-          resourceVersion: pm.metadata.resourceVersion,
-        },
-      })),
+      body: Buffer.from(
+        JSON.stringify({
+          apiVersion: 'events.k8s.io/v1',
+          kind: 'Event',
+          metadata: { name: `${name}.${us.toString(16).padStart(14, '0')}${randomBytes(2).toString('hex')}`, namespace },
+          eventTime: microTime(us),
+          reportingController: COMPONENT,
+          reportingInstance: this.instance.slice(0, 128),
+          action: reason,
+          reason,
+          note: message.slice(0, 1024),
+          type,
+          regarding: {
+            apiVersion: pm.apiVersion,
+            kind: pm.kind,
+            name,
+            namespace,
+            uid: pm.metadata.uid,
+            resourceVersion: pm.metadata.resourceVersion,
+          },
+        }),
+      ),
     });
     this.pump();
   }

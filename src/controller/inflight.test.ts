@@ -6,7 +6,11 @@ function pm(name: string, source: string, target: string, phase?: string): PodMi
   return {
     apiVersion: 'migration.ai-storage.io/v1alpha1',
     kind: 'PodMigration',
-    metadata: { name, namespace: 'ns', creationTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, seq++)).toISOString() } as PodMigration['metadata'],
+    metadata: {
+      name,
+      namespace: 'ns',
+      creationTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, seq++)).toISOString(),
+    } as PodMigration['metadata'],
     spec: { podName: `p-${name}`, sourceNode: source, targetNode: target },
     status: phase ? ({ phase } as PodMigration['status']) : undefined,
   } as PodMigration;
@@ -24,13 +28,19 @@ describe('InFlight', () => {
     const { f } = setup(2, 10, [pm('a', 'n1', 'n2', 'CreatingTargetPod'), pm('b', 'n3', 'n4', 'Completed')]);
     expect(f.admit(pm('c', 'n5', 'n6'))).toEqual({ admitted: true });
     const d = f.admit(pm('d', 'n7', 'n8'));
-    expect(d).toEqual({ admitted: false, message: expect.stringMatching(/2 migrations are in flight, the most --max-migrations-in-flight \(2\) allows/) });
+    expect(d).toEqual({
+      admitted: false,
+      message: expect.stringMatching(/2 migrations are in flight, the most --max-migrations-in-flight \(2\) allows/),
+    });
     expect(f.size).toBe(2);
   });
 
   it('limits per source node and per target node separately', () => {
     const { f } = setup(100, 1, [pm('a', 'n1', 'n2', 'DeletingSourcePod')]);
-    expect(f.admit(pm('out', 'n1', 'n9'))).toMatchObject({ admitted: false, message: 'waiting for a migration slot: 1 out of node n1, the most --max-migrations-per-node (1) allows' });
+    expect(f.admit(pm('out', 'n1', 'n9'))).toMatchObject({
+      admitted: false,
+      message: 'waiting for a migration slot: 1 out of node n1, the most --max-migrations-per-node (1) allows',
+    });
     expect(f.admit(pm('in', 'n8', 'n2'))).toMatchObject({ admitted: false, message: expect.stringMatching(/into node n2/) });
     expect(f.admit(pm('other', 'n2', 'n1'))).toEqual({ admitted: true }); // n2 has nothing going out, n1 nothing coming in
   });
@@ -48,7 +58,7 @@ describe('InFlight', () => {
     const w1 = pm('w1', 'n1', 'n3'); // older, same source node
     const w2 = pm('w2', 'n4', 'n5');
     const w3 = pm('w3', 'n1', 'n6');
-    const { f, byName, woken } = setup(2, 1, [running, w1, w2, w3]);
+    const { f, woken } = setup(2, 1, [running, w1, w2, w3]);
     // w3 first: the order of arrival in the queue is not the order of creation.
     for (const m of [w3, w1]) expect(f.admit(m).admitted).toBe(false);
     expect(f.admit(w2).admitted).toBe(true); // fits beside a

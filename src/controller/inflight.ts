@@ -50,7 +50,8 @@ class Counts {
   /** Why `r` does not fit (every limit it would pass), or undefined if it fits. */
   full(r: Route, limits: Limits): string | undefined {
     const why: string[] = [];
-    if (this.cluster >= limits.cluster) why.push(`${this.cluster} migrations are in flight, the most --max-migrations-in-flight (${limits.cluster}) allows`);
+    if (this.cluster >= limits.cluster)
+      why.push(`${this.cluster} migrations are in flight, the most --max-migrations-in-flight (${limits.cluster}) allows`);
     const out = this.out.get(r.source) ?? 0;
     if (out >= limits.perNode) why.push(`${out} out of node ${r.source}, the most --max-migrations-per-node (${limits.perNode}) allows`);
     const into = this.in.get(r.target) ?? 0;

@@ -234,7 +234,11 @@ export class Reconciler {
     const pm = await ignoreNotFound(this.o.client.get<PodMigration>(paths.migration(cached.metadata.namespace, cached.metadata.name)));
     if (!pm?.metadata.finalizers?.includes(FINALIZER)) return undefined;
     const phase = pm.status?.phase;
-    const log = this.o.log.child({ migration: `${pm.metadata.namespace}/${pm.metadata.name}`, phase: phase ?? 'Pending', step: pm.status?.step ?? 0 });
+    const log = this.o.log.child({
+      migration: `${pm.metadata.namespace}/${pm.metadata.name}`,
+      phase: phase ?? 'Pending',
+      step: pm.status?.step ?? 0,
+    });
     if (phase !== 'Completed') {
       const r = await this.rollBack(pm, pm.status ?? {}, log);
       if (!r.done) return r.retryAfterMs ?? 1_000;
@@ -246,6 +250,14 @@ export class Reconciler {
   }
 
   private rollBack(pm: PodMigration, status: PodMigrationStatus, log: Logger): Promise<UndoResult> {
-    return rollBack({ migration: pm, status, client: this.o.client, env: this.o.env, now: this.now(), log, record: (type, reason, message) => this.o.events.record(pm, type, reason, message) });
+    return rollBack({
+      migration: pm,
+      status,
+      client: this.o.client,
+      env: this.o.env,
+      now: this.now(),
+      log,
+      record: (type, reason, message) => this.o.events.record(pm, type, reason, message),
+    });
   }
 }

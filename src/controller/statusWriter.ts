@@ -52,7 +52,11 @@ export class StatusWriter {
     let resourceVersion = pm.metadata.resourceVersion;
     for (let attempt = 1; ; attempt++) {
       try {
-        const written = await this.client.replace(paths.migrationStatus(namespace, name), { ...pm, metadata: { ...pm.metadata, resourceVersion }, status });
+        const written = await this.client.replace(paths.migrationStatus(namespace, name), {
+          ...pm,
+          metadata: { ...pm.metadata, resourceVersion },
+          status,
+        });
         return this.wrote(pm, written.metadata.resourceVersion);
       } catch (e) {
         if (!isConflict(e) || attempt >= 5) throw e;

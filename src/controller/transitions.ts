@@ -22,7 +22,8 @@ export function observe(m: Metrics, before: PodMigrationStatus, after: PodMigrat
     const n = fromFigures(optimized);
     m.cpuSaved.inc(Math.max(o.cpu - n.cpu, 0));
     m.memorySaved.inc(Math.max(o.memory - n.memory, 0));
-    for (const [resource, amount] of Object.entries(after.resources?.savings?.freed ?? {})) m.devicesSaved.inc({ resource }, parseQuantity(amount));
+    for (const [resource, amount] of Object.entries(after.resources?.savings?.freed ?? {}))
+      m.devicesSaved.inc({ resource }, parseQuantity(amount));
   }
 }
 
@@ -39,11 +40,19 @@ export function recordEvents(events: EventRecorder, pm: PodMigration, before: Po
     const n = STEP_TABLE.findIndex((p) => p.name === s.name) + 1;
     const verb = s.state === 'Failed' && after.phase === 'Cancelled' ? 'cancelled' : s.state.toLowerCase();
     const failed = s.state === 'Failed';
-    out.push({ type: failed ? 'Warning' : 'Normal', reason: `Step${s.state}`, note: `step ${n}/${TOTAL_STEPS} ${s.name} ${verb}: ${s.message ?? ''}`, failed });
+    out.push({
+      type: failed ? 'Warning' : 'Normal',
+      reason: `Step${s.state}`,
+      note: `step ${n}/${TOTAL_STEPS} ${s.name} ${verb}: ${s.message ?? ''}`,
+      failed,
+    });
   }
   if (after.phase !== before.phase && isTerminal(after.phase)) {
     const completed = after.phase === 'Completed';
-    const end = { type: completed ? ('Normal' as const) : ('Warning' as const), reason: completed ? 'MigrationCompleted' : (after.reason ?? after.phase!) };
+    const end = {
+      type: completed ? ('Normal' as const) : ('Warning' as const),
+      reason: completed ? 'MigrationCompleted' : (after.reason ?? after.phase!),
+    };
     const last = out.at(-1);
     if (last && last.failed !== completed) Object.assign(last, end);
     else out.push({ ...end, note: after.message ?? after.phase!, failed: !completed });

@@ -30,11 +30,15 @@ interface Answer {
   headers?: Record<string, string>;
 }
 
-const error = (status: number, message: string, field?: string): Answer => ({ status, body: { error: message, ...(field ? { field } : {}) } });
+const error = (status: number, message: string, field?: string): Answer => ({
+  status,
+  body: { error: message, ...(field ? { field } : {}) },
+});
 
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-  if (type !== 'application/json') throw new RequestError(415, `Content-Type must be application/json, not ${JSON.stringify(type || '(none)')}`);
+  if (type !== 'application/json')
+    throw new RequestError(415, `Content-Type must be application/json, not ${JSON.stringify(type || '(none)')}`);
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY_BYTES) throw new RequestError(413, `the body must be at most ${MAX_BODY_BYTES} bytes`);
   const chunks: Buffer[] = [];
@@ -53,7 +57,8 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 
 /** The API server's answer to the caller's request, in the facade's terms. */
 function fromApiError(e: ApiError, what: string): Answer {
-  if (e.code === 401) return { ...error(401, 'the bearer token was not accepted by the Kubernetes API server'), headers: { 'WWW-Authenticate': 'Bearer' } };
+  if (e.code === 401)
+    return { ...error(401, 'the bearer token was not accepted by the Kubernetes API server'), headers: { 'WWW-Authenticate': 'Bearer' } };
   if (e.code === 403) return error(403, e.message);
   if (e.code === 404) return error(404, `${what} not found`);
   if (e.code === 400 || e.code === 422) return error(400, e.message);
@@ -64,16 +69,19 @@ export async function handle(client: KubeClient, req: IncomingMessage): Promise<
   const url = new URL(req.url ?? '/', 'http://facade');
   const path = url.pathname.replace(/\/+$/, '') || '/';
   const method = req.method ?? 'GET';
-  const only = (allowed: string): Answer | undefined => (method === allowed ? undefined : { ...error(405, `${method} is not allowed here; use ${allowed}`), headers: { Allow: allowed } });
+  const only = (allowed: string): Answer | undefined =>
+    method === allowed ? undefined : { ...error(405, `${method} is not allowed here; use ${allowed}`), headers: { Allow: allowed } };
 
   if (path === '/health') return only('GET') ?? { status: 200, body: { status: 'healthy' } };
   const known = path === PREFIX || path.startsWith(`${PREFIX}/`) || path === '/api/v1/metrics';
   if (!known) return error(404, `no such endpoint: ${path}`);
 
   const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  if (!auth) return { ...error(401, 'a bearer token is required (Authorization: Bearer <token>)'), headers: { 'WWW-Authenticate': 'Bearer' } };
+  if (!auth)
+    return { ...error(401, 'a bearer token is required (Authorization: Bearer <token>)'), headers: { 'WWW-Authenticate': 'Bearer' } };
   const token = auth[1];
-  const call = <T>(m: string, p: string, body?: unknown, query?: Record<string, string>) => client.request<T>(m, p, { body, query, bearerToken: token });
+  const call = <T>(m: string, p: string, body?: unknown, query?: Record<string, string>) =>
+    client.request<T>(m, p, { body, query, bearerToken: token });
   /** What a 404 from the API server is about. */
   let what = 'it';
 
@@ -85,7 +93,10 @@ export async function handle(client: KubeClient, req: IncomingMessage): Promise<
       const pm = toPodMigration(request);
       const created = await call<PodMigration>('POST', paths.migrations(request.pod_namespace), pm);
       // A new record reads Pending (the schema's default) until the operator starts it.
-      return { status: 202, body: { ...toMigration(created), migration_id: migrationId(created), status: 'pending', message: 'migration accepted' } };
+      return {
+        status: 202,
+        body: { ...toMigration(created), migration_id: migrationId(created), status: 'pending', message: 'migration accepted' },
+      };
     }
     if (path === '/api/v1/metrics') {
       const wrong = only('GET');

@@ -13,8 +13,17 @@ const refusal = (body: unknown) => {
 
 describe('parseCreate', () => {
   it('accepts the original body, with the original defaults', () => {
-    expect(toPodMigration(parseCreate(ok)).spec).toEqual({ podName: 'trainer', sourceNode: 'node-1', targetNode: 'node-2', preservePV: false, timeoutSeconds: 600 });
-    expect(toPodMigration(parseCreate({ ...ok, preserve_pv: true, timeout: 0 })).spec).toMatchObject({ preservePV: true, timeoutSeconds: 600 });
+    expect(toPodMigration(parseCreate(ok)).spec).toEqual({
+      podName: 'trainer',
+      sourceNode: 'node-1',
+      targetNode: 'node-2',
+      preservePV: false,
+      timeoutSeconds: 600,
+    });
+    expect(toPodMigration(parseCreate({ ...ok, preserve_pv: true, timeout: 0 })).spec).toMatchObject({
+      preservePV: true,
+      timeoutSeconds: 600,
+    });
     expect(toPodMigration(parseCreate({ ...ok, timeout: 90 })).metadata).toMatchObject({ generateName: 'migration-', namespace: 'ml' });
   });
 
@@ -49,7 +58,8 @@ describe('ids and states', () => {
     expect(() => parseId(['ml', 'Bad Name'])).toThrow(/not a migration id/);
   });
 
-  const pm = (phase: string, extra: object = {}) => ({ metadata: { namespace: 'ml', name: 'm' }, spec: ok, status: { phase, ...extra } }) as unknown as PodMigration;
+  const pm = (phase: string, extra: object = {}) =>
+    ({ metadata: { namespace: 'ml', name: 'm' }, spec: ok, status: { phase, ...extra } }) as unknown as PodMigration;
 
   it('maps phases to the original vocabulary', () => {
     expect(['Pending', 'CapturingState', 'DeletingSourcePod', 'Completed', 'Failed', 'Cancelled'].map((p) => state(pm(p)))).toEqual([
@@ -63,7 +73,8 @@ describe('ids and states', () => {
   });
 
   it('sums up from the records, not from memory', () => {
-    const done = (d: number, cpu: number) => pm('Completed', { durationSeconds: d, resources: { savings: { cpuPercent: cpu, memoryPercent: 50 } } });
+    const done = (d: number, cpu: number) =>
+      pm('Completed', { durationSeconds: d, resources: { savings: { cpuPercent: cpu, memoryPercent: 50 } } });
     expect(summarize([done(2, 30), done(4, 10), pm('Failed'), pm('Cancelled'), pm('CreatingTargetPod')])).toEqual({
       total_migrations: 5,
       pending_migrations: 0,
@@ -75,6 +86,10 @@ describe('ids and states', () => {
       average_cpu_savings_percent: 20,
       average_memory_savings_percent: 50,
     });
-    expect(toMigration(done(2, 30))).toMatchObject({ migration_id: 'ml/m', status: 'completed', resources: { savings: { cpu_percent: 30 } } });
+    expect(toMigration(done(2, 30))).toMatchObject({
+      migration_id: 'ml/m',
+      status: 'completed',
+      resources: { savings: { cpu_percent: 30 } },
+    });
   });
 });

@@ -36,19 +36,22 @@ export function parseCreate(body: unknown): CreateRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new RequestError(400, 'the body must be a JSON object');
   const o = body as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!(FIELDS as readonly string[]).includes(k)) throw new RequestError(400, `unknown field ${JSON.stringify(k)}; known fields: ${FIELDS.join(', ')}`, k);
+    if (!(FIELDS as readonly string[]).includes(k))
+      throw new RequestError(400, `unknown field ${JSON.stringify(k)}; known fields: ${FIELDS.join(', ')}`, k);
   }
   for (const k of ['pod_name', 'pod_namespace', 'source_node', 'target_node'] as const) {
     if (o[k] === undefined || o[k] === null || o[k] === '') throw new RequestError(400, `${k} is required`, k);
     if (typeof o[k] !== 'string') throw new RequestError(400, `${k} must be a string`, k);
   }
   const r = o as unknown as CreateRequest;
-  if (!isNamespaceName(r.pod_namespace)) throw new RequestError(400, `pod_namespace ${JSON.stringify(r.pod_namespace)} is not a valid namespace name`, 'pod_namespace');
+  if (!isNamespaceName(r.pod_namespace))
+    throw new RequestError(400, `pod_namespace ${JSON.stringify(r.pod_namespace)} is not a valid namespace name`, 'pod_namespace');
   for (const k of ['pod_name', 'source_node', 'target_node'] as const) {
     if (!isObjectName(r[k])) throw new RequestError(400, `${k} ${JSON.stringify(r[k])} is not a valid name`, k);
   }
   if (r.source_node === r.target_node) throw new RequestError(400, 'target_node must differ from source_node', 'target_node');
-  if (o.preserve_pv !== undefined && typeof o.preserve_pv !== 'boolean') throw new RequestError(400, 'preserve_pv must be true or false', 'preserve_pv');
+  if (o.preserve_pv !== undefined && typeof o.preserve_pv !== 'boolean')
+    throw new RequestError(400, 'preserve_pv must be true or false', 'preserve_pv');
   if (o.timeout !== undefined && (typeof o.timeout !== 'number' || !Number.isInteger(o.timeout) || o.timeout < 0)) {
     throw new RequestError(400, 'timeout must be a whole number of seconds, 0 or more (0: the default, 600)', 'timeout');
   }
@@ -76,7 +79,10 @@ export const migrationId = (pm: PodMigration) => `${pm.metadata.namespace}/${pm.
 
 /** The id in a path: `<namespace>/<name>` as two segments or one (with %2F). */
 export function parseId(segments: string[]): { namespace: string; name: string } {
-  const parts = segments.map((s) => decodeURIComponent(s)).join('/').split('/');
+  const parts = segments
+    .map((s) => decodeURIComponent(s))
+    .join('/')
+    .split('/');
   const [namespace, name] = parts;
   if (parts.length !== 2 || !isNamespaceName(namespace) || !isObjectName(name)) {
     throw new RequestError(400, `${JSON.stringify(parts.join('/'))} is not a migration id (<namespace>/<name>)`, 'id');
@@ -130,7 +136,13 @@ export function toMigration(pm: PodMigration) {
     duration_seconds: s.durationSeconds,
     target_pod: s.targetPod?.name,
     checkpoint_pvc: s.checkpointPVC,
-    steps: (s.steps ?? []).map((x) => ({ name: x.name, state: x.state, message: x.message, start_time: x.startTime, completion_time: x.completionTime })),
+    steps: (s.steps ?? []).map((x) => ({
+      name: x.name,
+      state: x.state,
+      message: x.message,
+      start_time: x.startTime,
+      completion_time: x.completionTime,
+    })),
     containers: (s.containers ?? []).map((c) => ({ name: c.name, state: c.state, restart_count: c.restartCount, migrated: c.migrated })),
     resources: s.resources && {
       original: s.resources.original,

@@ -11,7 +11,9 @@ import { KubeConfig } from './config';
 
 const dir = mkdtempSync(join(tmpdir(), 'kubeclient-'));
 
-async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; kubeconfig: (user: object) => KubeConfig }> {
+async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; kubeconfig: (user: object) => KubeConfig }> {
   const server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as AddressInfo;
@@ -33,7 +35,9 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
 
 describe('KubeClient', () => {
   it('keeps a character whole when a watch stream splits it between two chunks', async () => {
-    const line = Buffer.from(`${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'm', annotations: { note: 'café ✓' } } } })}\n`);
+    const line = Buffer.from(
+      `${JSON.stringify({ type: 'ADDED', object: { metadata: { name: 'm', annotations: { note: 'café ✓' } } } })}\n`,
+    );
     const cut = line.indexOf(Buffer.from('é')) + 1; // inside the two bytes of é
     const { server, kubeconfig } = await serve((_req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -56,7 +60,9 @@ describe('KubeClient', () => {
     const { server, kubeconfig } = await serve((req, res) => {
       seen.push(req.headers.authorization ?? '');
       const ok = req.headers.authorization === 'Bearer new';
-      res.writeHead(ok ? 200 : 401, { 'Content-Type': 'application/json' }).end(JSON.stringify(ok ? { kind: 'PodList', items: [] } : { kind: 'Status', reason: 'Unauthorized', message: 'Unauthorized' }));
+      res
+        .writeHead(ok ? 200 : 401, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify(ok ? { kind: 'PodList', items: [] } : { kind: 'Status', reason: 'Unauthorized', message: 'Unauthorized' }));
     });
     try {
       const client = new KubeClient(kubeconfig({ tokenFile }));

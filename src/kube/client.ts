@@ -54,14 +54,27 @@ export class KubeClient {
       this.agent?.agent.destroy();
       this.agent = {
         id,
-        agent: new Agent({ ca, cert, key, rejectUnauthorized: !insecureSkipTLSVerify, servername: tlsServerName, keepAlive: true, maxSockets: 32 }),
+        agent: new Agent({
+          ca,
+          cert,
+          key,
+          rejectUnauthorized: !insecureSkipTLSVerify,
+          servername: tlsServerName,
+          keepAlive: true,
+          maxSockets: 32,
+        }),
       };
     }
     return this.agent.agent;
   }
 
   /** Sends a request: the request, and its response once the headers are in. */
-  private async send(method: string, path: string, opts: RequestOptions, body?: Buffer): Promise<{ req: ClientRequest; res: Promise<IncomingMessage> }> {
+  private async send(
+    method: string,
+    path: string,
+    opts: RequestOptions,
+    body?: Buffer,
+  ): Promise<{ req: ClientRequest; res: Promise<IncomingMessage> }> {
     const { cert, key, token } = await this.config.credentials();
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));

@@ -16,7 +16,10 @@ function file(user: object, cluster: object = { server: 'https://127.0.0.1:6443/
       kind: 'Config',
       clusters: [{ name: 'c', cluster }],
       users: [{ name: 'u', user }],
-      contexts: [{ name: 'ctx', context: { cluster: 'c', user: 'u' } }, { name: 'other', context: { cluster: 'c' } }],
+      contexts: [
+        { name: 'ctx', context: { cluster: 'c', user: 'u' } },
+        { name: 'other', context: { cluster: 'c' } },
+      ],
       'current-context': 'ctx',
     }),
   );
@@ -27,7 +30,12 @@ describe('KubeConfig', () => {
   it('reads the current context: server, CA, client certificate (inline or from files beside it)', async () => {
     writeFileSync(join(dir, 'client.crt'), 'CERT');
     const kc = KubeConfig.fromFile(file({ 'client-certificate': 'client.crt', 'client-key-data': b64('KEY') }));
-    expect(kc.cluster).toEqual({ server: 'https://127.0.0.1:6443', ca: Buffer.from('CA'), insecureSkipTLSVerify: false, tlsServerName: undefined });
+    expect(kc.cluster).toEqual({
+      server: 'https://127.0.0.1:6443',
+      ca: Buffer.from('CA'),
+      insecureSkipTLSVerify: false,
+      tlsServerName: undefined,
+    });
     expect(await kc.credentials()).toEqual({ cert: Buffer.from('CERT'), key: Buffer.from('KEY') });
   });
 
@@ -55,7 +63,9 @@ describe('KubeConfig', () => {
       `#!/bin/sh\necho run >> ${count}\nprintf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"%s-%s","expirationTimestamp":"2999-01-01T00:00:00Z"}}' "$PREFIX" "$(echo "$KUBERNETES_EXEC_INFO" | grep -c ExecCredential)"\n`,
     );
     chmodSync(plugin, 0o755);
-    const kc = KubeConfig.fromFile(file({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, env: [{ name: 'PREFIX', value: 'tok' }] } }));
+    const kc = KubeConfig.fromFile(
+      file({ exec: { apiVersion: 'client.authentication.k8s.io/v1', command: plugin, env: [{ name: 'PREFIX', value: 'tok' }] } }),
+    );
     expect(await kc.credentials()).toEqual({ token: 'tok-1', cert: undefined, key: undefined });
     await kc.credentials();
     const { readFileSync } = await import('node:fs');
@@ -65,7 +75,10 @@ describe('KubeConfig', () => {
   it('keeps an exec credential that does not say when it expires until it is refused', async () => {
     const plugin = join(dir, 'plugin-no-expiry.sh');
     const count = join(dir, 'runs-no-expiry');
-    writeFileSync(plugin, `#!/bin/sh\necho run >> ${count}\nprintf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t"}}'\n`);
+    writeFileSync(
+      plugin,
+      `#!/bin/sh\necho run >> ${count}\nprintf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"t"}}'\n`,
+    );
     chmodSync(plugin, 0o755);
     const kc = KubeConfig.fromFile(file({ exec: { command: plugin } }));
     const { readFileSync } = await import('node:fs');
@@ -79,8 +92,12 @@ describe('KubeConfig', () => {
   });
 
   it('says clearly what it does not support, and what is missing', () => {
-    expect(() => KubeConfig.fromFile(file({ 'auth-provider': { name: 'gcp' } }))).toThrow(/auth-provider gcp is not supported.*exec credential plugin/);
-    expect(() => KubeConfig.fromFile(file({ token: 'x' }, { server: 'https://a', 'proxy-url': 'http://proxy' }))).toThrow(/proxy-url is not supported/);
+    expect(() => KubeConfig.fromFile(file({ 'auth-provider': { name: 'gcp' } }))).toThrow(
+      /auth-provider gcp is not supported.*exec credential plugin/,
+    );
+    expect(() => KubeConfig.fromFile(file({ token: 'x' }, { server: 'https://a', 'proxy-url': 'http://proxy' }))).toThrow(
+      /proxy-url is not supported/,
+    );
     expect(() => KubeConfig.fromFile(file({}), 'nope')).toThrow(/no context "nope"/);
     expect(() => KubeConfig.inCluster(dir, {})).toThrow(/not running in a cluster/);
   });
@@ -92,7 +109,9 @@ describe('KubeConfig', () => {
     const kc = KubeConfig.inCluster(sa, { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443' });
     expect(kc.cluster).toEqual({ server: 'https://10.0.0.1:443', ca: Buffer.from('CA') });
     expect(await kc.credentials()).toEqual({ token: 'pod-token' });
-    expect(KubeConfig.inCluster(sa, { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }).cluster.server).toBe('https://[fd00::1]:443');
+    expect(KubeConfig.inCluster(sa, { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }).cluster.server).toBe(
+      'https://[fd00::1]:443',
+    );
     expect(await kc.anonymous().credentials()).toEqual({});
   });
 });

@@ -76,12 +76,18 @@ export class KubeConfig {
     const base = dirname(path);
     if (c['proxy-url']) throw new KubeConfigError(`${path}: proxy-url is not supported; reach the API server directly`);
     if (user['auth-provider']) {
-      throw new KubeConfigError(`${path}: auth-provider ${user['auth-provider'].name ?? ''} is not supported (it was removed from kubectl too); use an exec credential plugin`);
+      throw new KubeConfigError(
+        `${path}: auth-provider ${user['auth-provider'].name ?? ''} is not supported (it was removed from kubectl too); use an exec credential plugin`,
+      );
     }
     const file = (p: unknown) => readFileSync(isAbsolute(String(p)) ? String(p) : join(base, String(p)));
     const cluster: Cluster = {
       server: String(c.server ?? '').replace(/\/+$/, ''),
-      ca: c['certificate-authority-data'] ? Buffer.from(String(c['certificate-authority-data']), 'base64') : c['certificate-authority'] ? file(c['certificate-authority']) : undefined,
+      ca: c['certificate-authority-data']
+        ? Buffer.from(String(c['certificate-authority-data']), 'base64')
+        : c['certificate-authority']
+          ? file(c['certificate-authority'])
+          : undefined,
       insecureSkipTLSVerify: c['insecure-skip-tls-verify'] === true,
       tlsServerName: c['tls-server-name'] ? String(c['tls-server-name']) : undefined,
     };
@@ -134,7 +140,11 @@ export class KubeConfig {
     } else if (u.token) {
       credentials = { token: u.token };
     }
-    const cert = u['client-certificate-data'] ? Buffer.from(u['client-certificate-data'], 'base64') : u['client-certificate'] ? file(u['client-certificate']) : undefined;
+    const cert = u['client-certificate-data']
+      ? Buffer.from(u['client-certificate-data'], 'base64')
+      : u['client-certificate']
+        ? file(u['client-certificate'])
+        : undefined;
     const key = u['client-key-data'] ? Buffer.from(u['client-key-data'], 'base64') : u['client-key'] ? file(u['client-key']) : undefined;
     if (cert && key) credentials = { ...credentials, cert: credentials.cert ?? cert, key: credentials.key ?? key };
     this.cached = { until, credentials };
@@ -151,7 +161,12 @@ function runExec(c: ExecConfig): Promise<{ token?: string; cert?: Buffer; key?: 
     execFile(c.command, c.args ?? [], { env, timeout: 60_000, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) return reject(new KubeConfigError(`exec credential plugin ${c.command} failed: ${stderr.trim() || err.message}`));
       try {
-        const s = (JSON.parse(stdout) as { status?: { token?: string; clientCertificateData?: string; clientKeyData?: string; expirationTimestamp?: string } }).status ?? {};
+        const s =
+          (
+            JSON.parse(stdout) as {
+              status?: { token?: string; clientCertificateData?: string; clientKeyData?: string; expirationTimestamp?: string };
+            }
+          ).status ?? {};
         if (!s.token && !(s.clientCertificateData && s.clientKeyData)) throw new Error('no token and no client certificate in its status');
         resolve({
           token: s.token,

@@ -76,7 +76,11 @@ export class Informer<T extends CachedObject> {
     let next: string | undefined;
     let version = '';
     do {
-      const page = await this.o.client.get<{ items: T[]; metadata?: { continue?: string; resourceVersion?: string } }>(this.o.path, { ...this.query, limit: PAGE, continue: next });
+      const page = await this.o.client.get<{ items: T[]; metadata?: { continue?: string; resourceVersion?: string } }>(this.o.path, {
+        ...this.query,
+        limit: PAGE,
+        continue: next,
+      });
       for (const item of page.items) {
         const t = transform(item);
         fresh.set(keyOf(t), t);
@@ -86,7 +90,9 @@ export class Informer<T extends CachedObject> {
     } while (next);
     if (this.stopped) return;
     const gone = [...this.store].filter(([k]) => !fresh.has(k)).map(([, v]) => v);
-    const changed = [...fresh].filter(([k, v]) => this.store.get(k)?.metadata?.resourceVersion !== v.metadata?.resourceVersion).map(([, v]) => v);
+    const changed = [...fresh]
+      .filter(([k, v]) => this.store.get(k)?.metadata?.resourceVersion !== v.metadata?.resourceVersion)
+      .map(([, v]) => v);
     this.store.clear();
     for (const [k, v] of fresh) this.store.set(k, v);
     this.resourceVersion = version;
@@ -104,44 +110,56 @@ export class Informer<T extends CachedObject> {
     let idle: NodeJS.Timeout | undefined;
     const alive = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => {
-        expired = true;
-        w.abort();
-      }, (WATCH_SECONDS + 30) * 1000);
+      idle = setTimeout(
+        () => {
+          expired = true;
+          w.abort();
+        },
+        (WATCH_SECONDS + 30) * 1000,
+      );
     };
-    const w = this.o.client.watch(this.o.path, { ...this.query, resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: WATCH_SECONDS }, (type, raw) => {
-      if (type === 'ERROR') {
-        // 410 Gone: the resourceVersion is too old; only a fresh list will do.
-        expired = true;
-        if ((raw as { code?: number }).code !== 410) this.o.log.warn({ path: this.o.path, status: raw }, 'watch error');
-        w.abort();
-        return;
-      }
-      const obj = raw as T;
-      if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
-      if (type === 'BOOKMARK') return;
-      const t = transform(obj);
-      if (type === 'DELETED') this.store.delete(keyOf(t));
-      else this.store.set(keyOf(t), t);
-      this.o.onChange(t);
-    });
+    const w = this.o.client.watch(
+      this.o.path,
+      { ...this.query, resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: WATCH_SECONDS },
+      (type, raw) => {
+        if (type === 'ERROR') {
+          // 410 Gone: the resourceVersion is too old; only a fresh list will do.
+          expired = true;
+          if ((raw as { code?: number }).code !== 410) this.o.log.warn({ path: this.o.path, status: raw }, 'watch error');
+          w.abort();
+          return;
+        }
+        const obj = raw as T;
+        if (obj.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
+        if (type === 'BOOKMARK') return;
+        const t = transform(obj);
+        if (type === 'DELETED') this.store.delete(keyOf(t));
+        else this.store.set(keyOf(t), t);
+        this.o.onChange(t);
+      },
+    );
     this.current = w;
     alive();
-    w.done.finally(() => clearTimeout(idle)).then(
-      () => {
-        if (this.stopped) return;
-        if (expired) void this.relist().catch((e: unknown) => this.retry(e));
-        else this.watch(); // the API server's timeout: resume where it stopped
-      },
-      (e: unknown) => this.retry(e),
-    );
+    w.done
+      .finally(() => clearTimeout(idle))
+      .then(
+        () => {
+          if (this.stopped) return;
+          if (expired) void this.relist().catch((e: unknown) => this.retry(e));
+          else this.watch(); // the API server's timeout: resume where it stopped
+        },
+        (e: unknown) => this.retry(e),
+      );
   }
 
   private retry(err: unknown): void {
     if (this.stopped) return;
     this.restartDelayMs = Math.min(Math.max(this.restartDelayMs * 2, 500), 30_000);
     const gone = err instanceof ApiError && err.code === 410;
-    this.o.log[gone ? 'debug' : 'warn']({ path: this.o.path, err: String(err), retryInMs: this.restartDelayMs }, 'watch failed; listing again');
+    this.o.log[gone ? 'debug' : 'warn'](
+      { path: this.o.path, err: String(err), retryInMs: this.restartDelayMs },
+      'watch failed; listing again',
+    );
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.relist().catch((e: unknown) => this.retry(e)), this.restartDelayMs);
   }

@@ -33,12 +33,14 @@ export function trimMigration(pm: PodMigration): PodMigration {
   } as PodMigration['metadata'];
   const ended = TERMINAL_PHASES.includes(pm.status?.phase ?? 'Pending') && !m.finalizers?.includes(FINALIZER) && !m.deletionTimestamp;
   const s = pm.status;
-  const status = ended && s ? { phase: s.phase, reason: s.reason, observedGeneration: s.observedGeneration, completionTime: s.completionTime } : s;
+  const status =
+    ended && s ? { phase: s.phase, reason: s.reason, observedGeneration: s.observedGeneration, completionTime: s.completionTime } : s;
   return { apiVersion: pm.apiVersion, kind: pm.kind, metadata, spec: pm.spec, status };
 }
 
 /** What reading a container's requests takes. */
-const requestsOf = (c: V1Container): V1Container => ({ name: c.name, resources: c.resources, restartPolicy: c.restartPolicy }) as V1Container;
+const requestsOf = (c: V1Container): V1Container =>
+  ({ name: c.name, resources: c.resources, restartPolicy: c.restartPolicy }) as V1Container;
 
 /**
  * A pod the operator made, as the steps read it: identity, labels, owners and our

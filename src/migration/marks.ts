@@ -16,11 +16,18 @@ export interface Marks {
 export function migrationMarks(m: { name: string; uid: string }, source: { name: string; origin?: string }): Marks {
   return {
     labels: { [LABEL_MIGRATION]: m.name },
-    annotations: { [ANNOTATION_MIGRATION_UID]: m.uid, [ANNOTATION_MIGRATED_FROM]: source.name, [ANNOTATION_ORIGIN]: source.origin ?? source.name },
+    annotations: {
+      [ANNOTATION_MIGRATION_UID]: m.uid,
+      [ANNOTATION_MIGRATED_FROM]: source.name,
+      [ANNOTATION_ORIGIN]: source.origin ?? source.name,
+    },
   };
 }
 
 /** Whether `pod` carries the marks of the migration with this UID (and name). */
-export function markedBy(pod: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } }, m: { name: string; uid: string }): boolean {
+export function markedBy(
+  pod: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> } },
+  m: { name: string; uid: string },
+): boolean {
   return pod.metadata?.labels?.[LABEL_MIGRATION] === m.name && pod.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] === m.uid;
 }

@@ -19,7 +19,14 @@ const source: V1Pod = {
   spec: {
     nodeName: 'node-1',
     containers: [
-      { name: 'trainer', image: 't', volumeMounts: [{ name: 'data', mountPath: '/data' }, { name: 'kube-api-access-abcde', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }] },
+      {
+        name: 'trainer',
+        image: 't',
+        volumeMounts: [
+          { name: 'data', mountPath: '/data' },
+          { name: 'kube-api-access-abcde', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' },
+        ],
+      },
       { name: 'downloader', image: 'd' },
     ],
     volumes: [
@@ -31,7 +38,13 @@ const source: V1Pod = {
   status: { phase: 'Running' },
 };
 
-const opts = { name: 'tensorflow-pod-mig-abcde', targetNode: 'node-2', migrationName: 'move', migrationUid: 'pm-uid', keep: new Set(['trainer']) };
+const opts = {
+  name: 'tensorflow-pod-mig-abcde',
+  targetNode: 'node-2',
+  migrationName: 'move',
+  migrationUid: 'pm-uid',
+  keep: new Set(['trainer']),
+};
 
 describe('buildTargetPod', () => {
   const pod = buildTargetPod(source, opts);
@@ -71,26 +84,47 @@ describe('buildTargetPod', () => {
   });
 
   it('mounts the checkpoint claim in every kept container', () => {
-    const withCkpt = buildTargetPod(source, { ...opts, keep: new Set(['trainer', 'downloader']), checkpointPVC: 'checkpoint-tensorflow-pod-1' });
-    expect(withCkpt.spec!.volumes).toContainEqual({ name: 'checkpoint-volume', persistentVolumeClaim: { claimName: 'checkpoint-tensorflow-pod-1' } });
+    const withCkpt = buildTargetPod(source, {
+      ...opts,
+      keep: new Set(['trainer', 'downloader']),
+      checkpointPVC: 'checkpoint-tensorflow-pod-1',
+    });
+    expect(withCkpt.spec!.volumes).toContainEqual({
+      name: 'checkpoint-volume',
+      persistentVolumeClaim: { claimName: 'checkpoint-tensorflow-pod-1' },
+    });
     for (const c of withCkpt.spec!.containers) {
       expect(c.volumeMounts).toContainEqual({ name: 'checkpoint-volume', mountPath: '/migration-checkpoint' });
     }
   });
 });
 
-it("leaves off what apply tools track their objects by, keeping the labels Services select on", () => {
+it('leaves off what apply tools track their objects by, keeping the labels Services select on', () => {
   const tracked: V1Pod = {
     ...source,
     metadata: {
       ...source.metadata,
-      labels: { app: 'tf', 'app.kubernetes.io/instance': 'ml', 'kustomize.toolkit.fluxcd.io/name': 'apps', 'kustomize.toolkit.fluxcd.io/namespace': 'flux-system' },
-      annotations: { note: 'x', 'kubectl.kubernetes.io/last-applied-configuration': '{}', 'argocd.argoproj.io/tracking-id': 'ml:/Pod:ml/tensorflow-pod' },
+      labels: {
+        app: 'tf',
+        'app.kubernetes.io/instance': 'ml',
+        'kustomize.toolkit.fluxcd.io/name': 'apps',
+        'kustomize.toolkit.fluxcd.io/namespace': 'flux-system',
+      },
+      annotations: {
+        note: 'x',
+        'kubectl.kubernetes.io/last-applied-configuration': '{}',
+        'argocd.argoproj.io/tracking-id': 'ml:/Pod:ml/tensorflow-pod',
+      },
     },
   };
   const copy = buildTargetPod(tracked, opts);
   expect(copy.metadata!.labels).toEqual({ app: 'tf', 'app.kubernetes.io/instance': 'ml', 'migration.ai-storage.io/migration': 'move' });
-  expect(Object.keys(copy.metadata!.annotations!).sort()).toEqual(['migration.ai-storage.io/migrated-from', 'migration.ai-storage.io/migration-uid', 'migration.ai-storage.io/origin', 'note']);
+  expect(Object.keys(copy.metadata!.annotations!).sort()).toEqual([
+    'migration.ai-storage.io/migrated-from',
+    'migration.ai-storage.io/migration-uid',
+    'migration.ai-storage.io/origin',
+    'note',
+  ]);
   // The source recreated by a rollback is the tools' own object again: it keeps them.
   expect(restorablePod(tracked).metadata!.annotations!['argocd.argoproj.io/tracking-id']).toBe('ml:/Pod:ml/tensorflow-pod');
 });
@@ -127,7 +161,10 @@ it('makes a restorable copy of the source: same name and node, every container, 
 
 describe('pinnedTo', () => {
   const gpu = { matchExpressions: [{ key: 'gpu', operator: 'In', values: ['a100'] }] };
-  const zone = { matchExpressions: [{ key: 'zone', operator: 'In', values: ['b'] }], matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-1'] }] };
+  const zone = {
+    matchExpressions: [{ key: 'zone', operator: 'In', values: ['b'] }],
+    matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-1'] }],
+  };
   const pin = { key: 'metadata.name', operator: 'In', values: ['node-2'] };
 
   it("adds the node's name to each of the pod's own terms, so both must hold, and replaces an earlier pin", () => {
@@ -143,12 +180,16 @@ describe('pinnedTo', () => {
       { ...gpu, matchFields: [pin] },
       { matchExpressions: zone.matchExpressions, matchFields: [pin] },
     ]);
-    expect(pinned.nodeAffinity!.preferredDuringSchedulingIgnoredDuringExecution).toEqual(affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution);
+    expect(pinned.nodeAffinity!.preferredDuringSchedulingIgnoredDuringExecution).toEqual(
+      affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution,
+    );
     expect(pinned.podAntiAffinity).toEqual(affinity.podAntiAffinity);
   });
 
   it('makes a term of its own when the pod has none', () => {
-    expect(pinnedTo(undefined, 'node-2')).toEqual({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [pin] }] } } });
+    expect(pinnedTo(undefined, 'node-2')).toEqual({
+      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [pin] }] } },
+    });
   });
 });
 

@@ -1,6 +1,14 @@
 // Building the optimized copy of the source pod (step 3). Pure function.
 import { createHash } from 'node:crypto';
-import type { V1Affinity, V1Container, V1NodeSelectorRequirement, V1NodeSelectorTerm, V1Pod, V1PodSpec, V1Volume } from '@kubernetes/client-node';
+import type {
+  V1Affinity,
+  V1Container,
+  V1NodeSelectorRequirement,
+  V1NodeSelectorTerm,
+  V1Pod,
+  V1PodSpec,
+  V1Volume,
+} from '@kubernetes/client-node';
 import { ANNOTATION_CLAIM, ANNOTATION_ORIGIN, CHECKPOINT_MOUNT_PATH, CHECKPOINT_VOLUME } from '../api/types';
 import { migrationMarks } from './marks';
 
@@ -108,9 +116,7 @@ function copyPod(
 
   // Dropped: the token volume admission injects (it injects a fresh one), and the checkpoint
   // of an earlier migration (this migration mounts its own, if any).
-  const dropped = new Set(
-    (spec.volumes ?? []).filter((v) => isInjectedTokenVolume(v) || v.name === CHECKPOINT_VOLUME).map((v) => v.name),
-  );
+  const dropped = new Set((spec.volumes ?? []).filter((v) => isInjectedTokenVolume(v) || v.name === CHECKPOINT_VOLUME).map((v) => v.name));
   const volumes = (spec.volumes ?? []).filter((v) => !dropped.has(v.name));
   const withoutDropped = <T extends { volumeMounts?: { name: string }[] }>(c: T): T => ({
     ...c,
@@ -167,7 +173,10 @@ function copyPod(
  * uid, resourceVersion, owner references, finalizers or injected token volume.
  */
 export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
-  const marks = migrationMarks({ name: opts.migrationName, uid: opts.migrationUid }, { name: source.metadata!.name!, origin: source.metadata!.annotations?.[ANNOTATION_ORIGIN] });
+  const marks = migrationMarks(
+    { name: opts.migrationName, uid: opts.migrationUid },
+    { name: source.metadata!.name!, origin: source.metadata!.annotations?.[ANNOTATION_ORIGIN] },
+  );
   return copyPod(source, {
     name: opts.name,
     nodeName: opts.targetNode,

@@ -18,7 +18,8 @@ export const JOB_COMPLETION_INDEX = 'batch.kubernetes.io/job-completion-index';
 /** With backoffLimitPerIndex: how often the pod's index has failed so far. */
 export const JOB_INDEX_FAILURE_COUNT = 'batch.kubernetes.io/job-index-failure-count';
 /** A StatefulSet pod's ordinal: the part of its name after the StatefulSet's. */
-const ordinalOf = (setName: string, podName: string) => (podName.startsWith(`${setName}-`) ? Number(podName.slice(setName.length + 1)) : NaN);
+const ordinalOf = (setName: string, podName: string) =>
+  podName.startsWith(`${setName}-`) ? Number(podName.slice(setName.length + 1)) : NaN;
 
 /** Exit codes of a container stopped by an eviction: SIGTERM (143), or SIGKILL after the grace period (137). */
 const EVICTED_EXIT_CODES = [137, 143];
@@ -40,7 +41,9 @@ export function evictionWouldFailJob(job: V1Job, pod: V1Pod): string | undefined
     if (!onDisruption && !onExitCode) continue;
     if (rule.action === 'Ignore') return undefined;
     if (rule.action === 'FailJob' || rule.action === 'FailIndex') {
-      const what = onDisruption ? 'the DisruptionTarget condition an eviction sets' : `exit codes ${codes!.operator} [${codes!.values.join(', ')}]`;
+      const what = onDisruption
+        ? 'the DisruptionTarget condition an eviction sets'
+        : `exit codes ${codes!.operator} [${codes!.values.join(', ')}]`;
       return `Job ${name}'s pod failure policy would ${rule.action === 'FailJob' ? 'fail the Job' : "fail the pod's index"} on ${what}`;
     }
     break; // Count: the eviction counts against the budget, as below
@@ -64,7 +67,9 @@ export function evictionWouldFailJob(job: V1Job, pod: V1Pod): string | undefined
 /** Why a Job would not recreate `pod` once it is evicted, or undefined. */
 export function jobWouldNotRecreate(job: V1Job): string | undefined {
   const name = job.metadata?.name;
-  const ended = (job.status?.conditions ?? []).find((c) => ['Complete', 'Failed', 'FailureTarget', 'SuccessCriteriaMet'].includes(c.type) && c.status === 'True');
+  const ended = (job.status?.conditions ?? []).find(
+    (c) => ['Complete', 'Failed', 'FailureTarget', 'SuccessCriteriaMet'].includes(c.type) && c.status === 'True',
+  );
   if (ended) return `Job ${name} has ended (${ended.type}): it would not recreate the pod`;
   if (job.spec?.suspend) return `Job ${name} is suspended: it would not recreate the pod`;
   return undefined;
@@ -86,13 +91,19 @@ export function statefulSetWouldNotRecreate(set: V1StatefulSet, pod: V1Pod): str
  * StatefulSet's (or a custom owner's) by its name, an Indexed Job's by its completion
  * index, a Job that runs one pod at a time by being its next pod.
  */
-export function replacementOf(owner: { kind: string; apiVersion: string }, pod: V1Pod, job?: V1Job): SteerReplacement | { unknown: string } {
+export function replacementOf(
+  owner: { kind: string; apiVersion: string },
+  pod: V1Pod,
+  job?: V1Job,
+): SteerReplacement | { unknown: string } {
   if (ownerKind(owner) === 'batch/Job') {
     const index = pod.metadata?.annotations?.[JOB_COMPLETION_INDEX] ?? pod.metadata?.labels?.[JOB_COMPLETION_INDEX];
     if (job?.spec?.completionMode === 'Indexed' && index !== undefined) return { completionIndex: index };
     const parallelism = job?.spec?.parallelism ?? 1;
     if (parallelism <= 1) return { onlyNewPod: true };
-    return { unknown: `Job ${job?.metadata?.name} runs up to ${parallelism} pods at once and is not Indexed: its replacement for this pod could not be told from its other pods` };
+    return {
+      unknown: `Job ${job?.metadata?.name} runs up to ${parallelism} pods at once and is not Indexed: its replacement for this pod could not be told from its other pods`,
+    };
   }
   return { name: pod.metadata!.name! };
 }

@@ -40,7 +40,9 @@ export function nodeSelectorMatches(selector: V1NodeSelector, node: V1Node): boo
   const labels = node.metadata?.labels ?? {};
   const fields: Record<string, string> = { 'metadata.name': node.metadata!.name! };
   return (selector.nodeSelectorTerms ?? []).some(
-    (t) => (t.matchExpressions ?? []).every((r) => requirementHolds(r, labels[r.key])) && (t.matchFields ?? []).every((r) => requirementHolds(r, fields[r.key])),
+    (t) =>
+      (t.matchExpressions ?? []).every((r) => requirementHolds(r, labels[r.key])) &&
+      (t.matchFields ?? []).every((r) => requirementHolds(r, fields[r.key])),
   );
 }
 
@@ -49,7 +51,8 @@ export function nodeExcludes(pod: V1Pod, node: V1Node): string | undefined {
   const name = node.metadata!.name!;
   const labels = node.metadata?.labels ?? {};
   const untolerated = (node.spec?.taints ?? []).filter(
-    (taint) => (taint.effect === 'NoSchedule' || taint.effect === 'NoExecute') && !(pod.spec?.tolerations ?? []).some((t) => tolerates(t, taint)),
+    (taint) =>
+      (taint.effect === 'NoSchedule' || taint.effect === 'NoExecute') && !(pod.spec?.tolerations ?? []).some((t) => tolerates(t, taint)),
   );
   if (untolerated.length) {
     return `node ${name} has taints the pod does not tolerate: ${untolerated.map((t) => `${t.key}${t.value ? `=${t.value}` : ''}:${t.effect}`).join(', ')}`;
@@ -79,7 +82,10 @@ export function lacksRoom(pod: V1Pod, node: V1Node, podsOnNode: readonly V1Pod[]
     if (want <= 0) continue;
     const has = allocatable[resource] === undefined ? 0 : parseQuantity(allocatable[resource]);
     const free = has - (used.get(resource) ?? 0);
-    if (want > free) short.push(`${resource}: requests ${formatQuantity(resource, want)}, ${formatQuantity(resource, Math.max(free, 0))} free of ${formatQuantity(resource, has)}`);
+    if (want > free)
+      short.push(
+        `${resource}: requests ${formatQuantity(resource, want)}, ${formatQuantity(resource, Math.max(free, 0))} free of ${formatQuantity(resource, has)}`,
+      );
   }
   if (live.length + 1 > parseQuantity(allocatable.pods ?? '110')) short.push(`pods: ${live.length} of ${allocatable.pods ?? 110} already`);
   return short.length ? `node ${node.metadata!.name} has no room for the pod (${short.join('; ')})` : undefined;

@@ -3,12 +3,26 @@ import { captureContainers, droppedCrashed, targetPodState } from './podState';
 
 const pod = (status: V1Pod['status'], extra: Partial<V1Pod['metadata']> = {}): V1Pod => ({
   metadata: { name: 'p', ...extra },
-  spec: { containers: [{ name: 'a', image: 'a' }, { name: 'b', image: 'b' }, { name: 'c', image: 'c' }] },
+  spec: {
+    containers: [
+      { name: 'a', image: 'a' },
+      { name: 'b', image: 'b' },
+      { name: 'c', image: 'c' },
+    ],
+  },
   status,
 });
 
 describe('captureContainers', () => {
-  const status = (name: string, state: object, restartCount = 0, lastState?: object) => ({ name, image: name, imageID: '', ready: false, restartCount, state, lastState });
+  const status = (name: string, state: object, restartCount = 0, lastState?: object) => ({
+    name,
+    image: name,
+    imageID: '',
+    ready: false,
+    restartCount,
+    state,
+    lastState,
+  });
   const five = (statuses: object[]): V1Pod => ({
     metadata: { name: 'p' },
     spec: { containers: ['run', 'done', 'crash', 'oom', 'again'].map((n) => ({ name: n, image: n })) },
@@ -35,7 +49,13 @@ describe('captureContainers', () => {
 
   it('leaves crashed containers behind too when asked to, and never a running one', () => {
     const containers = captureContainers(p, true);
-    expect(containers.map((c) => [c.name, c.migrated])).toEqual([['run', true], ['done', false], ['crash', false], ['oom', false], ['again', false]]);
+    expect(containers.map((c) => [c.name, c.migrated])).toEqual([
+      ['run', true],
+      ['done', false],
+      ['crash', false],
+      ['oom', false],
+      ['again', false],
+    ]);
     expect(containers.filter(droppedCrashed).map((c) => c.name)).toEqual(['crash', 'oom']);
     const restarted = five([status('run', { running: {} }, 4, { terminated: { exitCode: 1 } })]);
     expect(captureContainers(restarted, true)[0]).toMatchObject({ name: 'run', migrated: true });
@@ -53,26 +73,84 @@ describe('targetPodState', () => {
   });
   it.each([
     ['a failed pod', pod({ phase: 'Failed', reason: 'OutOfcpu' }), 'TargetPodFailed'],
-    ['a pod unschedulable for 5 s', pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(Date.now() - 5_000) }] }), 'TargetPodUnschedulable'],
-    ['an image that cannot be pulled', pod({ phase: 'Pending', containerStatuses: [{ name: 'a', image: 'a', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff' } } }] }), 'TargetPodStartFailed'],
+    [
+      'a pod unschedulable for 5 s',
+      pod({
+        phase: 'Pending',
+        conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', lastTransitionTime: new Date(Date.now() - 5_000) }],
+      }),
+      'TargetPodUnschedulable',
+    ],
+    [
+      'an image that cannot be pulled',
+      pod({
+        phase: 'Pending',
+        containerStatuses: [
+          { name: 'a', image: 'a', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff' } } },
+        ],
+      }),
+      'TargetPodStartFailed',
+    ],
     ['a pod being deleted', pod({ phase: 'Running' }, { deletionTimestamp: new Date() }), 'TargetPodDeleted'],
   ])('fails fast on %s', (_what, p, reason) => {
     const s = targetPodState(p);
     expect(s).toMatchObject({ kind: 'failed', reason });
   });
   it('gives the scheduler a few seconds before taking Unschedulable as its answer', () => {
-    const p = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 1 Insufficient cpu.', lastTransitionTime: new Date(Date.now() - 1_000) }] });
+    const p = pod({
+      phase: 'Pending',
+      conditions: [
+        {
+          type: 'PodScheduled',
+          status: 'False',
+          reason: 'Unschedulable',
+          message: '0/3 nodes are available: 1 Insufficient cpu.',
+          lastTransitionTime: new Date(Date.now() - 1_000),
+        },
+      ],
+    });
     expect(targetPodState(p)).toMatchObject({ kind: 'starting', message: expect.stringMatching(/Insufficient cpu/) });
     expect(targetPodState(p, Date.now() + 4_100)).toMatchObject({ kind: 'failed', reason: 'TargetPodUnschedulable' });
   });
   it('waits, within the ready deadline, for what passes by itself: a claim not bound yet, a preemption under way', () => {
-    const unbound = pod({ phase: 'Pending', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.', lastTransitionTime: new Date(Date.now() - 60_000) }] });
-    expect(targetPodState(unbound)).toMatchObject({ kind: 'starting', message: expect.stringMatching(/unbound immediate PersistentVolumeClaims.*passes by itself/) });
-    const nominated = pod({ phase: 'Pending', nominatedNodeName: 'node-2', conditions: [{ type: 'PodScheduled', status: 'False', reason: 'Unschedulable', message: '0/3 nodes are available: 1 Insufficient nvidia.com/gpu.', lastTransitionTime: new Date(Date.now() - 60_000) }] });
+    const unbound = pod({
+      phase: 'Pending',
+      conditions: [
+        {
+          type: 'PodScheduled',
+          status: 'False',
+          reason: 'Unschedulable',
+          message: '0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.',
+          lastTransitionTime: new Date(Date.now() - 60_000),
+        },
+      ],
+    });
+    expect(targetPodState(unbound)).toMatchObject({
+      kind: 'starting',
+      message: expect.stringMatching(/unbound immediate PersistentVolumeClaims.*passes by itself/),
+    });
+    const nominated = pod({
+      phase: 'Pending',
+      nominatedNodeName: 'node-2',
+      conditions: [
+        {
+          type: 'PodScheduled',
+          status: 'False',
+          reason: 'Unschedulable',
+          message: '0/3 nodes are available: 1 Insufficient nvidia.com/gpu.',
+          lastTransitionTime: new Date(Date.now() - 60_000),
+        },
+      ],
+    });
     expect(targetPodState(nominated)).toMatchObject({ kind: 'starting', message: expect.stringMatching(/nominated to node node-2/) });
   });
   it('keeps waiting while containers are being created', () => {
-    const p = pod({ phase: 'Pending', containerStatuses: [{ name: 'a', image: 'a', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } }] });
+    const p = pod({
+      phase: 'Pending',
+      containerStatuses: [
+        { name: 'a', image: 'a', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ContainerCreating' } } },
+      ],
+    });
     expect(targetPodState(p).kind).toBe('starting');
   });
 });

@@ -82,7 +82,11 @@ export const UNSCHEDULABLE_GRACE_MS = 5_000;
  * ready deadline) and never taken as its answer: a claim not bound yet (a provisioner can
  * take tens of seconds), a volume or device still being made.
  */
-const PASSING = [/unbound immediate PersistentVolumeClaims/i, /waiting for (?:the )?(?:volume|resource|claim)/i, /not yet (?:bound|allocated|provisioned)/i];
+const PASSING = [
+  /unbound immediate PersistentVolumeClaims/i,
+  /waiting for (?:the )?(?:volume|resource|claim)/i,
+  /not yet (?:bound|allocated|provisioned)/i,
+];
 
 /** Classifies a freshly created pod: Ready, still starting, or never going to start. */
 export function targetPodState(pod: V1Pod, now = Date.now()): TargetPodState {
@@ -100,14 +104,22 @@ export function targetPodState(pod: V1Pod, now = Date.now()): TargetPodState {
   );
   if (!pod.spec?.nodeName && pod.status?.nominatedNodeName) {
     // kube-scheduler is making room there (its victims are terminating): progress.
-    return { kind: 'starting', message: `pod ${name} is nominated to node ${pod.status.nominatedNodeName}: kube-scheduler is preempting pods there to make room` };
+    return {
+      kind: 'starting',
+      message: `pod ${name} is nominated to node ${pod.status.nominatedNodeName}: kube-scheduler is preempting pods there to make room`,
+    };
   }
   if (unschedulable) {
     const message = `pod ${name} cannot be scheduled: ${unschedulable.message ?? ''}`.trim();
-    if (PASSING.some((p) => p.test(unschedulable.message ?? ''))) return { kind: 'starting', message: `${message} (waiting: this passes by itself)`, retryAfterMs: 2_000 };
+    if (PASSING.some((p) => p.test(unschedulable.message ?? '')))
+      return { kind: 'starting', message: `${message} (waiting: this passes by itself)`, retryAfterMs: 2_000 };
     const since = Date.parse(String(unschedulable.lastTransitionTime ?? 0));
     if (now - since >= UNSCHEDULABLE_GRACE_MS) return { kind: 'failed', reason: 'TargetPodUnschedulable', message };
-    return { kind: 'starting', message: `${message} (retried by the scheduler for ${UNSCHEDULABLE_GRACE_MS / 1000}s)`, retryAfterMs: UNSCHEDULABLE_GRACE_MS - (now - since) };
+    return {
+      kind: 'starting',
+      message: `${message} (retried by the scheduler for ${UNSCHEDULABLE_GRACE_MS / 1000}s)`,
+      retryAfterMs: UNSCHEDULABLE_GRACE_MS - (now - since),
+    };
   }
   const all = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
   for (const s of all) {

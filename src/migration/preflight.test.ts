@@ -3,9 +3,13 @@ import { claimNames, controllingOwner, singleNodeClaims } from './preflight';
 
 describe('controllingOwner', () => {
   it('finds only a controller: true owner', () => {
-    expect(controllingOwner({ metadata: { ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', uid: '1' }] } })).toBeUndefined();
     expect(
-      controllingOwner({ metadata: { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: '2', controller: true }] } }),
+      controllingOwner({ metadata: { ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', uid: '1' }] } }),
+    ).toBeUndefined();
+    expect(
+      controllingOwner({
+        metadata: { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: '2', controller: true }] },
+      }),
     ).toEqual({ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: '2' });
   });
 });
@@ -13,7 +17,10 @@ describe('controllingOwner', () => {
 describe('volumes', () => {
   it('names the claims only one node can attach', () => {
     const claim = (name: string, modes: string[]) => ({ metadata: { name }, spec: { accessModes: modes } });
-    expect(singleNodeClaims([claim('a', ['ReadWriteOnce']), claim('b', ['ReadWriteMany']), claim('c', ['ReadWriteOncePod'])])).toEqual(['a', 'c']);
+    expect(singleNodeClaims([claim('a', ['ReadWriteOnce']), claim('b', ['ReadWriteMany']), claim('c', ['ReadWriteOncePod'])])).toEqual([
+      'a',
+      'c',
+    ]);
   });
   it('ignores the checkpoint of an earlier migration', () => {
     const pod: V1Pod = {

@@ -3,10 +3,24 @@ import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
 import type { ResourceFigures, Savings } from '../api/types';
 
 const DECIMAL_SUFFIX: Record<string, number> = {
-  n: 1e-9, u: 1e-6, m: 1e-3, '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  '': 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
 };
 const BINARY_SUFFIX: Record<string, number> = {
-  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
 };
 
 /** Parses a Kubernetes quantity ("1500m", "0.5", "768Mi", "1e3") into a plain number. */
@@ -112,7 +126,10 @@ export function formatQuantity(resource: string, n: number): string {
 }
 
 /** The figures of a pod spec: CPU and memory, its extended resources, and `devices` DRA devices. */
-export function podFigures(spec: Pick<V1PodSpec, 'containers' | 'initContainers' | 'resources' | 'overhead'>, devices = 0): ResourceFigures {
+export function podFigures(
+  spec: Pick<V1PodSpec, 'containers' | 'initContainers' | 'resources' | 'overhead'>,
+  devices = 0,
+): ResourceFigures {
   const all = allRequests(spec);
   const out: ResourceFigures = { cpu: formatCpu(all.get('cpu') ?? 0), memory: formatMemory(all.get('memory') ?? 0) };
   for (const [k, v] of [...all].sort(([a], [b]) => a.localeCompare(b))) if (k.includes('/') && v > 0) out[k] = formatQuantity(k, v);

@@ -1,5 +1,17 @@
 import type { PodMigrationStatus } from '../api/types';
-import { advance, begin, canRollBack, deadlineFailure, fail, recordRollback, remainingMs, setConditions, stepIndex, stepTransitions, waiting } from './status';
+import {
+  advance,
+  begin,
+  canRollBack,
+  deadlineFailure,
+  fail,
+  recordRollback,
+  remainingMs,
+  setConditions,
+  stepIndex,
+  stepTransitions,
+  waiting,
+} from './status';
 
 const t0 = '2026-01-01T00:00:00.000Z';
 const t1 = '2026-01-01T00:00:01.500Z';
@@ -99,7 +111,10 @@ describe('deadlines and rollbacks', () => {
 
   it('fails a migration past its deadline with what it was last waiting for', () => {
     const budget = deadlineFailure(blockedBy('EvictionBlocked', 'eviction of source pod p is blocked: budget'), 10);
-    expect(budget).toEqual({ reason: 'Timeout', message: 'the migration did not finish within spec.timeoutSeconds (10s): eviction of source pod p is blocked: budget' });
+    expect(budget).toEqual({
+      reason: 'Timeout',
+      message: 'the migration did not finish within spec.timeoutSeconds (10s): eviction of source pod p is blocked: budget',
+    });
     const refused = deadlineFailure(blockedBy('EvictionRefused', 'eviction of source pod p was refused: forbidden'), 10);
     expect(refused.reason).toBe('SourcePodNotEvicted');
     expect(refused.message).toMatch(/could not be evicted within spec\.timeoutSeconds \(10s\): eviction .* forbidden$/);

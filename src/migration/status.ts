@@ -143,7 +143,10 @@ export function deadlineFailure(status: PodMigrationStatus, timeoutSeconds: numb
   const waitingFor = status.conditions?.find((c) => c.type === 'Reconciling')?.reason;
   const last = status.message ? `: ${status.message}` : '';
   if (waitingFor === WAITING_REASONS.EvictionRefused) {
-    return { reason: 'SourcePodNotEvicted', message: `the source pod could not be evicted within spec.timeoutSeconds (${timeoutSeconds}s)${last}` };
+    return {
+      reason: 'SourcePodNotEvicted',
+      message: `the source pod could not be evicted within spec.timeoutSeconds (${timeoutSeconds}s)${last}`,
+    };
   }
   return { reason: 'Timeout', message: `the migration did not finish within spec.timeoutSeconds (${timeoutSeconds}s)${last}` };
 }
@@ -164,7 +167,14 @@ export function recordRollback(status: PodMigrationStatus, outcome: RollbackOutc
   status.message = `${status.message ?? ''}; ${outcome.message}`.replace(/^; /, '');
   status.conditions = [
     ...(status.conditions ?? []),
-    { type: 'RolledBack', status: outcome.ok ? 'True' : 'False', reason: outcome.reason, message: outcome.message, observedGeneration: generation, lastTransitionTime: now },
+    {
+      type: 'RolledBack',
+      status: outcome.ok ? 'True' : 'False',
+      reason: outcome.reason,
+      message: outcome.message,
+      observedGeneration: generation,
+      lastTransitionTime: now,
+    },
   ];
 }
 

@@ -14,7 +14,9 @@ describe('selectorMatches', () => {
 
 describe('labelsToWithhold', () => {
   it("withholds only a Deployment's pod-template-hash, so Services still select the copy", () => {
-    expect(labelsToWithhold({ matchLabels: { app: 'web', 'pod-template-hash': 'abc' } }, { app: 'web', 'pod-template-hash': 'abc', v: '1' })).toEqual({
+    expect(
+      labelsToWithhold({ matchLabels: { app: 'web', 'pod-template-hash': 'abc' } }, { app: 'web', 'pod-template-hash': 'abc', v: '1' }),
+    ).toEqual({
       'pod-template-hash': 'abc',
     });
   });

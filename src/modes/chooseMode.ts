@@ -1,7 +1,14 @@
 // The one place that decides how a pod moves, from its controlling owner and the strategy
 // asked for (step 1). Refusals here leave the pod untouched.
 import type { V1Job, V1Pod, V1ReplicaSet, V1StatefulSet } from '@kubernetes/client-node';
-import { ANNOTATION_MIGRATABLE, ANNOTATION_MIRROR, type MigrationMode, type PodMigration, type PodMigrationStatus, withDefaults } from '../api/types';
+import {
+  ANNOTATION_MIGRATABLE,
+  ANNOTATION_MIRROR,
+  type MigrationMode,
+  type PodMigration,
+  type PodMigrationStatus,
+  withDefaults,
+} from '../api/types';
 import { ApiError, MigrationFailure, ignoreNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import type { Environment } from '../migration/context';
@@ -31,12 +38,18 @@ export async function chooseMode(client: KubeClient, migration: PodMigration, po
     throw new MigrationFailure('MigrationOptedOut', `pod ${podName} has the annotation ${ANNOTATION_MIGRATABLE}: "false"`);
   }
   if (pod.metadata?.annotations?.[ANNOTATION_MIRROR] !== undefined) {
-    throw new MigrationFailure('NodeBoundPod', `pod ${podName} is the mirror of a static pod of ${sourceNode}'s kubelet: it belongs to that node`);
+    throw new MigrationFailure(
+      'NodeBoundPod',
+      `pod ${podName} is the mirror of a static pod of ${sourceNode}'s kubelet: it belongs to that node`,
+    );
   }
   const owner = controllingOwner(pod);
   if (!owner) return { mode: 'Copy' };
   if (owner.kind === 'DaemonSet') {
-    throw new MigrationFailure('NodeBoundPod', `pod ${podName} is DaemonSet ${owner.name}'s pod for ${sourceNode}: it belongs to that node`);
+    throw new MigrationFailure(
+      'NodeBoundPod',
+      `pod ${podName} is DaemonSet ${owner.name}'s pod for ${sourceNode}: it belongs to that node`,
+    );
   }
   const ownedByController = (why: string) =>
     new MigrationFailure(
@@ -53,7 +66,8 @@ export async function chooseMode(client: KubeClient, migration: PodMigration, po
     throw ownedByController(': no label of its selector can be left off a copy');
   }
   if (deleteFirst) throw ownedByController(': strategy DeleteBeforeCreate is only for pods without an owner');
-  if (!env.steering) throw ownedByController(': its replacement can only be steered by the admission webhook, which is not served (--webhook-bind-address)');
+  if (!env.steering)
+    throw ownedByController(': its replacement can only be steered by the admission webhook, which is not served (--webhook-bind-address)');
   return steerChoice(client, migration, pod, owner, env);
 }
 

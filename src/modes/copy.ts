@@ -6,6 +6,10 @@ import { cancellableUntilStep4Eviction, placeCopy, retireByEviction, undoWhileSo
 export const copy: Mode = {
   place: placeCopy,
   retire: (ctx) => retireByEviction(ctx, true),
-  undo: (ctx) => undoWhileSourceRuns(ctx, (state) => `source pod ${ctx.ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`),
+  undo: (ctx) =>
+    undoWhileSourceRuns(
+      ctx,
+      (state) => `source pod ${ctx.ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`,
+    ),
   cancellable: cancellableUntilStep4Eviction,
 };

@@ -12,7 +12,15 @@ import { ignoreNotFound, isAlreadyExists, isNamespaceTerminating, isRefusal } fr
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
 import type { Mode } from './mode';
-import { awaitCopy, cancellableUntilStep4Eviction, createCopy, findCopy, removeMade, retireByEviction, undoWhileSourceRuns } from './shared';
+import {
+  awaitCopy,
+  cancellableUntilStep4Eviction,
+  createCopy,
+  findCopy,
+  removeMade,
+  retireByEviction,
+  undoWhileSourceRuns,
+} from './shared';
 
 /** How long a refused recreation of the source pod is retried. */
 const RESTORE_RETRY_MS = 30_000;
@@ -47,7 +55,11 @@ async function sourceGone(ctx: StepContext): Promise<StepOutcome | undefined> {
     const r = await evictOnce(ctx, namespace, 'CreateTargetPod');
     if (!('kind' in r)) return r;
   }
-  return { done: false, requeueAfterMs: 2_000, message: `DeleteBeforeCreate: waiting for source pod ${source.metadata!.name} to terminate before creating its copy` };
+  return {
+    done: false,
+    requeueAfterMs: 2_000,
+    message: `DeleteBeforeCreate: waiting for source pod ${source.metadata!.name} to terminate before creating its copy`,
+  };
 }
 
 /**
@@ -62,7 +74,10 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
   const sourceMoved = status.steps?.find((s) => s.name === 'DeleteSourcePod')?.state === 'Succeeded';
   const restore = status.sourcePodManifest && !sourceMoved && !sourceRuns ? status.sourcePodManifest : undefined;
   if (!restore) {
-    return undoWhileSourceRuns(ctx, (state) => `source pod ${ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`);
+    return undoWhileSourceRuns(
+      ctx,
+      (state) => `source pod ${ref.name} ${state}, so it is all that is left of the workload; delete it when it is no longer needed`,
+    );
   }
   const removed = await removeMade(ctx);
   if (source || pods.length > 0) return { done: false };
@@ -70,7 +85,14 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
     await client.create(paths.pods(namespace), migration.spec.allowPreemption ? restore : await neverPreempting(client, restore));
   } catch (e) {
     if (isNamespaceTerminating(e)) {
-      return { done: true, outcome: { ok: false, reason: 'NamespaceTerminating', message: `${removed}source pod ${ref.name} not recreated: namespace ${namespace} is being deleted` } };
+      return {
+        done: true,
+        outcome: {
+          ok: false,
+          reason: 'NamespaceTerminating',
+          message: `${removed}source pod ${ref.name} not recreated: namespace ${namespace} is being deleted`,
+        },
+      };
     }
     if (isRefusal(e)) {
       // Refused (quota, Pod Security, a webhook): asked again for a while, since a quota
@@ -102,7 +124,10 @@ async function restored(ctx: UndoContext, removed: string): Promise<UndoResult> 
   if (pod.status?.phase === 'Running' && pod.spec?.nodeName === node) {
     log.info({ pod: ref.name, node }, 'recreated the source pod');
     ctx.record('Normal', 'SourcePodRestored', `recreated pod ${ref.name} on ${node} from the spec captured in step 1; it runs`);
-    return { done: true, outcome: { ok: true, reason: 'SourcePodRestored', message: `${removed}recreated source pod ${ref.name} on ${node}, where it runs` } };
+    return {
+      done: true,
+      outcome: { ok: true, reason: 'SourcePodRestored', message: `${removed}recreated source pod ${ref.name} on ${node}, where it runs` },
+    };
   }
   const state = targetPodState(pod, Date.parse(ctx.now));
   const waitedMs = Date.parse(ctx.now) - Date.parse(status.completionTime ?? ctx.now);

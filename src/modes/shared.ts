@@ -89,7 +89,11 @@ export function awaitCopy({ migration, status, now }: StepContext, pod: V1Pod): 
     throw new MigrationFailure('TargetPodNotReady', `pod ${pod.metadata!.name} did not become Ready within ${spec.readyTimeoutSeconds}s`);
   }
   const deadline = new Date(Date.parse(now) + left).toISOString();
-  return { done: false, requeueAfterMs: Math.min(left, state.retryAfterMs ?? left), message: `${state.message}; ready deadline ${deadline}` };
+  return {
+    done: false,
+    requeueAfterMs: Math.min(left, state.retryAfterMs ?? left),
+    message: `${state.message}; ready deadline ${deadline}`,
+  };
 }
 
 /** Step 3 of a mode that makes its copy while the source runs (Copy, Surge). */
@@ -117,11 +121,17 @@ export async function watchedPod({ migration, status, client, targetPods }: Step
  */
 export function copyNotReady(status: PodMigrationStatus, copy: V1Pod | undefined): StepOutcome | undefined {
   const name = status.targetPod!.name;
-  if (!copy || copy.metadata?.uid !== status.targetPod!.uid) throw new MigrationFailure('TargetPodLost', `pod ${name} disappeared before the source pod was evicted`);
+  if (!copy || copy.metadata?.uid !== status.targetPod!.uid)
+    throw new MigrationFailure('TargetPodLost', `pod ${name} disappeared before the source pod was evicted`);
   const state = targetPodState(copy);
   if (state.kind === 'failed') throw new MigrationFailure(state.reason, `${state.message}; the source pod was not evicted`);
   if (isPodReady(copy)) return undefined;
-  return { done: false, requeueAfterMs: 30_000, reason: 'TargetPodNotReady', message: `waiting for pod ${name} to be Ready again before evicting the source` };
+  return {
+    done: false,
+    requeueAfterMs: 30_000,
+    reason: 'TargetPodNotReady',
+    message: `waiting for pod ${name} to be Ready again before evicting the source`,
+  };
 }
 
 /**
@@ -131,7 +141,10 @@ export function copyNotReady(status: PodMigrationStatus, copy: V1Pod | undefined
  * must be Ready; the source must still be this migration's. Returns the step's outcome,
  * or both pods when the source may go.
  */
-export async function beforeRetire(ctx: StepContext, copyFromCache: boolean): Promise<{ outcome: StepOutcome } | { source: V1Pod; target: V1Pod }> {
+export async function beforeRetire(
+  ctx: StepContext,
+  copyFromCache: boolean,
+): Promise<{ outcome: StepOutcome } | { source: V1Pod; target: V1Pod }> {
   const { migration, status, client, deadline } = ctx;
   const { namespace } = migration.metadata;
   const ref = status.sourcePod!;
@@ -144,8 +157,12 @@ export async function beforeRetire(ctx: StepContext, copyFromCache: boolean): Pr
     const how = sameSource ? 'is being deleted' : source ? 'was replaced by another pod of that name' : 'is gone';
     // Evicted by this migration: in step 3 already (DeleteFirst, Steer), or by a request
     // whose answer a crash lost.
-    if (ref.evictionRequestedAt) return { outcome: { done: true, message: `source pod ${ref.name} evicted from ${ref.node}${sameSource ? ' (terminating)' : ''}` } };
-    throw new MigrationFailure('SourcePodChanged', `source pod ${ref.name} ${how}, removed by someone other than this migration before it evicted it`);
+    if (ref.evictionRequestedAt)
+      return { outcome: { done: true, message: `source pod ${ref.name} evicted from ${ref.node}${sameSource ? ' (terminating)' : ''}` } };
+    throw new MigrationFailure(
+      'SourcePodChanged',
+      `source pod ${ref.name} ${how}, removed by someone other than this migration before it evicted it`,
+    );
   }
   const notReady = copyNotReady(status, target);
   if (notReady) {
@@ -168,12 +185,16 @@ export async function retireByEviction(ctx: StepContext, copyFromCache: boolean)
   if ('outcome' in before) return before.outcome;
   if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
   const targetName = status.targetPod!.name;
-  const recheck = async () => copyNotReady(status, (ctx.fresh.target = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName)))));
+  const recheck = async () =>
+    copyNotReady(status, (ctx.fresh.target = await ignoreNotFound(client.get<V1Pod>(paths.pod(namespace, targetName)))));
   const r = await evictOnce(ctx, namespace, 'DeleteSourcePod', recheck);
   if (!('kind' in r)) return r;
   if (r.kind === 'gone') {
     // It was there a moment ago, and this request did not remove it.
-    throw new MigrationFailure('SourcePodChanged', `source pod ${ref.name} was removed by someone other than this migration while it was being evicted`);
+    throw new MigrationFailure(
+      'SourcePodChanged',
+      `source pod ${ref.name} was removed by someone other than this migration while it was being evicted`,
+    );
   }
   return { done: true, message: `source pod ${ref.name} evicted from ${ref.node}` };
 }
@@ -202,7 +223,11 @@ export async function removeMade(ctx: UndoContext): Promise<string> {
   for (const p of pods) {
     if (p.metadata?.deletionTimestamp) continue;
     await ignoreNotFound(
-      client.delete(paths.pod(migration.metadata.namespace, p.metadata!.name!), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: p.metadata!.uid } }),
+      client.delete(paths.pod(migration.metadata.namespace, p.metadata!.name!), {
+        apiVersion: 'v1',
+        kind: 'DeleteOptions',
+        preconditions: { uid: p.metadata!.uid },
+      }),
     );
     log.info({ pod: p.metadata!.name }, 'removed target pod');
     ctx.record('Normal', 'TargetPodRemoved', `removed pod ${p.metadata!.name}`);
@@ -220,11 +245,17 @@ export async function undoWhileSourceRuns(ctx: UndoContext, gone: (state: string
   if (!sourceRuns) {
     const state = source ? 'is being deleted' : found ? 'was replaced by another pod of that name' : 'is gone';
     if (pods.length === 0) {
-      return { done: true, outcome: { ok: false, reason: 'NoPodLeft', message: `source pod ${ref.name} ${state} and this migration has no pod left` } };
+      return {
+        done: true,
+        outcome: { ok: false, reason: 'NoPodLeft', message: `source pod ${ref.name} ${state} and this migration has no pod left` },
+      };
     }
     return keep(ctx, gone(state));
   }
   const removed = await removeMade(ctx);
   await releaseClaim(ctx.client, ctx.migration, source!);
-  return { done: true, outcome: { ok: true, reason: 'SourcePodRunning', message: `${removed}source pod ${ref.name} still runs on ${source!.spec?.nodeName}` } };
+  return {
+    done: true,
+    outcome: { ok: true, reason: 'SourcePodRunning', message: `${removed}source pod ${ref.name} still runs on ${source!.spec?.nodeName}` },
+  };
 }

@@ -40,7 +40,8 @@ export const steer: Mode = {
   },
   undo,
   // Once the source is asked to go, its owner recreates it: there is nothing to undo.
-  cancellable: (status) => (!status.phase || status.phase === 'Pending' || canRollBack(status.phase)) && !status.sourcePod?.evictionRequestedAt,
+  cancellable: (status) =>
+    (!status.phase || status.phase === 'Pending' || canRollBack(status.phase)) && !status.sourcePod?.evictionRequestedAt,
 };
 
 async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
@@ -57,10 +58,16 @@ async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
     status.targetPod = { name: steered.metadata!.name!, uid: steered.metadata!.uid!, node: spec.targetNode };
     const state = targetPodState(steered, Date.parse(now));
     if (state.kind === 'failed') {
-      const unpin = !steered.spec?.nodeName ? `; it never ran, and is removed once the webhook is disarmed, so that ${ownerName} recreates it unpinned` : '';
+      const unpin = !steered.spec?.nodeName
+        ? `; it never ran, and is removed once the webhook is disarmed, so that ${ownerName} recreates it unpinned`
+        : '';
       throw new MigrationFailure(state.reason, `${state.message}${unpin}`);
     }
-    if (state.kind === 'ready') return { done: true, message: `${ownerName} recreated pod ${steered.metadata!.name}, steered to ${spec.targetNode}, and it is Ready` };
+    if (state.kind === 'ready')
+      return {
+        done: true,
+        message: `${ownerName} recreated pod ${steered.metadata!.name}, steered to ${spec.targetNode}, and it is Ready`,
+      };
     return waitForReady(ctx, `${state.message} (${ownerName}'s replacement, steered to ${spec.targetNode})`, state.retryAfterMs);
   }
 
@@ -75,12 +82,22 @@ async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
     if (!('kind' in r)) return r;
     if (r.kind === 'gone') {
       // It was there a moment ago, and this request did not remove it.
-      throw new MigrationFailure('SourcePodChanged', `source pod ${ref.name} was removed by someone other than this migration while it was being evicted`);
+      throw new MigrationFailure(
+        'SourcePodChanged',
+        `source pod ${ref.name} was removed by someone other than this migration while it was being evicted`,
+      );
     }
-    return { done: false, requeueAfterMs: 1_000, message: `evicted source pod ${ref.name}; waiting for ${ownerName} to recreate it on ${spec.targetNode}` };
+    return {
+      done: false,
+      requeueAfterMs: 1_000,
+      message: `evicted source pod ${ref.name}; waiting for ${ownerName} to recreate it on ${spec.targetNode}`,
+    };
   }
   if (!ref.evictionRequestedAt) {
-    throw new MigrationFailure('SourcePodChanged', `source pod ${ref.name} was removed by someone other than this migration before it evicted it`);
+    throw new MigrationFailure(
+      'SourcePodChanged',
+      `source pod ${ref.name} was removed by someone other than this migration before it evicted it`,
+    );
   }
   // Evicted. The owner's replacement, made without the webhook's marks, went elsewhere.
   const unsteered = replacementsOf(migration, all).find((p) => !markedBy(p, migration.metadata));
@@ -91,7 +108,10 @@ async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
       `${ownerName} recreated the pod as ${unsteered.metadata!.name}, which the admission webhook did not steer (was it reachable?); it ${where}, not necessarily on ${spec.targetNode}`,
     );
   }
-  return waitForReady(ctx, `source pod ${ref.name} evicted; waiting for ${ownerName} to recreate ${describeReplacement(replacement)} (steered to ${spec.targetNode})`);
+  return waitForReady(
+    ctx,
+    `source pod ${ref.name} evicted; waiting for ${ownerName} to recreate ${describeReplacement(replacement)} (steered to ${spec.targetNode})`,
+  );
 }
 
 /**
@@ -108,7 +128,8 @@ async function armWebhook(ctx: StepContext, source: V1Pod): Promise<StepOutcome 
   const ownerName = `${steer.owner.kind} ${steer.owner.name}`;
   if (!steer.armedAt) {
     // The class the replacement gets so that it never preempts (made now: the webhook makes nothing).
-    if (!migration.spec.allowPreemption && source.spec?.preemptionPolicy !== 'Never') steer.priorityClassName = (await neverPreempting(client, source)).spec!.priorityClassName;
+    if (!migration.spec.allowPreemption && source.spec?.preemptionPolicy !== 'Never')
+      steer.priorityClassName = (await neverPreempting(client, source)).spec!.priorityClassName;
     steer.armedAt = now;
     await ctx.persist();
   }
@@ -116,7 +137,10 @@ async function armWebhook(ctx: StepContext, source: V1Pod): Promise<StepOutcome 
     await env.arming?.arm(keyOf(migration), steer.owner.uid);
   } catch (e) {
     if (!(e instanceof ApiError) || ![403, 404].includes(e.code)) throw e;
-    throw new MigrationFailure('ReplacementNotSteered', `could not arm the admission webhook for ${ownerName}: ${e.message}; nothing was evicted`);
+    throw new MigrationFailure(
+      'ReplacementNotSteered',
+      `could not arm the admission webhook for ${ownerName}: ${e.message}; nothing was evicted`,
+    );
   }
   const probe = restorablePod(source);
   delete probe.metadata!.name;
@@ -129,16 +153,26 @@ async function armWebhook(ctx: StepContext, source: V1Pod): Promise<StepOutcome 
     if (markedBy(answer, { name, uid })) return undefined;
   } catch (e) {
     if (e instanceof ApiError && e.code === 403 && /exceeded quota/.test(e.message)) {
-      ctx.log.info({ err: e.message }, 'the dry run of the replacement was refused by a quota; evicting with the webhook armed, unverified');
+      ctx.log.info(
+        { err: e.message },
+        'the dry run of the replacement was refused by a quota; evicting with the webhook armed, unverified',
+      );
       return undefined;
     }
     if (e instanceof ApiError && [400, 403, 422].includes(e.code)) {
-      throw new MigrationFailure('TargetPodRejected', `the API server refused a dry run of ${ownerName}'s replacement for pod ${source.metadata!.name}: ${e.message}; nothing was evicted`);
+      throw new MigrationFailure(
+        'TargetPodRejected',
+        `the API server refused a dry run of ${ownerName}'s replacement for pod ${source.metadata!.name}: ${e.message}; nothing was evicted`,
+      );
     }
     throw e;
   }
   if (Date.parse(now) - Date.parse(steer.armedAt) < ARMING_GRACE_MS) {
-    return { done: false, requeueAfterMs: 1_000, message: `armed the admission webhook for ${ownerName}; waiting for the API server to call it before evicting ${source.metadata!.name}` };
+    return {
+      done: false,
+      requeueAfterMs: 1_000,
+      message: `armed the admission webhook for ${ownerName}; waiting for the API server to call it before evicting ${source.metadata!.name}`,
+    };
   }
   throw new MigrationFailure(
     'ReplacementNotSteered',
@@ -152,7 +186,11 @@ function replacementsOf(migration: PodMigration, pods: readonly V1Pod[]): V1Pod[
   return replacementsIn(ref!, s!, pods);
 }
 
-function replacementsIn(ref: NonNullable<PodMigration['status']>['sourcePod'] & object, s: NonNullable<PodMigration['status']>['steer'] & object, pods: readonly V1Pod[]): V1Pod[] {
+function replacementsIn(
+  ref: NonNullable<PodMigration['status']>['sourcePod'] & object,
+  s: NonNullable<PodMigration['status']>['steer'] & object,
+  pods: readonly V1Pod[],
+): V1Pod[] {
   const since = Date.parse(ref.evictionRequestedAt ?? '') - 1_000;
   return pods.filter(
     (p) =>
@@ -187,16 +225,35 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
   const pinned = pods.filter((p) => !p.spec?.nodeName);
   for (const p of pinned) {
     if (p.metadata?.deletionTimestamp) continue;
-    await ignoreNotFound(client.delete(paths.pod(namespace, p.metadata!.name!), { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: p.metadata!.uid } }));
+    await ignoreNotFound(
+      client.delete(paths.pod(namespace, p.metadata!.name!), {
+        apiVersion: 'v1',
+        kind: 'DeleteOptions',
+        preconditions: { uid: p.metadata!.uid },
+      }),
+    );
     log.info({ pod: p.metadata!.name }, 'removed the pinned replacement, which never ran');
-    ctx.record('Normal', 'PinnedReplacementRemoved', `removed pod ${p.metadata!.name}, pinned to ${migration.spec.targetNode}, which never ran, so that its owner recreates it unpinned`);
+    ctx.record(
+      'Normal',
+      'PinnedReplacementRemoved',
+      `removed pod ${p.metadata!.name}, pinned to ${migration.spec.targetNode}, which never ran, so that its owner recreates it unpinned`,
+    );
     if (s) s.unpinned = [...new Set([...(s.unpinned ?? []), p.metadata!.name!])];
   }
   if (pinned.length) return { done: false, retryAfterMs: 1_000 }; // until they are gone
-  const unpinned = s?.unpinned?.length ? `removed pod ${s.unpinned.join(', ')}, pinned to ${migration.spec.targetNode}, which never ran; ` : '';
+  const unpinned = s?.unpinned?.length
+    ? `removed pod ${s.unpinned.join(', ')}, pinned to ${migration.spec.targetNode}, which never ran; `
+    : '';
   if (sourceRuns) {
     await releaseClaim(client, migration, source!);
-    return { done: true, outcome: { ok: true, reason: 'SourcePodRunning', message: `${unpinned}source pod ${ref.name} still runs on ${source!.spec?.nodeName}` } };
+    return {
+      done: true,
+      outcome: {
+        ok: true,
+        reason: 'SourcePodRunning',
+        message: `${unpinned}source pod ${ref.name} still runs on ${source!.spec?.nodeName}`,
+      },
+    };
   }
   const ownerName = s ? `${s.owner.kind} ${s.owner.name}` : 'its owner';
   const ran = pods.filter((p) => p.spec?.nodeName);
@@ -213,8 +270,22 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
   if (now.some((p) => !p.spec?.nodeName) && endedMs < RECREATE_GRACE_MS) return { done: false, retryAfterMs: 1_000 };
   if (now.length) {
     const where = now.map((p) => `${p.metadata!.name} on ${p.spec?.nodeName ?? 'no node yet'} (${describePod(p)})`).join(', ');
-    return { done: true, outcome: { ok: false, reason: 'OwnerRecreatedPod', message: `${unpinned}source pod ${ref.name} was evicted; ${ownerName} recreated it, not steered: ${where}` } };
+    return {
+      done: true,
+      outcome: {
+        ok: false,
+        reason: 'OwnerRecreatedPod',
+        message: `${unpinned}source pod ${ref.name} was evicted; ${ownerName} recreated it, not steered: ${where}`,
+      },
+    };
   }
   if (s && endedMs < RECREATE_GRACE_MS) return { done: false, retryAfterMs: 2_000 };
-  return { done: true, outcome: { ok: false, reason: 'NoPodLeft', message: `${unpinned}source pod ${ref.name} was evicted and ${ownerName} has not recreated it (yet)` } };
+  return {
+    done: true,
+    outcome: {
+      ok: false,
+      reason: 'NoPodLeft',
+      message: `${unpinned}source pod ${ref.name} was evicted and ${ownerName} has not recreated it (yet)`,
+    },
+  };
 }

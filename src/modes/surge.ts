@@ -67,14 +67,19 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
   const removed = await removeMade({ ...ctx, pods: pods.filter((p) => !adopted.includes(p)) });
   // Its claim, and the lowest deletion cost the hand-over gave it.
   if (sourceRuns) await releaseClaim(client, migration, source!);
-  const runs = sourceRuns ? `source pod ${ref.name} still runs on ${source!.spec?.nodeName}` : `source pod ${ref.name} was removed by ReplicaSet ${rs.name} (or someone else), which holds the workload`;
+  const runs = sourceRuns
+    ? `source pod ${ref.name} still runs on ${source!.spec?.nodeName}`
+    : `source pod ${ref.name} was removed by ReplicaSet ${rs.name} (or someone else), which holds the workload`;
   if (adopted.length) {
     const kept = adopted.map((p) => `${p.metadata!.name} on ${p.spec?.nodeName ?? 'no node'} (${describePod(p)})`).join(', ');
     const message = `${removed}kept ${kept}: ReplicaSet ${rs.name} adopted it, it is its pod now; ${runs}`;
     ctx.record('Warning', 'TargetPodKept', message);
     return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };
   }
-  return { done: true, outcome: { ok: true, reason: sourceRuns ? 'SourcePodRunning' : 'OwnerHoldsWorkload', message: `${removed}${runs}` } };
+  return {
+    done: true,
+    outcome: { ok: true, reason: sourceRuns ? 'SourcePodRunning' : 'OwnerHoldsWorkload', message: `${removed}${runs}` },
+  };
 }
 
 async function handOver(ctx: StepContext, source: V1Pod, copy: V1Pod): Promise<StepOutcome> {
@@ -116,7 +121,11 @@ async function handOver(ctx: StepContext, source: V1Pod, copy: V1Pod): Promise<S
   const labels = copy.metadata?.labels ?? {};
   if (Object.entries(withheldLabels).some(([k, v]) => labels[k] !== v)) {
     await client.mergePatch(paths.pod(namespace, copy.metadata!.name!), { metadata: { labels: withheldLabels } });
-    return { done: false, requeueAfterMs: 1_000, message: `gave pod ${copy.metadata!.name} the labels of ReplicaSet ${replicaSet.name}; waiting for it to adopt the pod and remove ${ref.name}` };
+    return {
+      done: false,
+      requeueAfterMs: 1_000,
+      message: `gave pod ${copy.metadata!.name} the labels of ReplicaSet ${replicaSet.name}; waiting for it to adopt the pod and remove ${ref.name}`,
+    };
   }
   if (!adopted) {
     return { done: false, requeueAfterMs: 1_000, message: `waiting for ReplicaSet ${replicaSet.name} to adopt pod ${copy.metadata!.name}` };
@@ -125,10 +134,15 @@ async function handOver(ctx: StepContext, source: V1Pod, copy: V1Pod): Promise<S
   // became un-Ready meanwhile, say). The source is then evicted like a bare pod's, and the
   // ReplicaSet makes up its count.
   if (Date.parse(now) - Date.parse(ref.evictionRequestedAt) < ADOPTION_GRACE_MS) {
-    return { done: false, requeueAfterMs: 1_000, message: `ReplicaSet ${replicaSet.name} adopted pod ${copy.metadata!.name}; waiting for it to remove ${ref.name}` };
+    return {
+      done: false,
+      requeueAfterMs: 1_000,
+      message: `ReplicaSet ${replicaSet.name} adopted pod ${copy.metadata!.name}; waiting for it to remove ${ref.name}`,
+    };
   }
   const r = await evictSource(client, namespace, status, 'DeleteSourcePod', now);
-  if (r.kind === 'evicted' || r.kind === 'gone') return { done: false, requeueAfterMs: 1_000, message: `evicted source pod ${ref.name}, which ReplicaSet ${replicaSet.name} kept` };
+  if (r.kind === 'evicted' || r.kind === 'gone')
+    return { done: false, requeueAfterMs: 1_000, message: `evicted source pod ${ref.name}, which ReplicaSet ${replicaSet.name} kept` };
   return {
     done: false,
     requeueAfterMs: r.retryAfterMs,

@@ -2,7 +2,14 @@
 // pod's resource figures. Nothing is created or changed; a refusal ends the migration
 // in Failed with a reason.
 import type { V1Node, V1PersistentVolumeClaim, V1Pod } from '@kubernetes/client-node';
-import { ANNOTATION_MIGRATED_FROM, ANNOTATION_ORIGIN, type ContainerRecord, LABEL_MIGRATION, type PodMigration, withDefaults } from '../api/types';
+import {
+  ANNOTATION_MIGRATED_FROM,
+  ANNOTATION_ORIGIN,
+  type ContainerRecord,
+  LABEL_MIGRATION,
+  type PodMigration,
+  withDefaults,
+} from '../api/types';
 import { MigrationFailure, ignoreNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { restorablePod } from '../migration/optimizedPod';
@@ -45,7 +52,10 @@ export const captureState: Step = async ({ migration, status, client, env, hold,
   const containers = captureContainers(pod, dropCrashedContainers).map((c) => (mode.mode === 'Steer' ? { ...c, migrated: true } : c));
   const kept = containers.filter((c) => c.migrated);
   if (kept.length === 0) {
-    throw new MigrationFailure('NoRunningContainers', `pod ${pod.metadata!.name} has no container left to migrate: every one has finished${dropCrashedContainers ? ' or crashed' : ''}`);
+    throw new MigrationFailure(
+      'NoRunningContainers',
+      `pod ${pod.metadata!.name} has no container left to migrate: every one has finished${dropCrashedContainers ? ' or crashed' : ''}`,
+    );
   }
   if (!deleteFirst) await checkVolumes(client, pod);
   const unavoidable = !allowPreemption ? preemptionUnavoidable(pod.spec!) : undefined;
@@ -74,7 +84,11 @@ export const captureState: Step = async ({ migration, status, client, env, hold,
   };
   for (const c of containers.filter(droppedCrashed)) {
     const how = [c.reason, c.exitCode !== undefined ? `exit code ${c.exitCode}` : undefined].filter(Boolean).join(', ');
-    record('Warning', 'CrashedContainerDropped', `container ${c.name} crashed (${how}) and is left behind, as spec.dropCrashedContainers asks`);
+    record(
+      'Warning',
+      'CrashedContainerDropped',
+      `container ${c.name} crashed (${how}) and is left behind, as spec.dropCrashedContainers asks`,
+    );
   }
   const dropped = containers.filter((c) => !c.migrated).map((c) => `${c.name} (${c.reason ?? c.state})`);
   return {
@@ -93,7 +107,9 @@ export const captureState: Step = async ({ migration, status, client, env, hold,
 async function laterIncarnation(client: KubeClient, namespace: string, name: string): Promise<V1Pod | undefined> {
   const copies = (await client.get<{ items: V1Pod[] }>(paths.pods(namespace), { labelSelector: LABEL_MIGRATION })).items.filter((p) => {
     const a = p.metadata?.annotations ?? {};
-    return !p.metadata?.deletionTimestamp && p.metadata?.name !== name && (a[ANNOTATION_ORIGIN] === name || a[ANNOTATION_MIGRATED_FROM] === name);
+    return (
+      !p.metadata?.deletionTimestamp && p.metadata?.name !== name && (a[ANNOTATION_ORIGIN] === name || a[ANNOTATION_MIGRATED_FROM] === name)
+    );
   });
   const created = (p: V1Pod) => Date.parse(String(p.metadata?.creationTimestamp ?? 0));
   return copies.sort((a, b) => created(b) - created(a))[0];
@@ -171,14 +187,25 @@ async function checkTargetNode(client: KubeClient, migration: PodMigration): Pro
 }
 
 /** The claims (DRA) the kept containers use; a named claim allocated on a node the target is not refuses the move. */
-async function checkClaims(client: KubeClient, pod: V1Pod, node: V1Node, kept: readonly ContainerRecord[], sourceGoesFirst: boolean): Promise<Map<string, ResourceClaim>> {
+async function checkClaims(
+  client: KubeClient,
+  pod: V1Pod,
+  node: V1Node,
+  kept: readonly ContainerRecord[],
+  sourceGoesFirst: boolean,
+): Promise<Map<string, ResourceClaim>> {
   if (!pod.spec?.resourceClaims?.length) return new Map();
   const claims = await claimsOf(client, pod);
   const used = claimsUsedBy(pod, kept);
   for (const [name, claim] of claims) {
-    const pinned = used.has(name) && pod.spec.resourceClaims.find((c) => c.name === name)?.resourceClaimName ? claimPinned(name, claim, pod, node, sourceGoesFirst) : undefined;
+    const pinned =
+      used.has(name) && pod.spec.resourceClaims.find((c) => c.name === name)?.resourceClaimName
+        ? claimPinned(name, claim, pod, node, sourceGoesFirst)
+        : undefined;
     if (pinned) {
-      const what = sourceGoesFirst ? 'the copy could not use it, so evicting the pod would be downtime for nothing' : 'the copy could not use it while the source holds it';
+      const what = sourceGoesFirst
+        ? 'the copy could not use it, so evicting the pod would be downtime for nothing'
+        : 'the copy could not use it while the source holds it';
       throw new MigrationFailure('ResourceClaimPinned', `${pinned}: ${what}; nothing was touched`);
     }
   }
@@ -192,11 +219,20 @@ async function checkClaims(client: KubeClient, pod: V1Pod, node: V1Node, kept: r
 async function checkDevices(client: KubeClient, pod: V1Pod, node: V1Node, kept: readonly ContainerRecord[]): Promise<void> {
   const name = node.metadata!.name!;
   const allocatable = node.status?.allocatable ?? {};
-  const missing = [...allRequests(pod.spec!).entries()].filter(([r, n]) => r.includes('/') && n > 0 && !(parseQuantity(allocatable[r] ?? '0') > 0)).map(([r]) => r);
-  if (missing.length) throw new MigrationFailure('TargetLacksDevice', `node ${name} has no ${missing.join(', ')} (status.allocatable) for pod ${pod.metadata!.name}; nothing was touched`);
+  const missing = [...allRequests(pod.spec!).entries()]
+    .filter(([r, n]) => r.includes('/') && n > 0 && !(parseQuantity(allocatable[r] ?? '0') > 0))
+    .map(([r]) => r);
+  if (missing.length)
+    throw new MigrationFailure(
+      'TargetLacksDevice',
+      `node ${name} has no ${missing.join(', ')} (status.allocatable) for pod ${pod.metadata!.name}; nothing was touched`,
+    );
   for (const deviceClass of await templateDeviceClasses(client, pod, claimsUsedBy(pod, kept))) {
     if (await classAbsentOn(client, deviceClass, node)) {
-      throw new MigrationFailure('TargetLacksDevice', `no ResourceSlice offers node ${name} a device of class ${deviceClass}, which pod ${pod.metadata!.name} claims; nothing was touched`);
+      throw new MigrationFailure(
+        'TargetLacksDevice',
+        `no ResourceSlice offers node ${name} a device of class ${deviceClass}, which pod ${pod.metadata!.name} claims; nothing was touched`,
+      );
     }
   }
 }
@@ -204,7 +240,11 @@ async function checkDevices(client: KubeClient, pod: V1Pod, node: V1Node, kept: 
 /** The pod-level claims the kept containers (and every init container) use. */
 function claimsUsedBy(pod: V1Pod, kept: readonly ContainerRecord[]): Set<string> {
   const names = new Set(kept.map((c) => c.name));
-  const containers = [...(pod.spec?.containers ?? []).filter((c) => names.has(c.name)), ...(pod.spec?.initContainers ?? []), { resources: pod.spec?.resources }];
+  const containers = [
+    ...(pod.spec?.containers ?? []).filter((c) => names.has(c.name)),
+    ...(pod.spec?.initContainers ?? []),
+    { resources: pod.spec?.resources },
+  ];
   return new Set(containers.flatMap((c) => (c.resources?.claims ?? []).map((r) => r.name)));
 }
 

@@ -37,7 +37,10 @@ export const checkpoint: Step = async ({ migration, status, client, persist }) =
     if (!isAlreadyExists(e)) throw e;
     const existing = await client.get<V1PersistentVolumeClaim>(paths.pvc(namespace, claimName));
     if (existing.metadata?.annotations?.[ANNOTATION_MIGRATION_UID] !== uid) {
-      throw new MigrationFailure('CheckpointNameConflict', `a PersistentVolumeClaim named ${claimName} exists and was not made by this migration`);
+      throw new MigrationFailure(
+        'CheckpointNameConflict',
+        `a PersistentVolumeClaim named ${claimName} exists and was not made by this migration`,
+      );
     }
   }
   status.checkpointPVC = claimName;

@@ -32,21 +32,35 @@ export const collectMetrics: Step = async (ctx) => {
   if (state.kind === 'starting') {
     const notReadyFor = -remainingMs(stepStartTime(status, 'CollectMetrics', now), metricsDelaySeconds, now);
     if (notReadyFor >= readyTimeoutSeconds * 1000) {
-      throw new MigrationFailure('TargetPodLost', `pod ${name} has not been Ready for ${readyTimeoutSeconds}s since the source pod was evicted`);
+      throw new MigrationFailure(
+        'TargetPodLost',
+        `pod ${name} has not been Ready for ${readyTimeoutSeconds}s since the source pod was evicted`,
+      );
     }
-    return { done: false, requeueAfterMs: 5_000, reason: 'TargetPodNotReady', message: `pod ${name} is not Ready since the source pod was evicted; waiting up to spec.readyTimeoutSeconds (${readyTimeoutSeconds}s) for it to recover` };
+    return {
+      done: false,
+      requeueAfterMs: 5_000,
+      reason: 'TargetPodNotReady',
+      message: `pod ${name} is not Ready since the source pod was evicted; waiting up to spec.readyTimeoutSeconds (${readyTimeoutSeconds}s) for it to recover`,
+    };
   }
 
   const optimized = podRequests(pod.spec!);
   const resources = (status.resources ??= {});
   const devices = pod.spec?.resourceClaims?.length ? devicesAllocated((await claimsOf(client, pod)).values()) : 0;
   resources.optimized = podFigures(pod.spec!, devices);
-  resources.savings = { ...savings(fromFigures(resources.original!), optimized), ...devicesFreed(resources.original!, resources.optimized) };
+  resources.savings = {
+    ...savings(fromFigures(resources.original!), optimized),
+    ...devicesFreed(resources.original!, resources.optimized),
+  };
   const usage = await readUsage(client, namespace, name);
   resources.usage = usage.available
     ? { ...resources.usage, available: resources.usage?.available ?? true, after: usage.figures }
     : { ...resources.usage, available: false, message: usage.message };
   const s = resources.savings;
   const freed = s.devices ? `; freed ${s.devices}` : '';
-  return { done: true, message: `migration complete: pod ${name} on ${status.targetPod!.node}; requests saved: cpu ${s.cpu}, memory ${s.memory}${freed}` };
+  return {
+    done: true,
+    message: `migration complete: pod ${name} on ${status.targetPod!.node}; requests saved: cpu ${s.cpu}, memory ${s.memory}${freed}`,
+  };
 };

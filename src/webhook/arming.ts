@@ -41,7 +41,8 @@ export class WebhookArming implements Arming {
   /** What the migrations in the cache wait on, once this process leads (after a restart, say). */
   async seed(migrations: readonly PodMigration[]): Promise<void> {
     this.armed.clear();
-    for (const m of migrations) if (waitsForReplacement(m)) this.armed.set(`${m.metadata.namespace}/${m.metadata.name}`, m.status!.steer!.owner.uid);
+    for (const m of migrations)
+      if (waitsForReplacement(m)) this.armed.set(`${m.metadata.namespace}/${m.metadata.name}`, m.status!.steer!.owner.uid);
     await this.sync();
   }
 
@@ -76,7 +77,10 @@ export class WebhookArming implements Arming {
       if (!changed) return;
       try {
         await this.o.client.replace(this.path, config);
-        this.o.log.info({ webhookConfiguration: this.o.configName, owners: [...new Set(this.armed.values())] }, 'armed the webhook for the owners migrations wait on');
+        this.o.log.info(
+          { webhookConfiguration: this.o.configName, owners: [...new Set(this.armed.values())] },
+          'armed the webhook for the owners migrations wait on',
+        );
         return;
       } catch (e) {
         if (!isConflict(e) || attempt >= 5) throw e;

@@ -52,11 +52,19 @@ export class CertManager {
     } catch (e) {
       if (!isNotFound(e)) throw e;
     }
-    let c: ServingCert | undefined = secret && { ca: unb64(secret.data?.['ca.crt']), cert: unb64(secret.data?.['tls.crt']), key: unb64(secret.data?.['tls.key']) };
+    let c: ServingCert | undefined = secret && {
+      ca: unb64(secret.data?.['ca.crt']),
+      cert: unb64(secret.data?.['tls.crt']),
+      key: unb64(secret.data?.['tls.key']),
+    };
     if (needsRenewal(c)) {
       const fresh = await issue(this.o.dnsNames);
       const body: Secret = {
-        metadata: { name: this.o.secretName, namespace: this.o.namespace, ...(secret ? { resourceVersion: secret.metadata.resourceVersion } : {}) },
+        metadata: {
+          name: this.o.secretName,
+          namespace: this.o.namespace,
+          ...(secret ? { resourceVersion: secret.metadata.resourceVersion } : {}),
+        },
         type: 'kubernetes.io/tls',
         data: { 'ca.crt': b64(fresh.ca), 'tls.crt': b64(fresh.cert), 'tls.key': b64(fresh.key) },
       };
@@ -64,7 +72,10 @@ export class CertManager {
         if (secret) await client.replace(this.secretPath, { apiVersion: 'v1', kind: 'Secret', ...body });
         else await client.create(`/api/v1/namespaces/${this.o.namespace}/secrets`, { apiVersion: 'v1', kind: 'Secret', ...body });
         c = fresh;
-        this.o.log.info({ secret: `${this.o.namespace}/${this.o.secretName}`, dnsNames: this.o.dnsNames }, 'issued webhook serving certificate');
+        this.o.log.info(
+          { secret: `${this.o.namespace}/${this.o.secretName}`, dnsNames: this.o.dnsNames },
+          'issued webhook serving certificate',
+        );
       } catch (e) {
         // Another replica renewed it first: use theirs.
         if (!isConflict(e) && !isAlreadyExists(e)) throw e;
@@ -82,7 +93,9 @@ export class CertManager {
   /** Writes the CA into every webhook of the configuration that does not have it yet. */
   private async injectCABundle(ca: string): Promise<void> {
     const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${this.o.webhookConfigName}`;
-    const config = await this.o.client.get<{ metadata: { resourceVersion: string }; webhooks?: { clientConfig: { caBundle?: string } }[] }>(path);
+    const config = await this.o.client.get<{ metadata: { resourceVersion: string }; webhooks?: { clientConfig: { caBundle?: string } }[] }>(
+      path,
+    );
     const bundle = b64(ca);
     if ((config.webhooks ?? []).every((w) => w.clientConfig.caBundle === bundle)) return;
     for (const w of config.webhooks ?? []) w.clientConfig.caBundle = bundle;
@@ -103,7 +116,9 @@ export class CertManager {
     }
     const again = () => {
       this.timer = setTimeout(() => {
-        this.sync().catch((e: unknown) => this.o.log.warn({ err: String(e) }, 'could not renew the webhook certificate')).finally(again);
+        this.sync()
+          .catch((e: unknown) => this.o.log.warn({ err: String(e) }, 'could not renew the webhook certificate'))
+          .finally(again);
       }, periodMs);
     };
     again();

@@ -2,16 +2,15 @@
 // hurt pod creation: its configuration has failurePolicy Ignore, a short timeout and CEL
 // matchConditions so the API server calls it only for pods with a controlling owner; here
 // any error, a slow lookup or an unknown request answers "allowed, unchanged".
-import { readFileSync, watch } from 'node:fs';
-import { type Server, createServer } from 'node:https';
+import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { PodMigration } from '../api/types';
 import { type KubeClient, paths } from '../kube/client';
 import { parseAddress } from '../http';
-import { CertManager, type ServingCert } from './certs';
+import { type KeyPair, httpsServer } from '../tls';
+import { CertManager } from './certs';
 import { steerPatch, steeringMigrations, waitsForReplacement } from './steer';
 
 export const WEBHOOK_PATH = '/mutate-v1-pod';
@@ -60,7 +59,8 @@ export async function review(source: MigrationSource, log: Logger, body: unknown
   try {
     const pod = req?.object;
     const namespace = req?.namespace;
-    if (req?.operation !== 'CREATE' || typeof namespace !== 'string' || !isObject(pod) || !isObject(pod.metadata) || !isObject(pod.spec)) return allowed();
+    if (req?.operation !== 'CREATE' || typeof namespace !== 'string' || !isObject(pod) || !isObject(pod.metadata) || !isObject(pod.spec))
+      return allowed();
     const owners = pod.metadata.ownerReferences;
     if (!Array.isArray(owners) || !Array.isArray(pod.spec.containers)) return allowed();
     const owner = owners.find((r) => isObject(r) && r.controller === true) as { uid?: unknown } | undefined;
@@ -70,12 +70,16 @@ export async function review(source: MigrationSource, log: Logger, body: unknown
     if (!waiting(migrations)) migrations = await source.live(namespace);
     const found = steeringMigrations(pod as V1Pod, migrations);
     if (found.length !== 1) {
-      if (found.length > 1) log.warn({ migrations: found.map((m) => m.metadata.name) }, 'several migrations wait for this pod; admitting it unchanged');
+      if (found.length > 1)
+        log.warn({ migrations: found.map((m) => m.metadata.name) }, 'several migrations wait for this pod; admitting it unchanged');
       return allowed();
     }
     const [m] = found;
     const name = (pod.metadata.name ?? pod.metadata.generateName) as string | undefined;
-    log.info({ migration: `${namespace}/${m.metadata.name}`, pod: name, targetNode: m.spec.targetNode, dryRun: req.dryRun === true }, 'steering the replacement pod');
+    log.info(
+      { migration: `${namespace}/${m.metadata.name}`, pod: name, targetNode: m.spec.targetNode, dryRun: req.dryRun === true },
+      'steering the replacement pod',
+    );
     return allowed(steerPatch(pod as V1Pod, m));
   } catch (e) {
     log.warn({ err: String(e) }, 'webhook could not decide; admitting the pod unchanged');
@@ -85,36 +89,36 @@ export async function review(source: MigrationSource, log: Logger, body: unknown
 
 /** The migrations of a namespace as the API server holds them now (a cache miss). */
 export function liveMigrations(client: KubeClient): MigrationSource['live'] {
-  return async (namespace) => (await client.request<{ items: PodMigration[] }>('GET', paths.migrations(namespace), { timeoutMs: LOOKUP_TIMEOUT_MS })).items;
+  return async (namespace) =>
+    (await client.request<{ items: PodMigration[] }>('GET', paths.migrations(namespace), { timeoutMs: LOOKUP_TIMEOUT_MS })).items;
 }
 
 /** Starts the HTTPS server; its certificate is managed (or read from certDir) and reloaded. */
 export async function serveWebhook(o: WebhookOptions): Promise<{ server: Server; port: number; stop: () => void }> {
-  let first: ServingCert | undefined;
-  let server: Server | undefined;
-  const use = (c: Pick<ServingCert, 'cert' | 'key'>) => {
-    if (server) server.setSecureContext({ cert: c.cert, key: c.key });
-    else first = { ca: '', ...c };
-  };
-  let stop: () => void;
-  if (o.certDir) {
-    const read = () => use({ cert: readFileSync(join(o.certDir!, 'tls.crt'), 'utf8'), key: readFileSync(join(o.certDir!, 'tls.key'), 'utf8') });
-    read();
-    const watcher = watch(o.certDir, () => {
-      try {
-        read();
-      } catch (e) {
-        o.log.warn({ err: String(e) }, 'could not reload the webhook certificate');
-      }
-    });
-    stop = () => watcher.close();
-  } else {
+  // With cert-manager, a mounted Secret read again on change; otherwise the operator's own,
+  // renewed by the CertManager, which hands each new one over.
+  let source: string | KeyPair = o.certDir ?? { cert: '', key: '' };
+  const serving: { server?: Server } = {};
+  let stop = () => undefined as void;
+  if (!o.certDir) {
     const dnsNames = [`${o.serviceName}.${o.namespace}.svc`, `${o.serviceName}.${o.namespace}.svc.cluster.local`, 'localhost', '127.0.0.1'];
-    const certs = new CertManager({ client: o.client, namespace: o.namespace, secretName: o.secretName, webhookConfigName: o.configName, dnsNames, log: o.log, onCert: use });
+    const onCert = (c: KeyPair) => {
+      if (serving.server) serving.server.setSecureContext({ cert: c.cert, key: c.key, minVersion: 'TLSv1.2' });
+      else source = { cert: c.cert, key: c.key };
+    };
+    const certs = new CertManager({
+      client: o.client,
+      namespace: o.namespace,
+      secretName: o.secretName,
+      webhookConfigName: o.configName,
+      dnsNames,
+      log: o.log,
+      onCert,
+    });
     await certs.start();
     stop = () => certs.stop();
   }
-  server = createServer({ cert: first!.cert, key: first!.key }, (req, res) => {
+  const server = httpsServer(source, o.log, (req, res) => {
     const reply = (status: number, body: object) => res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
     if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== WEBHOOK_PATH) return reply(404, { message: 'not found' });
     let size = 0;
@@ -139,10 +143,11 @@ export async function serveWebhook(o: WebhookOptions): Promise<{ server: Server;
       );
     });
   });
+  serving.server = server;
   const { host, port } = parseAddress(o.address);
   await new Promise<void>((resolve, reject) => {
-    server!.once('error', reject);
-    server!.listen(port, host, resolve);
+    server.once('error', reject);
+    server.listen(port, host, resolve);
   });
-  return { server, port: (server.address() as AddressInfo).port, stop };
+  return { server, port: (server.address() as AddressInfo).port, stop: () => (stop(), server.close()) };
 }

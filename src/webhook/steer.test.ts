@@ -8,7 +8,11 @@ const pod: V1Pod = {
   metadata: { name: 'nb-0', labels: { app: 'nb' }, ownerReferences: [owner] },
   spec: { containers: [{ name: 'main', image: 'x' }] },
 };
-const waiting = (over: Partial<NonNullable<PodMigration['status']>> = {}, name = 'move-nb', replacement: SteerReplacement = { name: 'nb-0' }): PodMigration =>
+const waiting = (
+  over: Partial<NonNullable<PodMigration['status']>> = {},
+  name = 'move-nb',
+  replacement: SteerReplacement = { name: 'nb-0' },
+): PodMigration =>
   ({
     metadata: { name, namespace: 'ns', uid: `${name}-uid` },
     spec: { podName: 'nb-0', sourceNode: 'node-1', targetNode: 'node-2' },
@@ -32,7 +36,9 @@ describe('steeringMigrations', () => {
     expect(steeringMigrations(pod, [waiting({ steer: { ...armed, armedAt: undefined } })])).toEqual([]);
     expect(steeringMigrations(pod, [waiting({ targetPod: { name: 'nb-0', uid: 'new', node: 'node-2' } })])).toEqual([]);
     expect(steeringMigrations(pod, [waiting({ phase: 'Failed' })])).toEqual([]);
-    expect(steeringMigrations(pod, [{ ...waiting(), metadata: { ...waiting().metadata, deletionTimestamp: '2026-01-01T00:00:01Z' } }])).toEqual([]);
+    expect(
+      steeringMigrations(pod, [{ ...waiting(), metadata: { ...waiting().metadata, deletionTimestamp: '2026-01-01T00:00:01Z' } }]),
+    ).toEqual([]);
     expect(steeringMigrations(pod, [waiting({ steer: { ...armed, owner: { ...owner, uid: 'other' } } })])).toEqual([]);
     expect(steeringMigrations({ ...pod, spec: { ...pod.spec!, nodeName: 'node-1' } }, [waiting()])).toEqual([]);
     expect(steeringMigrations({ ...pod, metadata: { ...pod.metadata, ownerReferences: [] } }, [waiting()])).toEqual([]);
@@ -49,14 +55,24 @@ describe('steeringMigrations', () => {
 
   it("recognises an Indexed Job's replacement by its completion index, and a one-pod Job's by being new", () => {
     const indexed = waiting({}, 'move-job', { completionIndex: '3' });
-    const withIndex = (i: string): V1Pod => ({ ...pod, metadata: { ...pod.metadata, name: undefined, generateName: 'job-', annotations: { 'batch.kubernetes.io/job-completion-index': i } } });
+    const withIndex = (i: string): V1Pod => ({
+      ...pod,
+      metadata: { ...pod.metadata, name: undefined, generateName: 'job-', annotations: { 'batch.kubernetes.io/job-completion-index': i } },
+    });
     expect(names(steeringMigrations(withIndex('3'), [indexed]))).toEqual(['move-job']);
     expect(steeringMigrations(withIndex('2'), [indexed])).toEqual([]);
-    expect(names(steeringMigrations({ ...pod, metadata: { ...pod.metadata, name: 'job-xyz' } }, [waiting({}, 'move-one', { onlyNewPod: true })]))).toEqual(['move-one']);
+    expect(
+      names(
+        steeringMigrations({ ...pod, metadata: { ...pod.metadata, name: 'job-xyz' } }, [waiting({}, 'move-one', { onlyNewPod: true })]),
+      ),
+    ).toEqual(['move-one']);
   });
 
-  it("steers a dry-run probe only for the migration that sent it", () => {
-    const probe = (uid: string): V1Pod => ({ ...pod, metadata: { ...pod.metadata, name: undefined, annotations: { 'migration.ai-storage.io/steer-probe': uid } } });
+  it('steers a dry-run probe only for the migration that sent it', () => {
+    const probe = (uid: string): V1Pod => ({
+      ...pod,
+      metadata: { ...pod.metadata, name: undefined, annotations: { 'migration.ai-storage.io/steer-probe': uid } },
+    });
     expect(names(steeringMigrations(probe('move-nb-uid'), [waiting()]))).toEqual(['move-nb']);
     expect(steeringMigrations(probe('someone-else'), [waiting()])).toEqual([]);
   });
@@ -67,7 +83,11 @@ describe('steerPatch', () => {
     const ops = steerPatch(pod, waiting());
     const byPath = Object.fromEntries(ops.map((o) => [o.path, o.value]));
     expect(byPath['/spec/affinity']).toEqual({
-      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-2'] }] }] } },
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-2'] }] }],
+        },
+      },
     });
     expect(byPath['/metadata/labels']).toEqual({ app: 'nb', 'migration.ai-storage.io/migration': 'move-nb' });
     expect(byPath['/metadata/annotations']).toEqual({
@@ -81,7 +101,9 @@ describe('steerPatch', () => {
     const ops = steerPatch(pod, waiting({ checkpointPVC: 'checkpoint-nb-0-1' }));
     const byPath = Object.fromEntries(ops.map((o) => [o.path, o.value]));
     expect(byPath['/spec/volumes']).toEqual([{ name: 'checkpoint-volume', persistentVolumeClaim: { claimName: 'checkpoint-nb-0-1' } }]);
-    expect(byPath['/spec/containers']).toEqual([{ name: 'main', image: 'x', volumeMounts: [{ name: 'checkpoint-volume', mountPath: '/migration-checkpoint' }] }]);
+    expect(byPath['/spec/containers']).toEqual([
+      { name: 'main', image: 'x', volumeMounts: [{ name: 'checkpoint-volume', mountPath: '/migration-checkpoint' }] },
+    ]);
   });
 });
 

@@ -59,15 +59,26 @@ export function steerPatch(pod: V1Pod, m: PodMigration): JsonPatchOp[] {
   // again after this patch, sets its priority and policy from that class.
   const pc = m.status?.steer?.priorityClassName;
   if (pc && !m.spec.allowPreemption) {
-    ops.push({ op: 'add', path: '/spec/priorityClassName', value: pc }, { op: 'add', path: '/spec/priority', value: null }, { op: 'add', path: '/spec/preemptionPolicy', value: null });
+    ops.push(
+      { op: 'add', path: '/spec/priorityClassName', value: pc },
+      { op: 'add', path: '/spec/priority', value: null },
+      { op: 'add', path: '/spec/preemptionPolicy', value: null },
+    );
   }
   const claim = m.status?.checkpointPVC;
   if (claim && !(spec.volumes ?? []).some((v) => v.name === CHECKPOINT_VOLUME)) {
-    ops.push({ op: 'add', path: '/spec/volumes', value: [...(spec.volumes ?? []), { name: CHECKPOINT_VOLUME, persistentVolumeClaim: { claimName: claim } }] });
+    ops.push({
+      op: 'add',
+      path: '/spec/volumes',
+      value: [...(spec.volumes ?? []), { name: CHECKPOINT_VOLUME, persistentVolumeClaim: { claimName: claim } }],
+    });
     ops.push({
       op: 'add',
       path: '/spec/containers',
-      value: spec.containers.map((c) => ({ ...c, volumeMounts: [...(c.volumeMounts ?? []), { name: CHECKPOINT_VOLUME, mountPath: CHECKPOINT_MOUNT_PATH }] })),
+      value: spec.containers.map((c) => ({
+        ...c,
+        volumeMounts: [...(c.volumeMounts ?? []), { name: CHECKPOINT_VOLUME, mountPath: CHECKPOINT_MOUNT_PATH }],
+      })),
     });
   }
   return ops;

@@ -17,7 +17,9 @@ function toLua(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) return `{${v.map(toLua).join(', ')}}`;
-  return `{${Object.entries(v as object).map(([k, x]) => `[${JSON.stringify(k)}] = ${toLua(x)}`).join(', ')}}`;
+  return `{${Object.entries(v as object)
+    .map(([k, x]) => `[${JSON.stringify(k)}] = ${toLua(x)}`)
+    .join(', ')}}`;
 }
 
 function health(obj: object): { status: string; message: string } {
@@ -35,7 +37,14 @@ const cases = (parse(readFileSync(join(dir, 'health_test.yaml'), 'utf8')) as Hea
 
 describe('Argo CD health check for PodMigration', () => {
   it('covers every state a PodMigration ends or waits in', () => {
-    expect(cases.map((c) => c.healthStatus.status).sort()).toEqual(['Degraded', 'Degraded', 'Healthy', 'Healthy', 'Progressing', 'Progressing']);
+    expect(cases.map((c) => c.healthStatus.status).sort()).toEqual([
+      'Degraded',
+      'Degraded',
+      'Healthy',
+      'Healthy',
+      'Progressing',
+      'Progressing',
+    ]);
   });
   it.each(cases.map((c) => [c.inputPath, c.healthStatus] as const))('%s is %j', (inputPath, expected) => {
     expect(health(parse(readFileSync(join(dir, inputPath), 'utf8')))).toEqual(expected);
@@ -46,7 +55,11 @@ describe('Argo CD health check for PodMigration', () => {
   it('ships the same script in the argocd-cm patch', () => {
     const patch = readFileSync(join(argocd, 'argocd-cm-patch.yaml'), 'utf8');
     const block = patch.split('resource.customizations.health.migration.ai-storage.io_PodMigration: |\n')[1];
-    const embedded = block.split('\n').map((l) => l.replace(/^ {4}/, '')).join('\n').trim();
+    const embedded = block
+      .split('\n')
+      .map((l) => l.replace(/^ {4}/, ''))
+      .join('\n')
+      .trim();
     expect(embedded).toBe(script.trim());
   });
 });

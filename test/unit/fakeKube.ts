@@ -83,7 +83,9 @@ export class FakeKube {
   }
 
   list<T = Obj>(collection: string, labelSelector?: string): T[] {
-    return [...this.objects.entries()].filter(([p, o]) => this.inCollection(p, collection) && matchesLabels(o, labelSelector)).map(([, o]) => o as T);
+    return [...this.objects.entries()]
+      .filter(([p, o]) => this.inCollection(p, collection) && matchesLabels(o, labelSelector))
+      .map(([, o]) => o as T);
   }
 
   /** Changes an object as a controller would (status too), with a new resourceVersion. */
@@ -122,9 +124,15 @@ export class FakeKube {
     const o = this.objects.get(path);
     if (o) return structuredClone(o);
     const items = [...this.objects.entries()]
-      .filter(([p, x]) => this.inCollection(p, path) && matchesLabels(x, query?.labelSelector as string) && matchesFields(x, query?.fieldSelector as string))
+      .filter(
+        ([p, x]) =>
+          this.inCollection(p, path) &&
+          matchesLabels(x, query?.labelSelector as string) &&
+          matchesFields(x, query?.fieldSelector as string),
+      )
       .map(([, x]) => structuredClone(x));
-    if (items.length || /\/(pods|podmigrations|persistentvolumeclaims|resourceslices|events)$/.test(path)) return { items, metadata: { resourceVersion: String(this.version) } };
+    if (items.length || /\/(pods|podmigrations|persistentvolumeclaims|resourceslices|events)$/.test(path))
+      return { items, metadata: { resourceVersion: String(this.version) } };
     throw notFound(path);
   }
 
@@ -154,7 +162,9 @@ export class FakeKube {
     if (body.metadata?.resourceVersion && body.metadata.resourceVersion !== current.metadata.resourceVersion) {
       throw new ApiError(409, 'Conflict', `the object has been modified; please apply your changes to the latest version`);
     }
-    const next = status ? { ...current, status: structuredClone(body.status) } : { ...structuredClone(body), metadata: { ...body.metadata, uid: current.metadata.uid } };
+    const next = status
+      ? { ...current, status: structuredClone(body.status) }
+      : { ...structuredClone(body), metadata: { ...body.metadata, uid: current.metadata.uid } };
     next.metadata = { ...next.metadata, resourceVersion: String(++this.version) };
     this.objects.set(at, next);
     return structuredClone(next);
@@ -165,7 +175,8 @@ export class FakeKube {
     const current = this.objects.get(path);
     if (!current) throw notFound(path);
     const rv = patch.metadata?.resourceVersion;
-    if (rv && rv !== current.metadata.resourceVersion) throw new ApiError(409, 'Conflict', `the object has been modified; please apply your changes to the latest version`);
+    if (rv && rv !== current.metadata.resourceVersion)
+      throw new ApiError(409, 'Conflict', `the object has been modified; please apply your changes to the latest version`);
     const next = merge(current, patch) as Obj;
     next.metadata.resourceVersion = String(++this.version);
     if (next.metadata.deletionTimestamp && !(next.metadata.finalizers ?? []).length) this.objects.delete(path);
@@ -178,7 +189,8 @@ export class FakeKube {
     const current = this.objects.get(path);
     if (!current) throw notFound(path);
     const uid = body?.preconditions?.uid;
-    if (uid && uid !== current.metadata.uid) throw new ApiError(409, 'Conflict', `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${current.metadata.uid}`);
+    if (uid && uid !== current.metadata.uid)
+      throw new ApiError(409, 'Conflict', `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${current.metadata.uid}`);
     if ((current.metadata.finalizers ?? []).length) {
       current.metadata.deletionTimestamp ??= this.now().toISOString();
       current.metadata.resourceVersion = String(++this.version);
@@ -190,7 +202,8 @@ export class FakeKube {
     const pod = this.objects.get(podPath);
     if (!pod) throw notFound(podPath);
     const uid = body.deleteOptions?.preconditions?.uid;
-    if (uid && uid !== pod.metadata.uid) throw new ApiError(409, 'Conflict', `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${pod.metadata.uid}`);
+    if (uid && uid !== pod.metadata.uid)
+      throw new ApiError(409, 'Conflict', `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${pod.metadata.uid}`);
     const answer = this.eviction(pod as V1Pod);
     if (answer !== 'allow') throw answer;
     await this.remove(podPath);

@@ -21,7 +21,10 @@ it('declares an engines range the shipped runtime satisfies, and loads the ESM-o
   const [major, minor] = process.versions.node.split('.').map(Number);
   expect(major > Number(min![1]) || (major === Number(min![1]) && minor >= Number(min![2]))).toBe(true);
   // require() of an ES module without a flag, as the compiled operator does with client-node.
-  const r = spawnSync(process.execPath, ['-e', 'require("@kubernetes/client-node"); console.log("loaded")'], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', 'require("@kubernetes/client-node"); console.log("loaded")'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   expect(r.stderr).toBe('');
   expect(r.stdout.trim()).toBe('loaded');
 });
