@@ -6,7 +6,7 @@ import { ANNOTATION_MIGRATION_UID, type PodMigrationStatus, withDefaults } from 
 import { claimSourcePod, releaseClaim } from '../actions/claim';
 import { evictOnce } from '../actions/evict';
 import { neverPreempting } from '../actions/priority';
-import { ApiError, MigrationFailure, ignoreNotFound, isAlreadyExists } from '../errors';
+import { ApiError, MigrationFailure, ignoreNotFound, isAlreadyExists, isRefusal } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
 import { buildTargetPod, targetPodName } from '../migration/optimizedPod';
@@ -60,8 +60,8 @@ export async function createCopy({ migration, status, client, fresh }: StepConte
     if (e instanceof ApiError && e.code === 403 && /exceeded quota/.test(e.message)) {
       throw new MigrationFailure('QuotaExceeded', `a ResourceQuota refused pod ${podName}: ${e.message}`);
     }
-    if (e instanceof ApiError && (e.code === 400 || e.code === 403 || e.code === 422)) {
-      throw new MigrationFailure('TargetPodRejected', `the API server refused pod ${podName}: ${e.message}`);
+    if (isRefusal(e)) {
+      throw new MigrationFailure('TargetPodRejected', `the API server refused pod ${podName}: ${(e as Error).message}`);
     }
     throw e;
   }

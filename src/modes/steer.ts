@@ -14,7 +14,7 @@ import { ANNOTATION_STEER_PROBE, type PodMigration, withDefaults } from '../api/
 import { claimSourcePod, releaseClaim } from '../actions/claim';
 import { evictOnce } from '../actions/evict';
 import { neverPreempting } from '../actions/priority';
-import { ApiError, MigrationFailure, ignoreNotFound } from '../errors';
+import { ApiError, MigrationFailure, ignoreNotFound, isRefusal } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
 import { markedBy } from '../migration/marks';
@@ -159,10 +159,10 @@ async function armWebhook(ctx: StepContext, source: V1Pod): Promise<StepOutcome 
       );
       return undefined;
     }
-    if (e instanceof ApiError && [400, 403, 422].includes(e.code)) {
+    if (isRefusal(e)) {
       throw new MigrationFailure(
         'TargetPodRejected',
-        `the API server refused a dry run of ${ownerName}'s replacement for pod ${source.metadata!.name}: ${e.message}; nothing was evicted`,
+        `the API server refused a dry run of ${ownerName}'s replacement for pod ${source.metadata!.name}: ${(e as Error).message}; nothing was evicted`,
       );
     }
     throw e;
