@@ -14,7 +14,7 @@ import { USAGE, UsageError, parseOptions } from './options';
 import { selfIssued } from './tls';
 import { VERSION } from './version';
 import { WebhookArming } from './webhook/arming';
-import { WEBHOOK_PATH, liveMigrations, serveWebhook } from './webhook/server';
+import { WEBHOOK_PATH, jobParallelism, liveMigrations, serveWebhook } from './webhook/server';
 
 async function main(): Promise<number> {
   let opts;
@@ -109,12 +109,13 @@ async function main(): Promise<number> {
     const client = new KubeClient(kc);
     const cache = controller.cachedMigrations;
     void controller.startCaches();
-    const { port } = await serveWebhook({
+    const { port, ensureCA } = await serveWebhook({
       ...opts.webhook,
       client,
       log,
-      migrations: { cached: (ns) => cache.list(ns), live: liveMigrations(client) },
+      migrations: { cached: (ns) => cache.list(ns), live: liveMigrations(client), jobParallelism: jobParallelism(client) },
     });
+    if (arming) arming.ensureServing = ensureCA;
     log.info({ address: opts.webhook.address, port, path: WEBHOOK_PATH }, 'serving the pod admission webhook');
   }
   if (opts.api) {

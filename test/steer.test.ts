@@ -276,7 +276,7 @@ describe('never fails a Job', () => {
   it('refuses a pod whose eviction the Job would count past its backoffLimit (EvictionWouldFailOwner)', async () => {
     await job('strict', { backoffLimit: 0 });
     const pod = await eventually('strict pod Ready', async () => (await podsOf('strict')).find(ready));
-    await refused('move-strict', pod, 'EvictionWouldFailOwner', /failure 1 of Job strict, whose backoffLimit is 0/);
+    await refused('move-strict', pod, 'EvictionWouldFailOwner', /failures 1 and 2 of Job strict, whose backoffLimit is 0/);
     await sleep(1_000);
     expect((await jobStatus('strict')).status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True') ?? false).toBe(false);
   });
@@ -312,6 +312,47 @@ describe('never fails a Job', () => {
     expect([index(replacement), replacement.spec!.nodeName]).toEqual(['1', pm.spec.targetNode]);
     const untouched = await getPod(ns, other.metadata!.name!);
     expect([untouched?.metadata?.uid, untouched?.metadata?.labels?.[MIGRATION_LABEL]]).toEqual([other.metadata!.uid, undefined]);
+  });
+
+  it('does not fail it when its pinned replacement cannot be placed: the replacement is evicted, as the source was, and made anew', async () => {
+    const antiAffinity = {
+      podAntiAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: [
+          { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { role: 'job-blocker' } } },
+        ],
+      },
+    };
+    await k8s.create(`/apis/batch/v1/namespaces/${ns}/jobs`, {
+      apiVersion: 'batch/v1',
+      kind: 'Job',
+      metadata: { name: 'boxed' },
+      spec: {
+        backoffLimit: 0,
+        podFailurePolicy: { rules: [{ action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget' }] }] },
+        template: {
+          ...podSpec('boxed', { affinity: antiAffinity }),
+          spec: { ...podSpec('boxed', { affinity: antiAffinity }).spec, restartPolicy: 'Never' },
+        },
+      },
+    });
+    const source = await eventually('boxed pod Ready', async () => (await podsOf('boxed')).find(ready));
+    const to = otherNode(source.spec!.nodeName!);
+    await k8s.create(paths.pods(ns), {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'job-blocker', namespace: ns, labels: { role: 'job-blocker' } },
+      spec: { ...podSpec('job-blocker').spec, nodeName: to },
+    });
+    const pm = await move('move-boxed', source, { targetNode: to });
+    expect([pm.status!.phase, pm.status!.reason]).toEqual(['Failed', 'TargetPodUnschedulable']);
+    const back = await eventually(
+      'the Job runs a pod again, unpinned',
+      async () => (await podsOf('boxed')).find((p) => ready(p) && !p.metadata?.labels?.[MIGRATION_LABEL]),
+      60_000,
+    );
+    expect(back.spec!.nodeName).not.toBe(to);
+    const j = await jobStatus('boxed');
+    expect(j.status?.conditions?.some((c) => c.type === 'Failed' && c.status === 'True') ?? false).toBe(false);
   });
 
   it('refuses a pod of a Job that runs several at once and is not Indexed (ReplacementNotIdentifiable)', async () => {
@@ -591,6 +632,61 @@ describe('steers only the replacement of its own source', () => {
       expect([p.metadata!.name, p.metadata!.labels?.[MIGRATION_LABEL], p.spec!.affinity]).toEqual([p.metadata!.name, undefined, undefined]);
   });
 
+  it('says where the pod went when its owner is made anew meanwhile (deleted with its pods orphaned, applied again)', async () => {
+    const graceful = { terminationGracePeriodSeconds: 15 };
+    const set = (name: string) => ({
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name },
+      spec: {
+        replicas: 1,
+        serviceName: name,
+        selector: { matchLabels: { app: name } },
+        template: {
+          ...podSpec(name, graceful),
+          metadata: { labels: { app: name }, annotations: { 'kwok.podmigration.test/graceful': 'true' } },
+        },
+      },
+    });
+    await k8s.create(`/apis/apps/v1/namespaces/${ns}/statefulsets`, set('remade'));
+    const source = await eventually('remade-0 Ready', async () => {
+      const p = await getPod(ns, 'remade-0');
+      return ready(p) ? p : undefined;
+    });
+    await k8s.create(
+      pmPath(ns),
+      migration(ns, 'move-remade', {
+        podName: 'remade-0',
+        sourceNode: source.spec!.nodeName!,
+        targetNode: otherNode(source.spec!.nodeName!),
+        readyTimeoutSeconds: 60,
+      }),
+    );
+    await eventually(
+      'eviction asked for',
+      async () => ((await getMigration(ns, 'move-remade')).status?.sourcePod?.evictionRequestedAt ? true : undefined),
+      30_000,
+    );
+    await k8s.delete(`/apis/apps/v1/namespaces/${ns}/statefulsets/remade`, {
+      apiVersion: 'v1',
+      kind: 'DeleteOptions',
+      propagationPolicy: 'Orphan',
+    });
+    await eventually('StatefulSet gone', async () =>
+      (await k8s.get(`/apis/apps/v1/namespaces/${ns}/statefulsets/remade`).catch(() => undefined)) ? undefined : true,
+    );
+    await k8s.create(`/apis/apps/v1/namespaces/${ns}/statefulsets`, set('remade'));
+    const pm = await waitForPhase(ns, 'move-remade', ['Completed', 'Failed'], 120_000);
+    expect([pm.status!.phase, pm.status!.reason]).toEqual(['Failed', 'ReplacementNotSteered']);
+    const rb = await eventually(
+      'RolledBack',
+      async () => (await getMigration(ns, 'move-remade')).status?.conditions?.find((c) => c.type === 'RolledBack'),
+      60_000,
+    );
+    expect(rb).toMatchObject({ status: 'False', reason: 'OwnerRecreatedPod' });
+    expect(rb.message).toMatch(/source pod remade-0 was evicted; StatefulSet remade recreated it, not steered: remade-0 on node-\d/);
+  });
+
   it('ignores a cancellation once the source is asked to go: the owner recreates it, and the migration says where', async () => {
     await statefulSet('steady');
     const source = (await getPod(ns, 'steady-0'))!;
@@ -612,6 +708,16 @@ describe('steers only the replacement of its own source', () => {
 });
 
 describe('the webhook hurts nothing', () => {
+  it('puts its CA bundle back before arming, should a re-applied configuration have dropped it', async () => {
+    const c = await k8s.get<{ webhooks: { clientConfig: { caBundle?: string } }[] }>(CONFIG);
+    delete c.webhooks[0].clientConfig.caBundle;
+    await k8s.replace(CONFIG, c);
+    await statefulSet('rebundled');
+    const source = (await getPod(ns, 'rebundled-0'))!;
+    const pm = await move('move-rebundled', source);
+    expect([pm.status!.phase, pm.status!.targetPod?.name]).toEqual(['Completed', 'rebundled-0']);
+  });
+
   it('answers every malformed request, and keeps running', async () => {
     const ca = Buffer.from((await k8s.get<{ data: Record<string, string> }>(SECRET)).data['ca.crt'], 'base64').toString();
     const bodies = [

@@ -77,6 +77,109 @@ describe('the ReplicaSet removes the source while the copy starts', () => {
   });
 });
 
+describe('a hand-over the ReplicaSet never completes', () => {
+  const pidFile = join(CLUSTER_DIR, 'kube-controller-manager.pid');
+
+  it('ends when a policy refuses to relabel the copy: the copy is removed, the source runs on', async () => {
+    // An admission policy that refuses relabelling pods (as Kyverno or Gatekeeper rules may).
+    const name = `no-relabel-${ns}`;
+    const vap = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies';
+    const binding = '/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings';
+    await k8s.create(vap, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name },
+      spec: {
+        failurePolicy: 'Fail',
+        matchConstraints: { resourceRules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['pods'] }] },
+        validations: [{ expression: 'object.metadata.labels == oldObject.metadata.labels', message: 'pod labels do not change here' }],
+      },
+    });
+    await k8s.create(binding, {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name },
+      spec: {
+        policyName: name,
+        validationActions: ['Deny'],
+        matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } },
+      },
+    });
+    try {
+      const [source] = await deployment('api', 2);
+      const from = source.spec!.nodeName!;
+      const pm = await (async () => {
+        await k8s.create(
+          pmPath(ns),
+          migration(ns, 'move-api', {
+            podName: source.metadata!.name!,
+            sourceNode: from,
+            targetNode: NODES.find((n) => n !== from)!,
+            metricsDelaySeconds: 0,
+          }),
+        );
+        return waitForPhase(ns, 'move-api', ['Failed', 'Completed'], 60_000);
+      })();
+      expect([pm.status!.phase, pm.status!.reason]).toEqual(['Failed', 'TargetPodRejected']);
+      expect(pm.status!.message).toMatch(
+        /refused to give pod .* the labels of ReplicaSet api-[a-z0-9]+ \(pod-template-hash\), so it cannot adopt it/,
+      );
+      expect(await eventually('RolledBack', async () => rolledBack(await getMigration(ns, 'move-api')))).toMatchObject({
+        status: 'True',
+        reason: 'SourcePodRunning',
+      });
+      expect((await podsOfMigration(ns, 'move-api')).filter(live)).toEqual([]);
+      const after = (await getPod(ns, source.metadata!.name!))!;
+      expect([live(after), after.metadata!.annotations?.['controller.kubernetes.io/pod-deletion-cost']]).toEqual([true, undefined]);
+    } finally {
+      await k8s.delete(`${binding}/${name}`).catch(() => undefined);
+      await k8s.delete(`${vap}/${name}`).catch(() => undefined);
+    }
+  });
+
+  it('never calls the source moved when it went before the ReplicaSet adopted the copy', async () => {
+    if (!env.started)
+      throw new Error("this test stops the local control plane's kube-controller-manager: run it on the local control plane");
+    const kcm = Number(readFileSync(pidFile, 'utf8'));
+    const [source] = await deployment('late', 1);
+    const from = source.spec!.nodeName!;
+    process.kill(kcm, 'SIGSTOP');
+    let stopped = true;
+    try {
+      await k8s.create(
+        pmPath(ns),
+        migration(ns, 'move-late', {
+          podName: source.metadata!.name!,
+          sourceNode: from,
+          targetNode: NODES.find((n) => n !== from)!,
+          metricsDelaySeconds: 0,
+        }),
+      );
+      // Labelled, not adopted (the ReplicaSet controller is stopped); then the source goes.
+      await eventually('copy labelled', async () =>
+        (await podsOfMigration(ns, 'move-late')).some((p) => p.metadata?.labels?.['pod-template-hash']) ? true : undefined,
+      );
+      await k8s.delete(paths.pod(ns, source.metadata!.name!));
+      const pm = await waitForPhase(ns, 'move-late', ['Failed', 'Completed'], 60_000);
+      expect([pm.status!.phase, pm.status!.reason]).toEqual(['Failed', 'SourcePodChanged']);
+      expect(pm.status!.message).toMatch(/was removed before ReplicaSet late-[a-z0-9]+ adopted pod/);
+      await eventually(
+        'copy gone',
+        async () => ((await podsOfMigration(ns, 'move-late')).filter(live).length === 0 ? true : undefined),
+        30_000,
+      );
+    } finally {
+      if (stopped) process.kill(kcm, 'SIGCONT');
+      stopped = false;
+    }
+    await eventually(
+      'the ReplicaSet makes up its count',
+      async () => ((await podsOf('late')).filter(ready).length === 1 ? true : undefined),
+      60_000,
+    );
+  });
+});
+
 describe('a ReplicaSet that adopts the copy but keeps the source', () => {
   // The ReplicaSet removes a pod that is not Ready before the one with the lowest deletion
   // cost. The test stops kube-controller-manager while the copy is handed over, marks the

@@ -2,6 +2,7 @@
 // and, with strategy DeleteBeforeCreate, by step 3. A budget (429) or any other refusal
 // (a missing permission, a webhook) is waited out with backoff until the migration's
 // deadline; then the migration is rolled back with a reason that names the refusal.
+import type { V1Pod } from '@kubernetes/client-node';
 import { WAITING_REASONS } from '../api/reasons';
 import type { PodMigrationStatus } from '../api/types';
 import { ApiError, isNotFound } from '../errors';
@@ -41,6 +42,27 @@ export async function evictSource(
     const waited = -remainingMs(stepStartTime(status, stepName, now), 0, now);
     const retryAfterMs = Math.min(Math.max(waited / 2, 1_000), 30_000);
     return { kind: e.code === 429 ? 'blocked' : 'refused', message: e.message, retryAfterMs };
+  }
+}
+
+/**
+ * Evicts `pod` (that exact pod: UID precondition): 'evicted', 'gone', or the refusal's words.
+ * For a pod this migration made, not for the source (no intent is recorded).
+ */
+export async function evictPod(client: KubeClient, namespace: string, pod: V1Pod): Promise<'evicted' | 'gone' | string> {
+  try {
+    await client.create(paths.eviction(namespace, pod.metadata!.name!), {
+      apiVersion: 'policy/v1',
+      kind: 'Eviction',
+      metadata: { name: pod.metadata!.name, namespace },
+      deleteOptions: { preconditions: { uid: pod.metadata!.uid } },
+    });
+    return 'evicted';
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+    if (isNotFound(e) || (e.code === 409 && /precondition/i.test(e.message))) return 'gone';
+    if (e.code >= 500) throw e;
+    return e.message;
   }
 }
 

@@ -66,7 +66,11 @@ export class Controller {
       log: o.log,
       transform: trimMigration,
       // A record not started yet waits behind work on migrations in flight.
-      onChange: (obj) => this.queue.add(`${obj.metadata.namespace}/${obj.metadata.name}`, notStarted(obj) ? 'later' : 'first'),
+      onChange: (obj) => {
+        const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
+        if (!obj.metadata.deletionTimestamp && this.reconciler.ownWrite(key, obj.metadata.resourceVersion)) return;
+        this.queue.add(key, notStarted(obj) ? 'later' : 'first');
+      },
     });
     this.targetPods = new Informer({
       client,

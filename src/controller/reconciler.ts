@@ -52,6 +52,9 @@ export interface ReconcilerOptions {
   clock?: () => Date;
 }
 
+/** How soon a reconcile whose cache lags behind this operator's own write looks again. */
+const CACHE_BEHIND_RETRY_MS = 200;
+
 /** How often a migration waiting for a slot looks again, should no slot's release wake it. */
 const SLOT_RECHECK_MS = 30_000;
 
@@ -76,7 +79,9 @@ export class Reconciler {
       this.o.inFlight.release(key, true);
       return undefined; // gone: its finalizer already did the cleanup
     }
-    if (this.writer.cacheBehind(key, pm.metadata.resourceVersion)) return undefined;
+    // Working from a status this operator has already replaced would only meet a conflict:
+    // looked at again in a moment, once the cache shows the newest write.
+    if (this.writer.cacheBehind(key, pm.metadata.resourceVersion)) return CACHE_BEHIND_RETRY_MS;
     if (pm.metadata.deletionTimestamp) {
       this.o.inFlight.release(key, true);
       return this.finalize(pm);
@@ -171,7 +176,19 @@ export class Reconciler {
       await this.writer.finalizer({ ...pm, metadata: { ...pm.metadata, resourceVersion, finalizers } }, false);
     }
     if (isTerminal(status.phase)) this.o.inFlight.release(key, !isTerminal(before.phase));
+    // Ended just now with something to undo: the rollback runs next (this operator's own
+    // writes do not ask for a reconcile, see ownWrite).
+    if (isTerminal(status.phase) && !isTerminal(before.phase) && held && !releaseFinalizer) return 0;
     return requeueAfterMs;
+  }
+
+  /**
+   * Whether a change to a record is this operator's own status or finalizer write. It asks
+   * for no reconcile: the reconcile that wrote it has already said when to look again, and
+   * acting on it at once would turn every wait with backoff (a blocked eviction) into a loop.
+   */
+  ownWrite(key: string, resourceVersion: string | undefined): boolean {
+    return this.writer.isOwn(key, resourceVersion);
   }
 
   /** Whether a Pending migration may start now; if not, its status says which limit holds it. */

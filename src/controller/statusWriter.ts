@@ -27,6 +27,11 @@ export class StatusWriter {
     return false;
   }
 
+  /** Whether this is one of this operator's own recent writes to the record. */
+  isOwn(key: string, resourceVersion: string | undefined): boolean {
+    return !!resourceVersion && (this.written.get(key) ?? []).includes(resourceVersion);
+  }
+
   forget(key: string): void {
     this.written.delete(key);
   }

@@ -48,18 +48,24 @@ export function evictionWouldFailJob(job: V1Job, pod: V1Pod): string | undefined
     }
     break; // Count: the eviction counts against the budget, as below
   }
+  // Counted: the eviction, and the removal of its replacement should the move fail (a
+  // replacement pinned to a node that cannot take it is evicted so that the Job makes it anew).
   const perIndex = job.spec?.backoffLimitPerIndex;
   if (perIndex !== undefined && perIndex !== null) {
     const failed = Number(pod.metadata?.annotations?.[JOB_INDEX_FAILURE_COUNT] ?? 0);
-    if (failed + 1 > perIndex) {
-      return `evicting it would be failure ${failed + 1} of index ${pod.metadata?.annotations?.[JOB_COMPLETION_INDEX]} of Job ${name}, whose backoffLimitPerIndex is ${perIndex}`;
+    if (failed + 2 > perIndex) {
+      const index = pod.metadata?.annotations?.[JOB_COMPLETION_INDEX];
+      return `evicting it (and its replacement, should the move fail) would be failures ${failed + 1} and ${failed + 2} of index ${index} of Job ${name}, whose backoffLimitPerIndex is ${perIndex}`;
     }
     return undefined;
   }
   const limit = job.spec?.backoffLimit ?? 6;
   const failed = job.status?.failed ?? 0;
-  if (failed + 1 > limit) {
-    return `evicting it would be failure ${failed + 1} of Job ${name}, whose backoffLimit is ${limit}; a pod failure policy that ignores the DisruptionTarget condition would let it move`;
+  if (failed + 2 > limit) {
+    return (
+      `evicting it (and its replacement, should the move fail) would be failures ${failed + 1} and ${failed + 2} of Job ${name}, whose backoffLimit is ${limit}; ` +
+      `a pod failure policy that ignores the DisruptionTarget condition would let it move`
+    );
   }
   return undefined;
 }

@@ -12,15 +12,15 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STEER_PROBE, type PodMigration, withDefaults } from '../api/types';
 import { claimSourcePod, releaseClaim } from '../actions/claim';
-import { evictOnce } from '../actions/evict';
+import { evictOnce, evictPod } from '../actions/evict';
 import { neverPreempting } from '../actions/priority';
-import { ApiError, MigrationFailure, ignoreNotFound, isRefusal } from '../errors';
+import { ApiError, MigrationFailure, isRefusal } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
 import { markedBy } from '../migration/marks';
 import { restorablePod } from '../migration/optimizedPod';
 import { describeReplacement, isReplacement } from '../migration/owners';
-import { describePod, targetPodState } from '../migration/podState';
+import { describePod, isPodReady, targetPodState } from '../migration/podState';
 import { canRollBack, remainingMs, stepStartTime } from '../migration/status';
 import type { Mode } from './mode';
 import { retireByEviction } from './shared';
@@ -196,7 +196,10 @@ function replacementsIn(
     (p) =>
       p.metadata?.uid !== ref.uid &&
       !p.metadata?.deletionTimestamp &&
-      (p.metadata?.ownerReferences ?? []).some((o) => o.controller && o.uid === s.owner.uid) &&
+      // The owner, or one of its kind and name made anew (deleted with its pods orphaned, applied again).
+      (p.metadata?.ownerReferences ?? []).some(
+        (o) => o.controller && (o.uid === s.owner.uid || (o.kind === s.owner.kind && o.name === s.owner.name)),
+      ) &&
       isReplacement(p, s.replacement) &&
       // "its next pod": only one made since the eviction was asked for
       ('onlyNewPod' in s.replacement ? Date.parse(String(p.metadata?.creationTimestamp ?? 0)) >= since : true),
@@ -213,37 +216,39 @@ function waitForReady({ migration, status, now }: StepContext, message: string, 
 
 /**
  * Disarms the webhook, then: a source that still runs is released; a steered replacement
- * that never ran (pinned to a node the scheduler refused) is removed, so that the owner
- * recreates it unpinned; one that ran is the owner's pod, and is kept. Says where the
- * owner's pod is now.
+ * that is not Ready (pinned to a node the scheduler refused, or running there but never
+ * Ready) is removed through the Eviction API, as the source was, so that the owner recreates
+ * it unpinned and a Job's pod failure policy sees a disruption, not a failure; one that is
+ * Ready is the owner's pod, and is kept. Says where the owner's pod is now.
  */
 async function undo(ctx: UndoContext): Promise<UndoResult> {
   const { migration, status, client, log, ref, source, sourceRuns, pods } = ctx;
   const { namespace } = migration.metadata;
   const s = status.steer;
   await ctx.env.arming?.disarm(keyOf(migration));
-  const pinned = pods.filter((p) => !p.spec?.nodeName);
-  for (const p of pinned) {
+  const target = migration.spec.targetNode;
+  const unready = pods.filter((p) => !isPodReady(p));
+  for (const p of unready) {
     if (p.metadata?.deletionTimestamp) continue;
-    await ignoreNotFound(
-      client.delete(paths.pod(namespace, p.metadata!.name!), {
-        apiVersion: 'v1',
-        kind: 'DeleteOptions',
-        preconditions: { uid: p.metadata!.uid },
-      }),
-    );
-    log.info({ pod: p.metadata!.name }, 'removed the pinned replacement, which never ran');
+    const r = await evictPod(client, namespace, p);
+    if (r === 'gone') continue;
+    if (r !== 'evicted') {
+      log.warn({ pod: p.metadata!.name, refusal: r }, 'could not remove the pinned replacement');
+      const message = `kept ${p.metadata!.name} on ${p.spec?.nodeName ?? 'no node'} (${describePod(p)}), pinned to ${target}: its eviction was refused (${r}); delete it so that ${s ? `${s.owner.kind} ${s.owner.name}` : 'its owner'} recreates it unpinned`;
+      ctx.record('Warning', 'TargetPodKept', message);
+      return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };
+    }
+    const how = p.spec?.nodeName ? 'which never became Ready' : 'which never ran';
+    log.info({ pod: p.metadata!.name }, `removed the pinned replacement, ${how}`);
     ctx.record(
       'Normal',
       'PinnedReplacementRemoved',
-      `removed pod ${p.metadata!.name}, pinned to ${migration.spec.targetNode}, which never ran, so that its owner recreates it unpinned`,
+      `removed pod ${p.metadata!.name}, pinned to ${target}, ${how}, so that its owner recreates it unpinned`,
     );
     if (s) s.unpinned = [...new Set([...(s.unpinned ?? []), p.metadata!.name!])];
   }
-  if (pinned.length) return { done: false, retryAfterMs: 1_000 }; // until they are gone
-  const unpinned = s?.unpinned?.length
-    ? `removed pod ${s.unpinned.join(', ')}, pinned to ${migration.spec.targetNode}, which never ran; `
-    : '';
+  if (unready.length) return { done: false, retryAfterMs: 1_000 }; // until they are gone
+  const unpinned = s?.unpinned?.length ? `removed pod ${s.unpinned.join(', ')}, pinned to ${target}, which was not Ready; ` : '';
   if (sourceRuns) {
     await releaseClaim(client, migration, source!);
     return {
@@ -256,10 +261,13 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
     };
   }
   const ownerName = s ? `${s.owner.kind} ${s.owner.name}` : 'its owner';
-  const ran = pods.filter((p) => p.spec?.nodeName);
-  if (ran.length) {
-    const kept = ran.map((p) => `${p.metadata!.name} on ${p.spec!.nodeName} (${describePod(p)})`).join(', ');
-    const message = `kept ${kept}: it is ${ownerName}'s pod, steered there after source pod ${ref.name} was evicted`;
+  const gone = ref.evictionRequestedAt
+    ? `source pod ${ref.name} was evicted`
+    : `source pod ${ref.name} was deleted by someone other than this migration`;
+  const kept = pods.filter((p) => isPodReady(p));
+  if (kept.length) {
+    const where = kept.map((p) => `${p.metadata!.name} on ${p.spec!.nodeName} (${describePod(p)})`).join(', ');
+    const message = `kept ${where}: it is ${ownerName}'s pod, steered there after ${gone}`;
     ctx.record('Warning', 'TargetPodKept', message);
     return { done: true, outcome: { ok: false, reason: 'TargetPodKept', message } };
   }
@@ -272,20 +280,12 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
     const where = now.map((p) => `${p.metadata!.name} on ${p.spec?.nodeName ?? 'no node yet'} (${describePod(p)})`).join(', ');
     return {
       done: true,
-      outcome: {
-        ok: false,
-        reason: 'OwnerRecreatedPod',
-        message: `${unpinned}source pod ${ref.name} was evicted; ${ownerName} recreated it, not steered: ${where}`,
-      },
+      outcome: { ok: false, reason: 'OwnerRecreatedPod', message: `${unpinned}${gone}; ${ownerName} recreated it, not steered: ${where}` },
     };
   }
   if (s && endedMs < RECREATE_GRACE_MS) return { done: false, retryAfterMs: 2_000 };
   return {
     done: true,
-    outcome: {
-      ok: false,
-      reason: 'NoPodLeft',
-      message: `${unpinned}source pod ${ref.name} was evicted and ${ownerName} has not recreated it (yet)`,
-    },
+    outcome: { ok: false, reason: 'NoPodLeft', message: `${unpinned}${gone} and ${ownerName} has not recreated it (yet)` },
   };
 }

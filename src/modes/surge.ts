@@ -9,7 +9,7 @@ import type { V1Pod, V1ReplicaSet } from '@kubernetes/client-node';
 import { ANNOTATION_DELETION_COST } from '../api/types';
 import { releaseClaim } from '../actions/claim';
 import { evictSource } from '../actions/evict';
-import { MigrationFailure, ignoreNotFound } from '../errors';
+import { MigrationFailure, ignoreNotFound, isRefusal } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
 import { describePod } from '../migration/podState';
@@ -32,7 +32,11 @@ export const surge: Mode = {
   },
   async retire(ctx) {
     const before = await beforeRetire(ctx, false);
-    if ('outcome' in before) return before.outcome;
+    if ('outcome' in before) {
+      // The source is gone after the hand-over began: moved only if the ReplicaSet took the copy.
+      if (before.outcome.done) await adopted(ctx);
+      return before.outcome;
+    }
     return handOver(ctx, before.source, before.target);
   },
   undo,
@@ -52,6 +56,24 @@ async function sourceStillThere({ migration, status, client }: StepContext): Pro
   throw new MigrationFailure(
     'SourcePodChanged',
     `source pod ${ref.name} ${how}: removed before the copy was handed over, by ReplicaSet ${status.surge!.replicaSet.name} (a scale-down, a rollout, a deletion) or by someone else`,
+  );
+}
+
+/**
+ * Throws unless the copy is the ReplicaSet's: a source removed (a scale-down, a deletion)
+ * before the ReplicaSet adopted the copy leaves a copy no one owns, which the rollback removes.
+ */
+async function adopted({ migration, status, client }: StepContext): Promise<void> {
+  const { replicaSet } = status.surge!;
+  const copy = await ignoreNotFound(client.get<V1Pod>(paths.pod(migration.metadata.namespace, status.targetPod!.name)));
+  if (
+    copy?.metadata?.uid === status.targetPod!.uid &&
+    (copy.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === replicaSet.uid)
+  )
+    return;
+  throw new MigrationFailure(
+    'SourcePodChanged',
+    `source pod ${status.sourcePod!.name} was removed before ReplicaSet ${replicaSet.name} adopted pod ${status.targetPod!.name} (by the ReplicaSet: a scale-down or a rollout; or by someone else)`,
   );
 }
 
@@ -120,7 +142,16 @@ async function handOver(ctx: StepContext, source: V1Pod, copy: V1Pod): Promise<S
   }
   const labels = copy.metadata?.labels ?? {};
   if (Object.entries(withheldLabels).some(([k, v]) => labels[k] !== v)) {
-    await client.mergePatch(paths.pod(namespace, copy.metadata!.name!), { metadata: { labels: withheldLabels } });
+    try {
+      await client.mergePatch(paths.pod(namespace, copy.metadata!.name!), { metadata: { labels: withheldLabels } });
+    } catch (e) {
+      // A policy that does not let pods be relabelled: the ReplicaSet could never adopt the copy.
+      if (!isRefusal(e)) throw e;
+      throw new MigrationFailure(
+        'TargetPodRejected',
+        `the API server refused to give pod ${copy.metadata!.name} the labels of ReplicaSet ${replicaSet.name} (${Object.keys(withheldLabels).join(', ')}), so it cannot adopt it: ${(e as Error).message}`,
+      );
+    }
     return {
       done: false,
       requeueAfterMs: 1_000,

@@ -63,9 +63,11 @@ export const captureState: Step = async ({ migration, status, client, env, hold,
   const node = await checkTargetNode(client, migration);
   // Where the pod is down from its eviction until it runs on the target, a target the
   // scheduler would certainly refuse is refused now, before anything is touched.
-  if (deleteFirst) await checkDevices(client, pod, node, kept);
+  // (The reason a refusal gives is the contract's: TargetLacksDevice for DeleteBeforeCreate.)
+  if (deleteFirst || mode.mode === 'Steer')
+    await checkDevices(client, pod, node, kept, deleteFirst ? 'TargetLacksDevice' : 'TargetPodUnschedulable');
   if (mode.mode === 'Steer' || deleteFirst) await checkPlacement(client, pod, node);
-  const claims = await checkClaims(client, pod, node, kept, deleteFirst);
+  const claims = await checkClaims(client, pod, node, kept, deleteFirst || mode.mode === 'Steer');
   // Last, so that a refusal leaves the pod as it was (and the record without a finalizer).
   await hold();
   fresh.source = await claimSourcePod(client, migration, pod);
@@ -213,10 +215,16 @@ async function checkClaims(
 }
 
 /**
- * DeleteBeforeCreate only (the pod is down first): a target whose allocatable has none of a
+ * Where the pod is down first (DeleteBeforeCreate, Steer): a target whose allocatable has none of a
  * requested extended resource, or that no ResourceSlice offers a requested DeviceClass on.
  */
-async function checkDevices(client: KubeClient, pod: V1Pod, node: V1Node, kept: readonly ContainerRecord[]): Promise<void> {
+async function checkDevices(
+  client: KubeClient,
+  pod: V1Pod,
+  node: V1Node,
+  kept: readonly ContainerRecord[],
+  reason: 'TargetLacksDevice' | 'TargetPodUnschedulable',
+): Promise<void> {
   const name = node.metadata!.name!;
   const allocatable = node.status?.allocatable ?? {};
   const missing = [...allRequests(pod.spec!).entries()]
@@ -224,13 +232,13 @@ async function checkDevices(client: KubeClient, pod: V1Pod, node: V1Node, kept: 
     .map(([r]) => r);
   if (missing.length)
     throw new MigrationFailure(
-      'TargetLacksDevice',
+      reason,
       `node ${name} has no ${missing.join(', ')} (status.allocatable) for pod ${pod.metadata!.name}; nothing was touched`,
     );
   for (const deviceClass of await templateDeviceClasses(client, pod, claimsUsedBy(pod, kept))) {
     if (await classAbsentOn(client, deviceClass, node)) {
       throw new MigrationFailure(
-        'TargetLacksDevice',
+        reason,
         `no ResourceSlice offers node ${name} a device of class ${deviceClass}, which pod ${pod.metadata!.name} claims; nothing was touched`,
       );
     }

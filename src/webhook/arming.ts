@@ -46,7 +46,16 @@ export class WebhookArming implements Arming {
     await this.sync();
   }
 
+  /**
+   * Set by the webhook server that manages its own certificate: puts its CA bundle back into
+   * the configuration if something took it out (a re-applied manifest), before arming.
+   */
+  ensureServing?: () => Promise<unknown>;
+
   async arm(migration: string, ownerUid: string): Promise<void> {
+    await this.ensureServing?.().catch((e: unknown) =>
+      this.o.log.warn({ err: String(e) }, 'could not check the webhook CA bundle before arming'),
+    );
     this.armed.set(migration, ownerUid);
     await this.sync();
   }

@@ -93,3 +93,47 @@ it('admits unchanged when looking the migrations up fails', async () => {
     response: { uid: 'u', allowed: true },
   });
 });
+
+it('never puts what it is sent into a request path: a namespace that is not a name is no namespace', async () => {
+  const asked: string[] = [];
+  const spy = { cached: () => [], live: async (ns: string) => (asked.push(ns), []) };
+  const owned = (namespace: string) => ({
+    request: {
+      uid: 'u',
+      operation: 'CREATE',
+      namespace,
+      object: { metadata: { name: 'a', ownerReferences: [{ uid: 'o', controller: true }] }, spec: { containers: [] } },
+    },
+  });
+  for (const ns of ['../../../api/v1/namespaces/kube-system/secrets?x=', 'a/b', 'UPPER', '']) await review(spy, log, owned(ns));
+  expect(asked).toEqual([]);
+  await review(spy, log, owned('team-ml'));
+  expect(asked).toEqual(['team-ml']);
+});
+
+it("steers a one-pod Job's next pod only while the Job still runs one pod at a time", async () => {
+  const owner = { apiVersion: 'batch/v1', kind: 'Job', name: 'train', uid: 'job-uid', controller: true };
+  const m = {
+    metadata: { name: 'move-train', namespace: 'ns', uid: 'pm-uid' },
+    spec: { podName: 'train-a', sourceNode: 'node-1', targetNode: 'node-2' },
+    status: {
+      phase: 'CreatingTargetPod',
+      mode: 'Steer',
+      steer: { owner, replacement: { onlyNewPod: true }, armedAt: '2026-01-01T00:00:00Z' },
+      sourcePod: { name: 'train-a', uid: 'old', node: 'node-1' },
+    },
+  } as unknown as PodMigration;
+  const request = {
+    request: {
+      uid: 'u',
+      operation: 'CREATE',
+      namespace: 'ns',
+      object: { metadata: { generateName: 'train-', ownerReferences: [owner] }, spec: { containers: [] } },
+    },
+  };
+  const withParallelism = (n: number) => ({ cached: () => [m], live: async () => [m], jobParallelism: async () => n });
+  const patched = async (n: number) =>
+    ((await review(withParallelism(n), log, request)) as { response: { patch?: string } }).response.patch !== undefined;
+  expect(await patched(1)).toBe(true);
+  expect(await patched(2)).toBe(false);
+});

@@ -21,6 +21,8 @@ const LOOKUP_TIMEOUT_MS = 1_500;
 export interface MigrationSource {
   cached(namespace: string): readonly PodMigration[];
   live(namespace: string): Promise<readonly PodMigration[]>;
+  /** How many pods a Job runs at once now (a Job's next pod is its replacement only while that is 1). */
+  jobParallelism?(namespace: string, name: string): Promise<number | undefined>;
 }
 
 export interface WebhookOptions {
@@ -35,6 +37,8 @@ export interface WebhookOptions {
   serviceName: string;
 }
 
+/** A namespace's name; anything else is no namespace (and never goes into a request path). */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 
 /**
@@ -59,8 +63,8 @@ export async function review(source: MigrationSource, log: Logger, body: unknown
   try {
     const pod = req?.object;
     const namespace = req?.namespace;
-    if (req?.operation !== 'CREATE' || typeof namespace !== 'string' || !isObject(pod) || !isObject(pod.metadata) || !isObject(pod.spec))
-      return allowed();
+    const named = typeof namespace === 'string' && DNS_LABEL.test(namespace);
+    if (req?.operation !== 'CREATE' || !named || !isObject(pod) || !isObject(pod.metadata) || !isObject(pod.spec)) return allowed();
     const owners = pod.metadata.ownerReferences;
     if (!Array.isArray(owners) || !Array.isArray(pod.spec.containers)) return allowed();
     const owner = owners.find((r) => isObject(r) && r.controller === true) as { uid?: unknown } | undefined;
@@ -75,6 +79,18 @@ export async function review(source: MigrationSource, log: Logger, body: unknown
       return allowed();
     }
     const [m] = found;
+    const s = m.status!.steer!;
+    if ('onlyNewPod' in s.replacement && s.owner.kind === 'Job' && source.jobParallelism) {
+      // A Job scaled up since step 1 makes pods that are no one's replacement.
+      const parallelism = await source.jobParallelism(namespace, s.owner.name);
+      if (parallelism === undefined || parallelism > 1) {
+        log.warn(
+          { migration: `${namespace}/${m.metadata.name}`, parallelism },
+          'the Job now runs several pods at once: its next pod is not certainly the replacement; admitting it unchanged',
+        );
+        return allowed();
+      }
+    }
     const name = (pod.metadata.name ?? pod.metadata.generateName) as string | undefined;
     log.info(
       { migration: `${namespace}/${m.metadata.name}`, pod: name, targetNode: m.spec.targetNode, dryRun: req.dryRun === true },
@@ -87,6 +103,15 @@ export async function review(source: MigrationSource, log: Logger, body: unknown
   }
 }
 
+/** A Job's parallelism as the API server holds it now. */
+export function jobParallelism(client: KubeClient): NonNullable<MigrationSource['jobParallelism']> {
+  return async (namespace, name) => {
+    const path = `/apis/batch/v1/namespaces/${namespace}/jobs/${encodeURIComponent(name)}`;
+    const job = await client.request<{ spec?: { parallelism?: number } }>('GET', path, { timeoutMs: LOOKUP_TIMEOUT_MS });
+    return job.spec?.parallelism ?? 1;
+  };
+}
+
 /** The migrations of a namespace as the API server holds them now (a cache miss). */
 export function liveMigrations(client: KubeClient): MigrationSource['live'] {
   return async (namespace) =>
@@ -94,12 +119,15 @@ export function liveMigrations(client: KubeClient): MigrationSource['live'] {
 }
 
 /** Starts the HTTPS server; its certificate is managed (or read from certDir) and reloaded. */
-export async function serveWebhook(o: WebhookOptions): Promise<{ server: Server; port: number; stop: () => void }> {
+export async function serveWebhook(
+  o: WebhookOptions,
+): Promise<{ server: Server; port: number; stop: () => void; ensureCA: () => Promise<unknown> }> {
   // With cert-manager, a mounted Secret read again on change; otherwise the operator's own,
   // renewed by the CertManager, which hands each new one over.
   let source: string | KeyPair = o.certDir ?? { cert: '', key: '' };
   const serving: { server?: Server } = {};
   let stop = () => undefined as void;
+  let ensureCA: () => Promise<unknown> = async () => undefined;
   if (!o.certDir) {
     const dnsNames = [`${o.serviceName}.${o.namespace}.svc`, `${o.serviceName}.${o.namespace}.svc.cluster.local`, 'localhost', '127.0.0.1'];
     const onCert = (c: KeyPair) => {
@@ -117,6 +145,7 @@ export async function serveWebhook(o: WebhookOptions): Promise<{ server: Server;
     });
     await certs.start();
     stop = () => certs.stop();
+    ensureCA = () => certs.sync();
   }
   const server = httpsServer(source, o.log, (req, res) => {
     const reply = (status: number, body: object) => res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
@@ -149,5 +178,5 @@ export async function serveWebhook(o: WebhookOptions): Promise<{ server: Server;
     server.once('error', reject);
     server.listen(port, host, resolve);
   });
-  return { server, port: (server.address() as AddressInfo).port, stop: () => (stop(), server.close()) };
+  return { server, port: (server.address() as AddressInfo).port, stop: () => (stop(), server.close()), ensureCA };
 }
