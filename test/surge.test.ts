@@ -106,6 +106,19 @@ describe('a hand-over the ReplicaSet never completes', () => {
       },
     });
     try {
+      // In force once the API server refuses a relabel (policies take a moment to load).
+      await k8s.create(paths.pods(ns), {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'probe-relabel', labels: { a: '1' } },
+        spec: { containers: [{ name: 'c', image: 'c' }] },
+      });
+      await eventually('the policy in force', async () =>
+        k8s.mergePatch(paths.pod(ns, 'probe-relabel'), { metadata: { labels: { a: String(Date.now()) } } }).then(
+          () => undefined,
+          () => true,
+        ),
+      );
       const [source] = await deployment('api', 2);
       const from = source.spec!.nodeName!;
       const pm = await (async () => {
@@ -134,6 +147,13 @@ describe('a hand-over the ReplicaSet never completes', () => {
     } finally {
       await k8s.delete(`${binding}/${name}`).catch(() => undefined);
       await k8s.delete(`${vap}/${name}`).catch(() => undefined);
+      // No longer in force once a relabel passes again.
+      await eventually('the policy gone', async () =>
+        k8s.mergePatch(paths.pod(ns, 'probe-relabel'), { metadata: { labels: { a: String(Date.now()) } } }).then(
+          () => true,
+          () => undefined,
+        ),
+      );
     }
   });
 
@@ -210,6 +230,13 @@ describe('a ReplicaSet that adopts the copy but keeps the source', () => {
     process.kill(kcm, 'SIGSTOP');
     let stopped = true;
     try {
+      // Not Ready from now on; the stopped controllers do not see it until they resume, by
+      // when the copy has been handed over (the ReplicaSet's status still says 2 Ready).
+      const o = (await getPod(ns, other.metadata!.name!))!;
+      await k8s.replace(`${paths.pod(ns, o.metadata!.name!)}/status`, {
+        ...o,
+        status: { ...o.status, conditions: o.status!.conditions!.map((c) => (c.type === 'Ready' ? { ...c, status: 'False' } : c)) },
+      });
       await k8s.create(
         pmPath(ns),
         migration(ns, 'move-keeper', {
@@ -223,11 +250,6 @@ describe('a ReplicaSet that adopts the copy but keeps the source', () => {
       const copy = await eventually('copy given the ReplicaSet labels', async () =>
         (await podsOfMigration(ns, 'move-keeper')).find((p) => p.metadata?.labels?.['pod-template-hash']),
       );
-      const o = (await getPod(ns, other.metadata!.name!))!;
-      await k8s.replace(`${paths.pod(ns, o.metadata!.name!)}/status`, {
-        ...o,
-        status: { ...o.status, conditions: o.status!.conditions!.map((c) => (c.type === 'Ready' ? { ...c, status: 'False' } : c)) },
-      });
       process.kill(kcm, 'SIGCONT');
       stopped = false;
       await eventually(

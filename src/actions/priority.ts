@@ -16,6 +16,14 @@ const LABEL_MANAGED = `${GROUP}/never-preempts`;
 
 export const nonPreemptingClassName = (value: number) => `podmigration-never-preempts-${value < 0 ? `minus-${-value}` : value}`;
 
+/**
+ * The Priority admission plugin reads PriorityClasses from a cache of its own: a class made
+ * a moment ago may not be in it yet, and a pod that names it is refused. That passes by
+ * itself: the pod is asked for again.
+ */
+export const classNotSeenYet = (e: unknown): boolean =>
+  e instanceof ApiError && e.code === 403 && /no PriorityClass with name podmigration-never-preempts-/.test(e.message);
+
 /** Why a pod of this spec could not be given a class that never preempts, or undefined. */
 export function preemptionUnavoidable(spec: V1PodSpec): string | undefined {
   if (spec.preemptionPolicy === 'Never') return undefined;

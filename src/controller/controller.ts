@@ -68,7 +68,7 @@ export class Controller {
       // A record not started yet waits behind work on migrations in flight.
       onChange: (obj) => {
         const key = `${obj.metadata.namespace}/${obj.metadata.name}`;
-        if (!obj.metadata.deletionTimestamp && this.reconciler.ownWrite(key, obj.metadata.resourceVersion)) return;
+        if (!obj.metadata.deletionTimestamp && this.reconciler.ownWrite(key, obj)) return;
         this.queue.add(key, notStarted(obj) ? 'later' : 'first');
       },
     });

@@ -187,8 +187,8 @@ export class Reconciler {
    * for no reconcile: the reconcile that wrote it has already said when to look again, and
    * acting on it at once would turn every wait with backoff (a blocked eviction) into a loop.
    */
-  ownWrite(key: string, resourceVersion: string | undefined): boolean {
-    return this.writer.isOwn(key, resourceVersion);
+  ownWrite(key: string, pm: PodMigration): boolean {
+    return this.writer.isOwn(key, pm);
   }
 
   /** Whether a Pending migration may start now; if not, its status says which limit holds it. */

@@ -5,7 +5,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_MIGRATION_UID, type PodMigrationStatus, withDefaults } from '../api/types';
 import { claimSourcePod, releaseClaim } from '../actions/claim';
 import { evictOnce } from '../actions/evict';
-import { neverPreempting } from '../actions/priority';
+import { classNotSeenYet, neverPreempting } from '../actions/priority';
 import { ApiError, MigrationFailure, ignoreNotFound, isAlreadyExists, isRefusal } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
@@ -57,6 +57,7 @@ export async function createCopy({ migration, status, client, fresh }: StepConte
     return await client.create<V1Pod>(paths.pods(namespace), body);
   } catch (e) {
     if (isAlreadyExists(e)) return ours(await client.get<V1Pod>(paths.pod(namespace, podName)), uid);
+    if (classNotSeenYet(e)) throw new Error(`the API server does not know the copy's PriorityClass yet: ${(e as Error).message}`);
     if (e instanceof ApiError && e.code === 403 && /exceeded quota/.test(e.message)) {
       throw new MigrationFailure('QuotaExceeded', `a ResourceQuota refused pod ${podName}: ${e.message}`);
     }

@@ -13,7 +13,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STEER_PROBE, type PodMigration, withDefaults } from '../api/types';
 import { claimSourcePod, releaseClaim } from '../actions/claim';
 import { evictOnce, evictPod } from '../actions/evict';
-import { neverPreempting } from '../actions/priority';
+import { classNotSeenYet, neverPreempting } from '../actions/priority';
 import { ApiError, MigrationFailure, isRefusal } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
@@ -159,6 +159,8 @@ async function armWebhook(ctx: StepContext, source: V1Pod): Promise<StepOutcome 
       );
       return undefined;
     }
+    if (classNotSeenYet(e))
+      return { done: false, requeueAfterMs: 500, message: `waiting for the API server to know PriorityClass ${steer.priorityClassName}` };
     if (isRefusal(e)) {
       throw new MigrationFailure(
         'TargetPodRejected',
