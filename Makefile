@@ -32,8 +32,9 @@ verify: node_modules/.installed ## No cluster: types, ESLint, Prettier, and the 
 	$(NODE) npx prettier --check "src/**/*.ts" "test/**/*.ts" "*.js" "*.mjs"
 	$(NODE) npx jest --selectProjects unit
 
-# make bench ARGS='--n 100 --breakdown': those options alone (ARGS=--help lists them).
-BENCH_ARGS = --n $${BENCH_N:-1,100,1000} --memory $${BENCH_MEMORY:-1000,5000,10000}
+# make bench ARGS='--n 100 --breakdown': those options alone (ARGS=--help lists them). BENCH_N or
+# BENCH_MEMORY set but empty: no runs of that kind.
+BENCH_ARGS = --n "$${BENCH_N-1,100,1000}" --memory "$${BENCH_MEMORY-1000,5000,10000}"
 
 bench: build ## Operator vs a floor client on a local control plane of its own (BENCH_N=1,100,1000; BENCH_MEMORY=1000,5000,10000 stored records; or ARGS='...')
 	$(NODE) npx tsc -p tsconfig.bench.json
