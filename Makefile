@@ -29,11 +29,16 @@ test: node_modules/.installed ## Run every test (unit + integration on a real lo
 verify: node_modules/.installed ## No cluster: types, ESLint, Prettier, and the unit tests (among them the CRD against types.ts, the layers, the README's reasons)
 	$(NODE) npx tsc -p tsconfig.jest.json --noEmit
 	$(NODE) npx eslint .
-	$(NODE) npx prettier --check "src/**/*.ts" "test/**/*.ts" "*.js" "*.mjs" "hack/**/*.mjs"
+	$(NODE) npx prettier --check "src/**/*.ts" "test/**/*.ts" "*.js" "*.mjs"
 	$(NODE) npx jest --selectProjects unit
 
-bench: node_modules/.installed ## Operator vs a floor client on a local control plane of its own (BENCH_N=1,100,1000; BENCH_MEMORY=1000,5000,10000 stored records)
-	$(NODE) node hack/bench.mjs --n $${BENCH_N:-1,100,1000} --memory $${BENCH_MEMORY:-1000,5000,10000}
+# make bench ARGS='--n 100 --breakdown': those options alone (ARGS=--help lists them). BENCH_N or
+# BENCH_MEMORY set but empty: no runs of that kind.
+BENCH_ARGS = --n "$${BENCH_N-1,100,1000}" --memory "$${BENCH_MEMORY-1000,5000,10000}"
+
+bench: build ## Operator vs a floor client on a local control plane of its own (BENCH_N=1,100,1000; BENCH_MEMORY=1000,5000,10000 stored records; or ARGS='...')
+	$(NODE) npx tsc -p tsconfig.bench.json
+	$(NODE) node dist/bench/test/bench/main.js $(or $(ARGS),$(BENCH_ARGS))
 
 test-unit: node_modules/.installed ## Run the unit tests only
 	$(NODE) npx jest --selectProjects unit
