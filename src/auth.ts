@@ -105,3 +105,24 @@ export function delegatedAuth(client: Pick<KubeClient, 'create'>, log: Logger, n
     return text(403, `Authorization denied for user ${user.username}`);
   };
 }
+
+/**
+ * The user the API server takes this client for (a SelfSubjectReview, which every
+ * authenticated user may make), asked until it answers.
+ */
+export async function whoAmI(client: KubeClient, log: Logger): Promise<string> {
+  for (let delay = 500; ; delay = Math.min(delay * 2, 30_000)) {
+    try {
+      const r = await client.create<{ status?: { userInfo?: UserInfo } }>('/apis/authentication.k8s.io/v1/selfsubjectreviews', {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'SelfSubjectReview',
+      });
+      const user = r.status?.userInfo?.username ?? '';
+      log.info({ user }, 'the API server knows this operator as');
+      return user;
+    } catch (e) {
+      log.warn({ err: String(e), retryInMs: delay }, 'could not learn who the API server takes this operator for; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}

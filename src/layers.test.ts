@@ -17,7 +17,7 @@ const LAYERS: string[][] = [
   ['actions'],
   ['modes'],
   ['steps'],
-  ['controller', 'webhook', 'facade'],
+  ['controller', 'drain', 'webhook', 'facade'],
   ['options', 'leaderelection'],
   ['main'],
 ];

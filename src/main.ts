@@ -14,7 +14,10 @@ import { USAGE, UsageError, parseOptions } from './options';
 import { selfIssued } from './tls';
 import { VERSION } from './version';
 import { WebhookArming } from './webhook/arming';
+import { DrainController } from './drain/controller';
+import { EVICTION_WEBHOOK_PATH } from './webhook/eviction';
 import { WEBHOOK_PATH, jobParallelism, liveMigrations, serveWebhook } from './webhook/server';
+import { whoAmI } from './auth';
 
 async function main(): Promise<number> {
   let opts;
@@ -48,6 +51,7 @@ async function main(): Promise<number> {
 
   // The webhook is called only for the owners a Steer migration waits on; the leader arms it.
   const arming = opts.webhook ? new WebhookArming({ client: new KubeClient(kc), configName: opts.webhook.configName, log }) : undefined;
+  const env = { steering: !!opts.webhook, steerOwnerKinds: new Set(opts.steerOwnerKinds), arming };
   const controller = new Controller({
     kubeConfig: kc,
     log,
@@ -55,7 +59,7 @@ async function main(): Promise<number> {
     workers: opts.workers,
     limits: opts.limits,
     instance: hostname(),
-    env: { steering: !!opts.webhook, steerOwnerKinds: new Set(opts.steerOwnerKinds), arming },
+    env,
   });
   const elector = opts.leaderElection
     ? new LeaderElector({
@@ -109,14 +113,18 @@ async function main(): Promise<number> {
     const client = new KubeClient(kc);
     const cache = controller.cachedMigrations;
     void controller.startCaches();
+    // Its own evictions (step 4's) pass the eviction webhook: known by the user the API server sees.
+    let self: string | undefined;
+    void whoAmI(client, log).then((u) => (self = u));
     const { port, ensureCA } = await serveWebhook({
       ...opts.webhook,
       client,
       log,
+      eviction: { env, self: () => self, namespace: opts.namespace },
       migrations: { cached: (ns) => cache.list(ns), live: liveMigrations(client), jobParallelism: jobParallelism(client) },
     });
     if (arming) arming.ensureServing = ensureCA;
-    log.info({ address: opts.webhook.address, port, path: WEBHOOK_PATH }, 'serving the pod admission webhook');
+    log.info({ address: opts.webhook.address, port, paths: [WEBHOOK_PATH, EVICTION_WEBHOOK_PATH] }, 'serving the admission webhooks');
   }
   if (opts.api) {
     // Every replica serves it: it holds no state, and acts with each caller's own rights.
@@ -138,6 +146,15 @@ async function main(): Promise<number> {
       .catch((e: unknown) => log.warn({ err: String(e) }, 'could not set which owners the webhook is armed for'));
   }
   if (!stopping) await controller.start();
+  // NodeDrains, run by the leader beside the migrations they start.
+  if (!stopping)
+    await new DrainController({
+      client: new KubeClient(kc),
+      log,
+      env,
+      migrations: controller.cachedMigrations,
+      namespace: opts.namespace,
+    }).start();
   return -1; // keep running until a signal
 }
 

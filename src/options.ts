@@ -20,7 +20,7 @@ export interface Options {
     /** tls.crt and tls.key (reloaded when they change); a self-issued certificate otherwise. */
     certDir?: string;
   };
-  /** Serve the admission webhook that steers owners' replacement pods (Steer mode). */
+  /** Serve the admission webhooks: the one that steers owners' replacement pods (Steer mode), and the eviction one (drains). */
   webhook?: {
     address: string;
     /** Where the operator runs: the webhook's Secret lives here. */
@@ -29,6 +29,7 @@ export interface Options {
     certDir?: string;
     secretName: string;
     configName: string;
+    evictionConfigName: string;
     serviceName: string;
   };
   /** Owners trusted to recreate an evicted pod (Steer mode), as `group/Kind`. */
@@ -91,16 +92,20 @@ Flags (environment variable in brackets):
   --leader-election-retry-period S
                            lease timing in seconds (default 15, 10, 2)
   --webhook-bind-address HOST:PORT
-                           serve the admission webhook that steers the replacement
-                           pods of StatefulSets, Jobs and other owners (Steer mode) over
-                           HTTPS there; "0" (the default) turns it off, and such pods are
-                           then refused [WEBHOOK_BIND_ADDRESS]
+                           serve the admission webhooks over HTTPS there: the one that
+                           steers the replacement pods of StatefulSets, Jobs and other
+                           owners (Steer mode), and the one that turns evictions of
+                           opted-in pods into migrations (drains); "0" (the default)
+                           turns them off, and such pods are then refused, their
+                           evictions not answered [WEBHOOK_BIND_ADDRESS]
   --webhook-cert-dir DIR   read tls.crt and tls.key from DIR (cert-manager); otherwise
                            the operator issues them itself into the Secret
                            --webhook-secret-name (default podmigration-webhook-cert) in
                            $POD_NAMESPACE (else podmigration-system), and writes the CA
                            into the MutatingWebhookConfiguration --webhook-config-name
-                           (default podmigration-mutating-webhook), for the Service
+                           (default podmigration-mutating-webhook) and the
+                           ValidatingWebhookConfiguration --eviction-webhook-config-name
+                           (default podmigration-eviction-webhook), for the Service
                            --webhook-service-name (default podmigration-webhook-service)
   --steer-owner-kinds LIST owners trusted to recreate an evicted pod, whose pods move in
                            Steer mode, as comma-separated group/Kind (default
@@ -147,6 +152,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         'webhook-cert-dir': { type: 'string' },
         'webhook-secret-name': { type: 'string' },
         'webhook-config-name': { type: 'string' },
+        'eviction-webhook-config-name': { type: 'string' },
         'webhook-service-name': { type: 'string' },
         'log-format': { type: 'string' },
         'steer-owner-kinds': { type: 'string' },
@@ -241,6 +247,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): Options | 
         certDir: values['webhook-cert-dir'],
         secretName: values['webhook-secret-name'] ?? 'podmigration-webhook-cert',
         configName: values['webhook-config-name'] ?? 'podmigration-mutating-webhook',
+        evictionConfigName: values['eviction-webhook-config-name'] ?? 'podmigration-eviction-webhook',
         serviceName: values['webhook-service-name'] ?? 'podmigration-webhook-service',
       }
     : undefined;

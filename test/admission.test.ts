@@ -44,6 +44,13 @@ it.each([
     /spec\.checkpoint\.size: .*positive quantity/,
   ],
   ['a zero checkpoint size', 'zero-size', `${valid}  checkpoint:\n    size: "0"\n`, /spec\.checkpoint\.size: .*positive quantity/],
+  [
+    'avoidSourceNode false beside a target node',
+    'avoid-named',
+    `${valid}  avoidSourceNode: false\n`,
+    /spec\.avoidSourceNode: .*applies only when spec\.targetNode is unset/,
+  ],
+  ['a missing sourceNode', 'no-source', '  podName: p\n', /spec\.sourceNode: Required value/],
   ['an unknown field', 'unknown', `${valid}  targetNodes: node-3\n`, /unknown field "spec\.targetNodes"/],
   [
     'a pod name that is not a DNS name',
@@ -86,7 +93,15 @@ it('fills in the documented defaults', () => {
     strategy: 'CreateBeforeDelete',
     allowPreemption: false,
     dropCrashedContainers: false,
+    avoidSourceNode: true,
   });
+});
+
+it('takes a migration without a target node (kube-scheduler chooses)', () => {
+  expect(kubectl(['apply', '-f', '-'], manifest('anywhere', '  podName: p\n  sourceNode: node-1\n')).code).toBe(0);
+  const spec = JSON.parse(kubectl(['get', 'podmigration', 'anywhere', '-n', ns, '-o', 'json']).stdout).spec;
+  expect(spec.targetNode).toBeUndefined();
+  expect(spec.avoidSourceNode).toBe(true);
 });
 
 it('answers to its short names and explains its fields', () => {

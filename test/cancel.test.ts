@@ -110,7 +110,7 @@ it('a record deleted while the operator was down, with its copy made but not on 
     });
     const copy = buildTargetPod(claimed, {
       name: targetPodName('down', pm.metadata.uid!),
-      targetNode: 'node-2',
+      where: { node: 'node-2' },
       migrationName: name,
       migrationUid: pm.metadata.uid!,
       keep: new Set(['trainer', 'exporter']),

@@ -4,23 +4,21 @@
 // records race for one pod, the StatefulSet scales, the Deployment rolls out, and the
 // operator is SIGKILLed at random moments. The invariants are checked per workload kind at
 // every change the API server makes (list + watch), and once everything has settled.
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { type PodMigration, TERMINAL_PHASES } from '../src/api/types';
 import { paths } from '../src/kube/client';
-import { ROOT } from './cluster/provider';
 import {
   OperatorProcess,
   createNamespace,
   deleteNamespace,
   eventually,
   followPods,
+  freePort,
   getPod,
   k8s,
-  kubectl,
   migration,
   pmPath,
+  registerWebhook,
   sleep,
 } from './helpers';
 
@@ -35,25 +33,11 @@ const MIGRATION_LABEL = 'migration.ai-storage.io/migration';
 let ns: string;
 let operator: OperatorProcess;
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-
 beforeAll(async () => {
   ns = await createNamespace('chaos-owners');
   const port = await freePort();
-  const config = JSON.parse(
-    kubectl(['create', '--dry-run=client', '-o', 'json', '-f', join(ROOT, 'config/webhook/mutating_webhook.yaml')]).stdout,
-  );
-  config.webhooks[0].clientConfig = { url: `https://127.0.0.1:${port}/mutate-v1-pod` };
-  await k8s.delete(CONFIG).catch(() => undefined);
   await k8s.delete(SECRET).catch(() => undefined);
-  await k8s.create('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', config);
+  await registerWebhook('mutating_webhook.yaml', `https://127.0.0.1:${port}/mutate-v1-pod`);
   await k8s
     .create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
       apiVersion: 'apiextensions.k8s.io/v1',

@@ -46,7 +46,7 @@ function template(...set: string[]): Obj[] {
 /**
  * An install's objects by role (kind, namespace and name without the install's prefix), each
  * with the names of the install's objects replaced by their roles wherever they appear
- * (bindings, the webhook's Service, resourceNames; not label values) and without the
+ * (bindings, the webhook's Service, resourceNames, a ServiceAccount's user name; not label values) and without the
  * release's instance label: what a kustomize install and a Helm release must agree on,
  * whatever their names.
  */
@@ -54,7 +54,13 @@ function byRole(objs: Obj[], prefix: string): Map<string, Obj> {
   const role = (name: string) => (name.startsWith(`${prefix}-`) ? `<${name.slice(prefix.length + 1)}>` : name);
   const names = new Set(objs.map((o) => o.metadata.name));
   const walk = (v: unknown): unknown => {
-    if (typeof v === 'string') return names.has(v) ? role(v) : v;
+    if (typeof v === 'string') {
+      if (names.has(v)) return role(v);
+      // A ServiceAccount's user name inside an expression (the eviction webhook's matchCondition).
+      return v.replace(/(system:serviceaccount:[a-z0-9-]+:)([a-z0-9-]+)/g, (all, head: string, sa: string) =>
+        names.has(sa) ? head + role(sa) : all,
+      );
+    }
     if (Array.isArray(v)) return v.map(walk);
     // Label values (keys such as app.kubernetes.io/name) are not names.
     if (v && typeof v === 'object')
@@ -114,11 +120,15 @@ it('renders what config/default renders, object by object', () => {
     expect([field, podSpec(c)[field]]).toEqual([field, podSpec(k)[field]]);
   expect((c.spec as { replicas: number }).replicas).toBe((k.spec as { replicas: number }).replicas);
   // The chart names its objects to the operator outright (they follow the release).
-  const chartOnly = /^--(leader-election-id|webhook-secret-name|webhook-config-name|webhook-service-name|log-format)=/;
+  const chartOnly =
+    /^--(leader-election-id|webhook-secret-name|webhook-config-name|eviction-webhook-config-name|webhook-service-name|log-format)=/;
   expect((container(c).args as string[]).filter((a) => !chartOnly.test(a)).sort()).toEqual([...(container(k).args as string[])].sort());
   // Copies of files elsewhere in the repository, kept identical.
   expect(readFileSync(join(CHART, 'files/crd.yaml'), 'utf8')).toBe(
     readFileSync(join(ROOT, 'crds/migration.ai-storage.io_podmigrations.yaml'), 'utf8'),
+  );
+  expect(readFileSync(join(CHART, 'files/nodedrain-crd.yaml'), 'utf8')).toBe(
+    readFileSync(join(ROOT, 'crds/migration.ai-storage.io_nodedrains.yaml'), 'utf8'),
   );
   expect(readFileSync(join(CHART, 'files/alerts.yaml'), 'utf8')).toBe(readFileSync(join(ROOT, 'config/prometheus/alerts.yaml'), 'utf8'));
 });
@@ -300,8 +310,13 @@ it('installs beside the kustomize install (crds.install=false), and two releases
           `--webhook-config-name=${r.prefix}-mutating-webhook`,
           `--webhook-service-name=${r.prefix}-webhook-service`,
           `--webhook-secret-name=${r.prefix}-webhook-cert`,
+          `--eviction-webhook-config-name=${r.prefix}-eviction-webhook`,
         ]),
       );
+      const eviction = JSON.parse(kubectl(['get', 'validatingwebhookconfiguration', `${r.prefix}-eviction-webhook`, '-o', 'json']).stdout)
+        .webhooks[0];
+      expect(eviction.clientConfig.service).toMatchObject({ name: `${r.prefix}-webhook-service`, namespace: r.ns });
+      expect(eviction.matchConditions[0].expression).toContain(`system:serviceaccount:${r.ns}:${r.prefix}-operator`);
       const webhook = JSON.parse(kubectl(['get', 'mutatingwebhookconfiguration', `${r.prefix}-mutating-webhook`, '-o', 'json']).stdout)
         .webhooks[0];
       expect(webhook.clientConfig.service).toMatchObject({ name: `${r.prefix}-webhook-service`, namespace: r.ns });
@@ -315,6 +330,8 @@ it('installs beside the kustomize install (crds.install=false), and two releases
       expect(can('get', `secret/${r.prefix}-webhook-cert`, '-n', r.ns)).toBe('yes');
       expect(can('update', `mutatingwebhookconfiguration/${other.prefix}-mutating-webhook`)).toBe('no');
       expect(can('update', 'mutatingwebhookconfiguration/podmigration-mutating-webhook')).toBe('no');
+      expect(can('update', `validatingwebhookconfiguration/${r.prefix}-eviction-webhook`)).toBe('yes');
+      expect(can('update', `validatingwebhookconfiguration/${other.prefix}-eviction-webhook`)).toBe('no');
       // Its Services select its own pods only.
       const selector = JSON.parse(kubectl(['get', 'service', `${r.prefix}-webhook-service`, '-n', r.ns, '-o', 'json']).stdout).spec
         .selector;

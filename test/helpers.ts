@@ -12,6 +12,7 @@ import { KubeConfig } from '../src/kube/config';
 import { Informer } from '../src/kube/informer';
 import pino from 'pino';
 import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
 import { issue } from '../src/certificates';
 import { parse, stringify } from 'yaml';
 import { CLUSTER_DIR, ROOT, testEnv } from './cluster/provider';
@@ -228,6 +229,45 @@ export interface CommandResult {
 export function kubectl(args: string[], input?: string): CommandResult {
   const r = spawnSync(join(env.bin, 'kubectl'), ['--kubeconfig', env.kubeconfig, ...args], { input, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** kubectl, without blocking this process while it runs (watches here go on receiving). */
+export function kubectlAsync(args: string[], timeoutMs = 300_000): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const child = spawn(join(env.bin, 'kubectl'), ['--kubeconfig', env.kubeconfig, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+/** A TCP port free on loopback now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/**
+ * Registers one of config/webhook's configurations (replacing one there) to reach the
+ * operator on loopback by URL instead of through its Service, as `make run` does.
+ */
+export async function registerWebhook(file: 'mutating_webhook.yaml' | 'eviction_webhook.yaml', url: string): Promise<void> {
+  const config = JSON.parse(kubectl(['create', '--dry-run=client', '-o', 'json', '-f', join(ROOT, 'config/webhook', file)]).stdout);
+  const collection = `/apis/admissionregistration.k8s.io/v1/${String(config.kind).toLowerCase()}s`;
+  for (const w of config.webhooks) w.clientConfig = { url };
+  await k8s.delete(`${collection}/${config.metadata.name}`).catch(() => undefined);
+  await k8s.create(collection, config);
 }
 
 /** The operator as a separate process under its own ServiceAccount identity; '' watches every namespace. */

@@ -10,6 +10,7 @@ afterAll(() => {
   // Its Service has no endpoints here (the Deployment's pod does not run): remove it, although
   // with failurePolicy Ignore it would only cost the other tests' owned pods a timeout.
   kubectl(['delete', 'mutatingwebhookconfiguration', 'podmigration-mutating-webhook', '--ignore-not-found']);
+  kubectl(['delete', 'validatingwebhookconfiguration', 'podmigration-eviction-webhook', '--ignore-not-found']);
 });
 
 /** Renders a kustomize overlay of the repository's config (`body` after the header), as a user's would be. */
@@ -37,6 +38,7 @@ it('applies config/default on the real API server', () => {
     'service/podmigration-controller-manager-metrics',
     'service/podmigration-webhook-service',
     'mutatingwebhookconfiguration.admissionregistration.k8s.io/podmigration-mutating-webhook',
+    'validatingwebhookconfiguration.admissionregistration.k8s.io/podmigration-eviction-webhook',
   ]) {
     expect(r.stdout).toContain(line);
   }
@@ -169,6 +171,7 @@ it('renders the cert-manager option: a Certificate, its Secret mounted for --web
   expect(doc('Deployment')).toMatch(/--webhook-cert-dir=\/tmp\/k8s-webhook-server\/serving-certs/);
   expect(doc('Deployment')).toMatch(/secretName: podmigration-webhook-server-cert/);
   expect(doc('MutatingWebhookConfiguration')).toMatch(/cert-manager\.io\/inject-ca-from: podmigration-system\/podmigration-serving-cert/);
+  expect(doc('ValidatingWebhookConfiguration')).toMatch(/cert-manager\.io\/inject-ca-from: podmigration-system\/podmigration-serving-cert/);
 });
 
 it.each([

@@ -1,5 +1,6 @@
 // Limits on migrations in flight: past them a migration waits in Pending, with a condition
-// that names the limit, and starts when one in flight ends, oldest first.
+// that names the limit, and starts when one in flight ends, oldest first. A slot is held
+// until the source is gone, and what step 1 can only refuse is refused without one.
 import type { Condition, PodMigration } from '../src/api/types';
 import { paths } from '../src/kube/client';
 import {
@@ -7,6 +8,7 @@ import {
   createRunningPod,
   eventually,
   getMigration,
+  getPod,
   k8s,
   migration,
   operatorNamespace,
@@ -19,7 +21,9 @@ import {
 const { ns } = operatorNamespace('limits', { args: ['--max-migrations-in-flight', '2', '--max-migrations-per-node', '1'] });
 
 const reconciling = (pm: PodMigration): Condition | undefined => pm.status?.conditions?.find((c) => c.type === 'Reconciling');
-const inFlight = (pm: PodMigration) => !['Pending', 'Completed', 'Failed', 'Cancelled'].includes(pm.status?.phase ?? 'Pending');
+// Holding a slot: started, and its source not yet gone (the stabilisation wait holds none).
+const inFlight = (pm: PodMigration) =>
+  !['Pending', 'CollectingMetrics', 'Completed', 'Failed', 'Cancelled'].includes(pm.status?.phase ?? 'Pending');
 
 async function budget(name: string): Promise<void> {
   await k8s.create(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets`, {
@@ -110,4 +114,64 @@ it('holds migrations past the per-node and cluster-wide limits in Pending, then 
   }
   expect(most).toBeLessThanOrEqual(2);
   expect(outOfNode1).toBeLessThanOrEqual(1);
+});
+
+it('gives the slot back once the source is gone: the stabilisation wait holds none', async () => {
+  for (const pod of ['s1', 's2']) await createRunningPod(podManifest(ns, pod, 'node-3', TRAINING_CONTAINERS.slice(0, 1)));
+  // Both leave node-3, one at a time (--max-migrations-per-node 1).
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'm-s1', { podName: 's1', sourceNode: 'node-3', targetNode: 'node-1', metricsDelaySeconds: 120 }),
+  );
+  await sleep(50);
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'm-s2', { podName: 's2', sourceNode: 'node-3', targetNode: 'node-2', metricsDelaySeconds: 0 }),
+  );
+  const done = await waitForPhase(ns, 'm-s2', ['Completed', 'Failed']);
+  expect(done.status!.phase).toBe('Completed');
+  // m-s1 still stabilises (its source long gone) while m-s2 ran out of the same node.
+  expect((await getMigration(ns, 'm-s1')).status!.phase).toBe('CollectingMetrics');
+  expect(Date.parse(done.status!.startTime!)).toBeGreaterThanOrEqual(
+    Date.parse((await getMigration(ns, 'm-s1')).status!.steps!.find((s) => s.name === 'CollectMetrics')!.startTime!) - 1_000,
+  );
+});
+
+it('refuses at once, without a slot, what step 1 can only refuse, even behind a full queue', async () => {
+  const blocker = podManifest(ns, 'hold', 'node-1', TRAINING_CONTAINERS.slice(0, 1));
+  blocker.metadata!.labels = { app: 'hold' };
+  await createRunningPod(blocker);
+  await createRunningPod(podManifest(ns, 'elsewhere', 'node-2', TRAINING_CONTAINERS.slice(0, 1)));
+  await budget('hold');
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'm-hold', { podName: 'hold', sourceNode: 'node-1', targetNode: 'node-3', timeoutSeconds: 300 }),
+  );
+  await eventually('m-hold blocked by its budget', async () =>
+    reconciling(await getMigration(ns, 'm-hold'))?.reason === 'EvictionBlocked' ? true : undefined,
+  );
+  // Out of node-1: no slot for either while m-hold holds it.
+  await k8s.create(pmPath(ns), migration(ns, 'm-ghost', { podName: 'ghost', sourceNode: 'node-1', targetNode: 'node-3' }));
+  await k8s.create(pmPath(ns), migration(ns, 'm-wrong', { podName: 'elsewhere', sourceNode: 'node-1', targetNode: 'node-3' }));
+  // And one that can run waits its turn.
+  await createRunningPod(podManifest(ns, 'next', 'node-1', TRAINING_CONTAINERS.slice(0, 1)));
+  await k8s.create(
+    pmPath(ns),
+    migration(ns, 'm-next', { podName: 'next', sourceNode: 'node-1', targetNode: 'node-3', metricsDelaySeconds: 0 }),
+  );
+  const t0 = Date.now();
+  const ghost = await waitForPhase(ns, 'm-ghost', ['Failed', 'Completed'], 20_000);
+  const wrong = await waitForPhase(ns, 'm-wrong', ['Failed', 'Completed'], 20_000);
+  expect(Date.now() - t0).toBeLessThan(20_000);
+  expect(ghost.status).toMatchObject({ phase: 'Failed', reason: 'PodNotFound' });
+  expect(wrong.status).toMatchObject({ phase: 'Failed', reason: 'PodNotOnSourceNode' });
+  // m-hold still holds the slot; the runnable one still waits for it, and nothing was made for it.
+  expect((await getMigration(ns, 'm-hold')).status!.phase).toBe('DeletingSourcePod');
+  const next = await getMigration(ns, 'm-next');
+  expect(next.status!.phase).toBe('Pending');
+  expect(reconciling(next)!.reason).toBe('MigrationLimitReached');
+  expect(await getPod(ns, 'elsewhere')).toMatchObject({ spec: { nodeName: 'node-2' } });
+
+  await k8s.delete(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets/hold`);
+  expect((await waitForPhase(ns, 'm-next', ['Completed', 'Failed'])).status!.phase).toBe('Completed');
 });

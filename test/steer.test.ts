@@ -7,26 +7,24 @@
 // recreate a pod, Jobs that an eviction would fail, targets the scheduler refuses, two
 // migrations of one StatefulSet at once, owners that scale while their pod is away,
 // pods that pretend to be the replacement, a hung operator, malformed requests.
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { PodMigration } from '../src/api/types';
 import { paths } from '../src/kube/client';
-import { ROOT } from './cluster/provider';
 import {
   OperatorProcess,
   createNamespace,
   deleteNamespace,
   eventually,
   followPods,
+  freePort,
   getMigration,
   getPod,
   httpsCall,
   k8s,
-  kubectl,
   migration,
   pmPath,
   podsOfMigration,
+  registerWebhook,
   servingCertDir,
   sleep,
   waitForPhase,
@@ -40,24 +38,8 @@ let ns: string;
 let port: number;
 let operator: OperatorProcess;
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-
 /** config/webhook's configuration, reaching the operator on loopback instead of through its Service. */
-async function registerWebhook(url = `https://127.0.0.1:${port}/mutate-v1-pod`): Promise<void> {
-  const config = JSON.parse(
-    kubectl(['create', '--dry-run=client', '-o', 'json', '-f', join(ROOT, 'config/webhook/mutating_webhook.yaml')]).stdout,
-  );
-  config.webhooks[0].clientConfig = { url };
-  await k8s.delete(CONFIG).catch(() => undefined);
-  await k8s.create('/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations', config);
-}
+const registerMutating = (url = `https://127.0.0.1:${port}/mutate-v1-pod`) => registerWebhook('mutating_webhook.yaml', url);
 
 const armedCondition = async () =>
   (await k8s.get<{ webhooks: { matchConditions: { name: string; expression: string }[] }[] }>(CONFIG)).webhooks[0].matchConditions.find(
@@ -68,7 +50,7 @@ beforeAll(async () => {
   ns = await createNamespace('steer');
   port = await freePort();
   await k8s.delete(SECRET).catch(() => undefined);
-  await registerWebhook();
+  await registerMutating();
   // A custom kind the operator is told to trust, and may read (as a user would grant it).
   await k8s
     .create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
@@ -199,8 +181,8 @@ async function move(name: string, pod: V1Pod, spec: { targetNode?: string } & Re
 }
 
 /** A refusal in step 1: the pod as it was, nothing made, the webhook not armed. */
-async function refused(name: string, pod: V1Pod, reason: string, message: RegExp): Promise<void> {
-  const pm = await move(name, pod);
+async function refused(name: string, pod: V1Pod, reason: string, message: RegExp, spec: Record<string, unknown> = {}): Promise<void> {
+  const pm = await move(name, pod, spec);
   expect(pm.status).toMatchObject({ phase: 'Failed', reason, step: 1 });
   expect(pm.status!.message).toMatch(message);
   const after = await getPod(ns, pod.metadata!.name!);
@@ -236,6 +218,37 @@ it('moves a StatefulSet pod: the same name, now on the target node, and disarms 
   // The webhook was armed for the StatefulSet's pods only while the migration waited.
   expect(operator.log()).toMatch(/"dryRun":true[^\n]*steering the replacement pod|steering the replacement pod[^\n]*"dryRun":true/);
   await eventually('webhook disarmed', async () => ((await armedCondition()) === 'false' ? true : undefined), 10_000);
+});
+
+it('leaves the node to kube-scheduler when spec.targetNode is unset: the replacement is kept off the source, and status says where', async () => {
+  await statefulSet('anywhere');
+  const source = (await getPod(ns, 'anywhere-0'))!;
+  const from = source.spec!.nodeName!;
+  const pm = await move('move-anywhere', source, { targetNode: undefined });
+  expect(pm.status).toMatchObject({ phase: 'Completed', mode: 'Steer', targetPod: { name: 'anywhere-0' } });
+  const now = (await getPod(ns, 'anywhere-0'))!;
+  expect(now.metadata!.uid).not.toBe(source.metadata!.uid);
+  expect(now.spec!.nodeName).not.toBe(from);
+  expect(pm.status!.targetNode).toBe(now.spec!.nodeName);
+  expect(pm.status!.targetPod!.node).toBe(now.spec!.nodeName);
+  expect(now.spec!.affinity!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms).toEqual([
+    { matchFields: [{ key: 'metadata.name', operator: 'NotIn', values: [from] }] },
+  ]);
+});
+
+it('refuses, touching nothing, a pod no node but its own could take, the scheduler choosing', async () => {
+  await statefulSet('rooted', 1, { nodeSelector: { 'kubernetes.io/hostname': 'node-1' } });
+  const source = (await getPod(ns, 'rooted-0'))!;
+  expect(source.spec!.nodeName).toBe('node-1');
+  await refused(
+    'move-rooted',
+    source,
+    'TargetPodUnschedulable',
+    /^no node qualifies: node \S+ (has taints|does not match the pod's nodeSelector)/,
+    {
+      targetNode: undefined,
+    },
+  );
 });
 
 it("moves a Job's running pod, and the Job still completes", async () => {
@@ -788,7 +801,7 @@ describe('the webhook hurts nothing', () => {
     expect(down).toBeLessThan(1_000);
     await eventually(
       'operator back',
-      async () => (operator.log().split('serving the pod admission webhook').length > 2 ? true : undefined),
+      async () => (operator.log().split('serving the admission webhooks').length > 2 ? true : undefined),
       30_000,
     );
   });
@@ -799,7 +812,7 @@ describe('the webhook hurts nothing', () => {
     const other = new OperatorProcess(ns, ['--webhook-bind-address', `127.0.0.1:${p}`, '--webhook-cert-dir', dir], `${ns}-certdir`);
     other.start();
     try {
-      await eventually('webhook served', async () => (other.log().includes('serving the pod admission webhook') ? true : undefined));
+      await eventually('webhook served', async () => (other.log().includes('serving the admission webhooks') ? true : undefined));
       const pod = {
         metadata: { name: 'x', ownerReferences: [{ apiVersion: 'v1', kind: 'Thing', name: 't', uid: 'u', controller: true }] },
         spec: { containers: [] },
@@ -821,7 +834,7 @@ describe('the webhook hurts nothing', () => {
   });
 
   it('evicts nothing when the webhook is not reached (ReplacementNotSteered before the eviction)', async () => {
-    await registerWebhook(`https://127.0.0.1:${await freePort()}/mutate-v1-pod`);
+    await registerMutating(`https://127.0.0.1:${await freePort()}/mutate-v1-pod`);
     try {
       await statefulSet('lost');
       const source = (await getPod(ns, 'lost-0'))!;
@@ -833,7 +846,7 @@ describe('the webhook hurts nothing', () => {
       const after = await getPod(ns, 'lost-0');
       expect([after?.metadata?.uid, after?.metadata?.deletionTimestamp]).toEqual([source.metadata!.uid, undefined]);
     } finally {
-      await registerWebhook();
+      await registerMutating();
     }
   });
 });

@@ -71,7 +71,7 @@ export async function releaseClaim(client: KubeClient, migration: PodMigration, 
 }
 
 /** The name of the migration holding a claim, if it exists and has not ended. */
-async function unfinishedHolder(client: KubeClient, namespace: string, claim: string): Promise<string | undefined> {
+export async function unfinishedHolder(client: KubeClient, namespace: string, claim: string): Promise<string | undefined> {
   const [name, uid] = claim.split('/');
   if (!name || !uid) return undefined;
   const holder = await ignoreNotFound(client.get<PodMigration>(paths.migration(namespace, name)));

@@ -5,10 +5,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { parse } from 'yaml';
-import { PHASES, SPEC_DEFAULTS } from './types';
+import { DRAIN_PHASES, PHASES, SPEC_DEFAULTS } from './types';
 
 const ROOT = join(__dirname, '../..');
 const CRD_FILE = join(ROOT, 'crds/migration.ai-storage.io_podmigrations.yaml');
+const DRAIN_CRD_FILE = join(ROOT, 'crds/migration.ai-storage.io_nodedrains.yaml');
 const crd = parse(readFileSync(CRD_FILE, 'utf8'));
 const root: Schema = crd.spec.versions[0].schema.openAPIV3Schema;
 
@@ -153,4 +154,16 @@ it('knows the phases the CRD allows, in order', () => {
 
 it('is shipped unchanged in the Helm chart', () => {
   expect(readFileSync(join(ROOT, 'charts/podmigration-operator/files/crd.yaml'), 'utf8')).toBe(readFileSync(CRD_FILE, 'utf8'));
+  expect(readFileSync(join(ROOT, 'charts/podmigration-operator/files/nodedrain-crd.yaml'), 'utf8')).toBe(
+    readFileSync(DRAIN_CRD_FILE, 'utf8'),
+  );
+});
+
+describe('NodeDrain', () => {
+  const drain: Schema = parse(readFileSync(DRAIN_CRD_FILE, 'utf8')).spec.versions[0].schema.openAPIV3Schema;
+  it('declares the fields, types and enums of its spec and status that the CRD declares', () => {
+    expect(compareDeclared('NodeDrainSpec', drain.properties!.spec, 'spec')).toEqual([]);
+    expect(compareDeclared('NodeDrainStatus', drain.properties!.status, 'status')).toEqual([]);
+    expect(drain.properties!.status.properties!.phase.enum).toEqual([...DRAIN_PHASES]);
+  });
 });

@@ -1,5 +1,5 @@
 // The PodMigration resource (migration.ai-storage.io/v1alpha1), as the CRD in crds/ defines it.
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1LabelSelector, V1Pod } from '@kubernetes/client-node';
 
 export const GROUP = 'migration.ai-storage.io';
 export const VERSION = 'v1alpha1';
@@ -62,6 +62,16 @@ export type MigrationMode = 'Copy' | 'Surge' | 'Steer';
  */
 export const ANNOTATION_STEER_PROBE = `${GROUP}/steer-probe`;
 
+/**
+ * Pod annotation, or namespace label (the pod's annotation wins): "migrate" asks that an
+ * eviction of the pod become a migration (the eviction webhook).
+ */
+export const ON_EVICTION = `${GROUP}/on-eviction`;
+/** On a PodMigration: what made it ("eviction", "rest-api", "node-drain"). */
+export const LABEL_CREATED_BY = `${GROUP}/created-by`;
+/** On a PodMigration an eviction started: the user whose eviction it answered. */
+export const ANNOTATION_EVICTED_BY = `${GROUP}/evicted-by`;
+
 /** A pod annotation: "false" opts the pod out of migration. */
 export const ANNOTATION_MIGRATABLE = `${GROUP}/migratable`;
 /** The kubelet's annotation on the mirror of a static pod. */
@@ -74,7 +84,10 @@ export type StepState = 'Pending' | 'Running' | 'Succeeded' | 'Failed' | 'Skippe
 export interface PodMigrationSpec {
   podName: string;
   sourceNode: string;
-  targetNode: string;
+  /** Unset: kube-scheduler chooses, anywhere but sourceNode unless avoidSourceNode is false. */
+  targetNode?: string;
+  /** Only with targetNode unset: false lets the copy land on the source node too. */
+  avoidSourceNode?: boolean;
   preservePV?: boolean;
   checkpoint?: { size?: string; storageClassName?: string };
   timeoutSeconds?: number;
@@ -187,7 +200,10 @@ export interface PodMigrationStatus {
   sourcePod?: SourcePodRef;
   /** With DeleteBeforeCreate: the source pod as captured in step 1, for the copy and a rollback. */
   sourcePodManifest?: V1Pod;
-  targetPod?: PodRef;
+  /** node: where it is bound; unset while kube-scheduler has not placed it (spec.targetNode unset). */
+  targetPod?: Omit<PodRef, 'node'> & { node?: string };
+  /** The node the pod moved to: spec.targetNode, or the one kube-scheduler chose. */
+  targetNode?: string;
   /** How the pod moves; see MigrationMode. */
   mode?: MigrationMode;
   /** Surge mode: the owning ReplicaSet, and the labels left off the copy until it is Ready. */
@@ -216,6 +232,7 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   finalizers?: string[];
+  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
 }
 
 export interface PodMigration {
@@ -236,6 +253,7 @@ export const SPEC_DEFAULTS = {
   strategy: 'CreateBeforeDelete',
   allowPreemption: false,
   dropCrashedContainers: false,
+  avoidSourceNode: true,
 } as const satisfies Partial<PodMigrationSpec>;
 
 /** Spec values with the CRD's defaults applied (the API server applies them too). */
@@ -252,5 +270,66 @@ export function withDefaults(spec: PodMigrationSpec) {
     deleteFirst: (spec.strategy ?? d.strategy) === 'DeleteBeforeCreate',
     allowPreemption: spec.allowPreemption ?? d.allowPreemption,
     dropCrashedContainers: spec.dropCrashedContainers ?? d.dropCrashedContainers,
+    avoidSourceNode: spec.avoidSourceNode ?? d.avoidSourceNode,
   };
+}
+
+// NodeDrain (cluster-scoped): empties a node by migrating what can move and evicting the rest.
+
+export const DRAIN_PLURAL = 'nodedrains';
+export const DRAIN_KIND = 'NodeDrain';
+/** On the PodMigrations a NodeDrain creates: its name. */
+export const LABEL_NODE_DRAIN = `${GROUP}/node-drain`;
+/** Held while a NodeDrain may have a node to uncordon and migrations to cancel. */
+export const DRAIN_FINALIZER = `${GROUP}/drain-cleanup`;
+
+export const DRAIN_PHASES = ['Pending', 'Draining', 'Drained', 'Failed'] as const;
+export type DrainPhase = (typeof DRAIN_PHASES)[number];
+
+export interface NodeDrainSpec {
+  nodeName: string;
+  namespaceSelector?: V1LabelSelector;
+  podSelector?: V1LabelSelector;
+  evictUnmovable?: boolean;
+  timeoutSeconds?: number;
+}
+
+export interface DrainPodCounts {
+  total: number;
+  migrated: number;
+  evicted: number;
+  pending: number;
+  failed: number;
+  skipped: number;
+}
+
+export interface DrainItem {
+  namespace: string;
+  name: string;
+  uid: string;
+  action: 'Migrate' | 'Evict' | 'Skip';
+  migration?: string;
+  result?: 'Migrated' | 'Evicted' | 'Failed' | 'Skipped';
+  message?: string;
+}
+
+export interface NodeDrainStatus {
+  observedGeneration?: number;
+  phase?: DrainPhase;
+  reason?: string;
+  message?: string;
+  startTime?: string;
+  completionTime?: string;
+  cordoned?: boolean;
+  pods?: DrainPodCounts;
+  items?: DrainItem[];
+  conditions?: Condition[];
+}
+
+export interface NodeDrain {
+  apiVersion: string;
+  kind: string;
+  metadata: Omit<ObjectMeta, 'namespace'> & { namespace?: string };
+  spec: NodeDrainSpec;
+  status?: NodeDrainStatus;
 }

@@ -14,7 +14,7 @@ import { DEFAULT_LIMITS, InFlight, type Limits } from './inflight';
 import { CONTROLLER, Metrics } from '../metrics';
 import { Reconciler } from './reconciler';
 import { isTerminal } from '../migration/status';
-import { WorkQueue } from './workqueue';
+import { WorkQueue } from '../kube/workqueue';
 
 const notStarted = (m: PodMigration) => (!m.status?.phase || m.status.phase === 'Pending') && !m.metadata.deletionTimestamp;
 
@@ -102,7 +102,10 @@ export class Controller {
   }
 
   /** The PodMigrations as the watch last saw them (trimmed: see kube/trim.ts). */
-  get cachedMigrations(): { list(namespace?: string): readonly PodMigration[] } {
+  get cachedMigrations(): {
+    get(name: string, namespace?: string): PodMigration | undefined;
+    list(namespace?: string): readonly PodMigration[];
+  } {
     return this.migrations;
   }
 

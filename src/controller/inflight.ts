@@ -4,11 +4,13 @@
 // condition that names the limit, until one in flight ends; then the longest waiting that
 // fit are let in first, in the order they were created.
 //
-// In flight: started (phase past Pending) and not ended, as the cache shows, plus those
-// this process let in whose first write the cache does not show yet. Reads only the cache.
-import type { PodMigration } from '../api/types';
+// In flight: started (phase past Pending) and not yet past its source's removal (step 4), as
+// the cache shows, plus those this process let in whose first write the cache does not show
+// yet. A migration whose source is gone holds no slot through its stabilisation wait: a
+// drain's next pods need not wait for it. Reads only the cache.
+import type { Phase, PodMigration } from '../api/types';
 import { WAITING_REASONS } from '../api/reasons';
-import { isTerminal } from '../migration/status';
+import { canRollBack, isTerminal } from '../migration/status';
 
 export interface Limits {
   /** Migrations in flight in the whole cluster (or watched namespace). */
@@ -24,7 +26,8 @@ export const LIMIT_REASON = WAITING_REASONS.MigrationLimitReached;
 
 interface Route {
   source: string;
-  target: string;
+  /** Unknown while kube-scheduler has not chosen (spec.targetNode unset): counted into no node. */
+  target?: string;
 }
 
 interface Waiting extends Route {
@@ -33,8 +36,13 @@ interface Waiting extends Route {
 }
 
 const keyOf = (m: PodMigration) => `${m.metadata.namespace}/${m.metadata.name}`;
-const routeOf = (m: PodMigration): Route => ({ source: m.status?.sourcePod?.node ?? m.spec.sourceNode, target: m.spec.targetNode });
+const routeOf = (m: PodMigration): Route => ({
+  source: m.status?.sourcePod?.node ?? m.spec.sourceNode,
+  target: m.status?.targetNode ?? m.spec.targetNode,
+});
 const started = (m: PodMigration) => !!m.status?.phase && m.status.phase !== 'Pending' && !isTerminal(m.status.phase);
+/** Steps 1 to 4: until the source is gone, when there is nothing left to roll back. */
+export const holdsSlot = (phase: Phase | undefined): boolean => canRollBack(phase);
 
 class Counts {
   cluster = 0;
@@ -44,7 +52,7 @@ class Counts {
   add(r: Route): void {
     this.cluster++;
     this.out.set(r.source, (this.out.get(r.source) ?? 0) + 1);
-    this.in.set(r.target, (this.in.get(r.target) ?? 0) + 1);
+    if (r.target) this.in.set(r.target, (this.in.get(r.target) ?? 0) + 1);
   }
 
   /** Why `r` does not fit (every limit it would pass), or undefined if it fits. */
@@ -54,7 +62,7 @@ class Counts {
       why.push(`${this.cluster} migrations are in flight, the most --max-migrations-in-flight (${limits.cluster}) allows`);
     const out = this.out.get(r.source) ?? 0;
     if (out >= limits.perNode) why.push(`${out} out of node ${r.source}, the most --max-migrations-per-node (${limits.perNode}) allows`);
-    const into = this.in.get(r.target) ?? 0;
+    const into = r.target ? (this.in.get(r.target) ?? 0) : 0;
     if (into >= limits.perNode) why.push(`${into} into node ${r.target}, the most --max-migrations-per-node (${limits.perNode}) allows`);
     return why.length ? why.join('; ') : undefined;
   }
@@ -126,7 +134,7 @@ export class InFlight {
     const counts = new Counts();
     const seen = new Set<string>();
     for (const m of this.migrations.list()) {
-      if (!started(m)) continue;
+      if (!holdsSlot(m.status?.phase)) continue;
       const key = keyOf(m);
       if (key === except) continue;
       seen.add(key);

@@ -26,10 +26,10 @@ import {
 } from '../migration/status';
 import type { Metrics } from '../metrics';
 import { modeOf } from '../modes/mode';
-import { STEPS } from '../steps';
+import { STEPS, refusal } from '../steps';
 import { rollBack } from '../steps/rollback';
 import type { EventRecorder } from './events';
-import { type InFlight, LIMIT_REASON } from './inflight';
+import { type InFlight, LIMIT_REASON, holdsSlot } from './inflight';
 import { StatusWriter } from './statusWriter';
 import { observe, recordEvents } from './transitions';
 
@@ -133,8 +133,18 @@ export class Reconciler {
     } else if (pm.metadata.annotations?.[ANNOTATION_CANCEL] === 'true' && modeOf(status, pm.spec).cancellable(status)) {
       fail(status, 'Cancelled', 'CancelRequested', `cancelled by the ${ANNOTATION_CANCEL} annotation`, now);
     } else if (notStarted(status) && !this.admit(pm, status)) {
-      waitingReason = LIMIT_REASON;
-      requeueAfterMs = SLOT_RECHECK_MS;
+      // What step 1 can refuse is refused without a slot, the first time the record is seen
+      // (its status only the CRD's default).
+      const refused = !before.conditions?.length
+        ? await refusal(this.context(pm, status, now, log, undefined, { persist, hold, fresh }))
+        : undefined;
+      if (refused) {
+        begin(status, now);
+        fail(status, 'Failed', refused.reason, refused.message, now);
+      } else {
+        waitingReason = LIMIT_REASON;
+        requeueAfterMs = SLOT_RECHECK_MS;
+      }
     } else {
       if (notStarted(status)) begin(status, now);
       // A step that finishes hands over to the next one at once, in this reconcile: a
@@ -175,7 +185,8 @@ export class Reconciler {
       const finalizers = [...new Set([...(pm.metadata.finalizers ?? []), ...(held ? [FINALIZER] : [])])];
       await this.writer.finalizer({ ...pm, metadata: { ...pm.metadata, resourceVersion, finalizers } }, false);
     }
-    if (isTerminal(status.phase)) this.o.inFlight.release(key, !isTerminal(before.phase));
+    // Its source gone (or ended): the slot serves the next migration at once.
+    if (!notStarted(status) && !holdsSlot(status.phase)) this.o.inFlight.release(key, holdsSlot(before.phase));
     // Ended just now with something to undo: the rollback runs next (this operator's own
     // writes do not ask for a reconcile, see ownWrite).
     if (isTerminal(status.phase) && !isTerminal(before.phase) && held && !releaseFinalizer) return 0;
@@ -200,17 +211,15 @@ export class Reconciler {
     return false;
   }
 
-  private async runStep(
+  private context(
     pm: PodMigration,
     status: PodMigrationStatus,
     now: string,
     log: Logger,
     deadline: StepContext['deadline'],
     writes: Pick<StepContext, 'persist' | 'hold' | 'fresh'>,
-  ): Promise<{ requeueAfterMs?: number; waitingReason?: string }> {
-    const step = STEP_TABLE[stepIndex(status.phase)];
-    markRunning(status, now);
-    const ctx: StepContext = {
+  ): StepContext {
+    return {
       migration: pm,
       status,
       client: this.o.client,
@@ -222,6 +231,19 @@ export class Reconciler {
       record: (type, reason, message) => this.o.events.record(pm, type, reason, message),
       ...writes,
     };
+  }
+
+  private async runStep(
+    pm: PodMigration,
+    status: PodMigrationStatus,
+    now: string,
+    log: Logger,
+    deadline: StepContext['deadline'],
+    writes: Pick<StepContext, 'persist' | 'hold' | 'fresh'>,
+  ): Promise<{ requeueAfterMs?: number; waitingReason?: string }> {
+    const step = STEP_TABLE[stepIndex(status.phase)];
+    markRunning(status, now);
+    const ctx = this.context(pm, status, now, log, deadline, writes);
     // A step's end (and the next one's start) is when its work ended, not when it began.
     const ended = this.now;
     try {

@@ -1,5 +1,5 @@
 // The original REST API's vocabulary, translated to and from PodMigrations. Pure: no I/O.
-import { API_VERSION, KIND, type PodMigration, SPEC_DEFAULTS, withDefaults } from '../api/types';
+import { API_VERSION, KIND, LABEL_CREATED_BY, type PodMigration, SPEC_DEFAULTS, withDefaults } from '../api/types';
 import { TOTAL_STEPS } from '../migration/status';
 
 /** A request the facade refuses, with the HTTP status and the field at fault. */
@@ -63,7 +63,7 @@ export function toPodMigration(r: CreateRequest): PodMigration {
   return {
     apiVersion: API_VERSION,
     kind: KIND,
-    metadata: { generateName: 'migration-', namespace: r.pod_namespace, labels: { 'migration.ai-storage.io/created-by': 'rest-api' } },
+    metadata: { generateName: 'migration-', namespace: r.pod_namespace, labels: { [LABEL_CREATED_BY]: 'rest-api' } },
     spec: {
       podName: r.pod_name,
       sourceNode: r.source_node,
@@ -126,7 +126,7 @@ export function toMigration(pm: PodMigration) {
     pod_name: pm.spec.podName,
     pod_namespace: pm.metadata.namespace,
     source_node: pm.spec.sourceNode,
-    target_node: pm.spec.targetNode,
+    target_node: pm.spec.targetNode ?? s.targetNode ?? null,
     preserve_pv: spec.preservePV,
     timeout: spec.timeoutSeconds,
     mode: s.mode,

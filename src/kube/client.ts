@@ -232,6 +232,7 @@ export const paths = {
   pod: (ns: string, name: string) => `/api/v1/namespaces/${ns}/pods/${encodeURIComponent(name)}`,
   eviction: (ns: string, name: string) => `/api/v1/namespaces/${ns}/pods/${encodeURIComponent(name)}/eviction`,
   replicaSet: (ns: string, name: string) => `/apis/apps/v1/namespaces/${ns}/replicasets/${encodeURIComponent(name)}`,
+  nodes: () => '/api/v1/nodes',
   node: (name: string) => `/api/v1/nodes/${encodeURIComponent(name)}`,
   pvcs: (ns: string) => `/api/v1/namespaces/${ns}/persistentvolumeclaims`,
   pvc: (ns: string, name: string) => `/api/v1/namespaces/${ns}/persistentvolumeclaims/${encodeURIComponent(name)}`,

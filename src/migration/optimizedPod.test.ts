@@ -1,5 +1,14 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { buildTargetPod, checkpointPVCName, pinnedTo, restorablePod, targetPodName } from './optimizedPod';
+import {
+  allows,
+  buildTargetPod,
+  checkpointPVCName,
+  describeDestination,
+  destinationOf,
+  pinnedTo,
+  restorablePod,
+  targetPodName,
+} from './optimizedPod';
 
 const source: V1Pod = {
   apiVersion: 'v1',
@@ -40,7 +49,7 @@ const source: V1Pod = {
 
 const opts = {
   name: 'tensorflow-pod-mig-abcde',
-  targetNode: 'node-2',
+  where: { node: 'node-2' },
   migrationName: 'move',
   migrationUid: 'pm-uid',
   keep: new Set(['trainer']),
@@ -175,7 +184,7 @@ describe('pinnedTo', () => {
       },
       podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ topologyKey: 'kubernetes.io/hostname' }] },
     };
-    const pinned = pinnedTo(affinity, 'node-2');
+    const pinned = pinnedTo(affinity, { node: 'node-2' })!;
     expect(pinned.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms).toEqual([
       { ...gpu, matchFields: [pin] },
       { matchExpressions: zone.matchExpressions, matchFields: [pin] },
@@ -187,9 +196,59 @@ describe('pinnedTo', () => {
   });
 
   it('makes a term of its own when the pod has none', () => {
-    expect(pinnedTo(undefined, 'node-2')).toEqual({
+    expect(pinnedTo(undefined, { node: 'node-2' })).toEqual({
       nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [pin] }] } },
     });
+  });
+
+  it("keeps the copy off the source node when the scheduler chooses, in each of the pod's terms", () => {
+    const avoid = { key: 'metadata.name', operator: 'NotIn', values: ['node-1'] };
+    const affinity = { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [gpu, zone] } } };
+    expect(
+      pinnedTo(affinity, { avoid: 'node-1' })!.nodeAffinity!.requiredDuringSchedulingIgnoredDuringExecution!.nodeSelectorTerms,
+    ).toEqual([
+      { ...gpu, matchFields: [avoid] },
+      { matchExpressions: zone.matchExpressions, matchFields: [avoid] },
+    ]);
+    expect(pinnedTo(undefined, { avoid: 'node-1' })).toEqual({
+      nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [avoid] }] } },
+    });
+  });
+
+  it('with nowhere to avoid, only removes an earlier pin, never leaving an empty term (which matches no node)', () => {
+    const onlyPin = { matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-1'] }] };
+    const preferred = [{ weight: 1, preference: gpu }];
+    const affinity = {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [onlyPin] },
+        preferredDuringSchedulingIgnoredDuringExecution: preferred,
+      },
+    };
+    expect(pinnedTo(affinity, {})).toEqual({ nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: preferred } });
+    expect(
+      pinnedTo({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [onlyPin] } } }, {}),
+    ).toBeUndefined();
+    expect(pinnedTo(undefined, {})).toBeUndefined();
+    expect(pinnedTo({ nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [zone] } } }, {})).toEqual({
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: zone.matchExpressions }] },
+      },
+    });
+  });
+});
+
+describe('destinationOf', () => {
+  const spec = { podName: 'p', sourceNode: 'node-1' };
+  it('is the named node, or anywhere but the source unless spec.avoidSourceNode is false', () => {
+    expect(destinationOf({ ...spec, targetNode: 'node-2' })).toEqual({ node: 'node-2' });
+    expect(destinationOf(spec)).toEqual({ avoid: 'node-1' });
+    expect(destinationOf({ ...spec, avoidSourceNode: true })).toEqual({ avoid: 'node-1' });
+    expect(destinationOf({ ...spec, avoidSourceNode: false })).toEqual({});
+    expect(allows({ avoid: 'node-1' }, 'node-1')).toBe(false);
+    expect(allows({ avoid: 'node-1' }, 'node-3')).toBe(true);
+    expect(allows({}, 'node-1')).toBe(true);
+    expect(allows({ node: 'node-2' }, 'node-3')).toBe(false);
+    expect(describeDestination({ avoid: 'node-1' })).toBe('any node but node-1');
   });
 });
 

@@ -9,12 +9,19 @@ import type {
   V1PodSpec,
   V1Volume,
 } from '@kubernetes/client-node';
-import { ANNOTATION_CLAIM, ANNOTATION_ORIGIN, CHECKPOINT_MOUNT_PATH, CHECKPOINT_VOLUME } from '../api/types';
+import {
+  ANNOTATION_CLAIM,
+  ANNOTATION_ORIGIN,
+  CHECKPOINT_MOUNT_PATH,
+  CHECKPOINT_VOLUME,
+  type PodMigrationSpec,
+  withDefaults,
+} from '../api/types';
 import { migrationMarks } from './marks';
 
 export interface TargetPodOptions {
   name: string;
-  targetNode: string;
+  where: Destination;
   migrationName: string;
   migrationUid: string;
   /** Names of the containers to keep (the running ones). */
@@ -72,28 +79,57 @@ function claimsUsed(spec: V1PodSpec, containers: readonly V1Container[]): V1PodS
 }
 
 /**
- * The pod's affinity with its required node affinity pinned to `node`, as the DaemonSet
- * controller pins its pods: a `matchFields` requirement on `metadata.name` added to each of
- * the pod's own node selector terms, so that both hold (one term of its own when it has
- * none). kube-scheduler then places the pod, checking everything else it asks for; an
- * earlier pin (a pod moved before) is replaced.
+ * Where a copy may go: the one node asked for, or anywhere kube-scheduler chooses except
+ * `avoid` (spec.targetNode unset; spec.avoidSourceNode false leaves nothing avoided).
  */
-export function pinnedTo(affinity: V1Affinity | undefined, node: string): V1Affinity {
-  const pin: V1NodeSelectorRequirement = { key: 'metadata.name', operator: 'In', values: [node] };
+export type Destination = { node: string } | { avoid?: string };
+
+export function destinationOf(spec: PodMigrationSpec): Destination {
+  if (spec.targetNode) return { node: spec.targetNode };
+  return withDefaults(spec).avoidSourceNode ? { avoid: spec.sourceNode } : {};
+}
+
+/** Whether a pod on `node` is where the destination asks. */
+export function allows(d: Destination, node: string): boolean {
+  return 'node' in d ? d.node === node : d.avoid !== node;
+}
+
+/** "node-2", "any node but node-1", "any node": for messages. */
+export function describeDestination(d: Destination): string {
+  if ('node' in d) return d.node;
+  return d.avoid ? `any node but ${d.avoid}` : 'any node';
+}
+
+/**
+ * The pod's affinity with its required node affinity set to `where`, as the DaemonSet
+ * controller pins its pods: a `matchFields` requirement on `metadata.name` (In [node], or
+ * NotIn [avoided node]) added to each of the pod's own node selector terms, so that both
+ * hold (one term of its own when it has none). kube-scheduler then places the pod,
+ * checking everything else it asks for. An earlier pin (a pod moved before) is replaced;
+ * with nothing to pin, it is only removed.
+ */
+export function pinnedTo(affinity: V1Affinity | undefined, where: Destination): V1Affinity | undefined {
+  const pin: V1NodeSelectorRequirement | undefined =
+    'node' in where
+      ? { key: 'metadata.name', operator: 'In', values: [where.node] }
+      : where.avoid
+        ? { key: 'metadata.name', operator: 'NotIn', values: [where.avoid] }
+        : undefined;
   const required = affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
-  const terms = required?.nodeSelectorTerms?.length ? required.nodeSelectorTerms : [{}];
-  return {
-    ...affinity,
-    nodeAffinity: {
-      ...affinity?.nodeAffinity,
-      requiredDuringSchedulingIgnoredDuringExecution: {
-        nodeSelectorTerms: terms.map((t: V1NodeSelectorTerm) => ({
-          ...t,
-          matchFields: [...(t.matchFields ?? []).filter((f) => f.key !== 'metadata.name'), pin],
-        })),
-      },
-    },
-  };
+  const own = required?.nodeSelectorTerms?.length ? required.nodeSelectorTerms : [];
+  const terms = (own.length || !pin ? own : [{}])
+    .map((t: V1NodeSelectorTerm): V1NodeSelectorTerm => {
+      const matchFields = [...(t.matchFields ?? []).filter((f) => f.key !== 'metadata.name'), ...(pin ? [pin] : [])];
+      const { matchFields: _earlier, ...rest } = t;
+      return matchFields.length ? { ...rest, matchFields } : rest;
+    })
+    // A term left empty (it held only an earlier pin) would match no node at all.
+    .filter((t) => t.matchExpressions?.length || t.matchFields?.length);
+  const { requiredDuringSchedulingIgnoredDuringExecution: _required, ...nodeAffinity } = affinity?.nodeAffinity ?? {};
+  if (terms.length) Object.assign(nodeAffinity, { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: terms } });
+  const { nodeAffinity: _node, ...rest } = affinity ?? {};
+  const result: V1Affinity = Object.keys(nodeAffinity).length ? { ...rest, nodeAffinity } : rest;
+  return Object.keys(result).length ? result : undefined;
 }
 
 /** A pod like `source` that the API server will accept as new: nothing server-set copied. */
@@ -101,7 +137,7 @@ function copyPod(
   source: V1Pod,
   o: {
     name: string;
-    nodeName: string;
+    where: Destination;
     keep?: ReadonlySet<string>;
     checkpointPVC?: string;
     labels?: Record<string, string>;
@@ -158,7 +194,7 @@ function copyPod(
       ...withoutServerSet(spec),
       // A device claimed only by a container left behind is freed, not claimed again.
       ...(spec.resourceClaims ? { resourceClaims: claimsUsed(spec, [...containers, ...(initContainers ?? [])]) } : {}),
-      affinity: pinnedTo(spec.affinity, o.nodeName),
+      affinity: pinnedTo(spec.affinity, o.where),
       containers: containers.map(tidy),
       ...(initContainers ? { initContainers: initContainers.map(tidy) } : {}),
       volumes,
@@ -179,7 +215,7 @@ export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
   );
   return copyPod(source, {
     name: opts.name,
-    nodeName: opts.targetNode,
+    where: opts.where,
     keep: opts.keep,
     checkpointPVC: opts.checkpointPVC,
     withhold: opts.withhold,
@@ -190,5 +226,5 @@ export function buildTargetPod(source: V1Pod, opts: TargetPodOptions): V1Pod {
 
 /** The source pod as it can be created again, pinned to its own node (DeleteBeforeCreate rollback). */
 export function restorablePod(source: V1Pod): V1Pod {
-  return copyPod(source, { name: source.metadata!.name!, nodeName: source.spec!.nodeName! });
+  return copyPod(source, { name: source.metadata!.name!, where: { node: source.spec!.nodeName! } });
 }

@@ -185,26 +185,54 @@ export function recordRollback(status: PodMigrationStatus, outcome: RollbackOutc
  */
 export function setConditions(status: PodMigrationStatus, generation: number | undefined, now: string, waitingReason?: string): void {
   const phase = status.phase ?? 'Pending';
-  const reason = status.reason || phase;
-  const message = status.message ?? '';
-  const done = phase === 'Completed';
-  const stalled = phase === 'Failed' || phase === 'Cancelled';
+  status.conditions = kstatusConditions(status.conditions, {
+    phase,
+    reason: status.reason || phase,
+    message: status.message ?? '',
+    done: phase === 'Completed' ? 'Completed' : undefined,
+    stalled: phase === 'Failed' || phase === 'Cancelled',
+    waitingReason,
+    generation,
+    now,
+  });
+  status.observedGeneration = generation;
+}
+
+/**
+ * kstatus's three conditions for a resource that works towards an end: Ready (True once
+ * `done`, with that reason), Reconciling (True while neither done nor stalled), Stalled
+ * (True once it has ended without getting there). A condition keeps its transition time
+ * while its status holds; conditions of other types are kept.
+ */
+export function kstatusConditions(
+  conditions: readonly Condition[] | undefined,
+  o: {
+    phase: string;
+    reason: string;
+    message: string;
+    done?: string;
+    stalled: boolean;
+    waitingReason?: string;
+    generation?: number;
+    now: string;
+  },
+): Condition[] {
+  const { phase, reason, message, done, stalled } = o;
   const wanted: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>[] = [
-    { type: 'Ready', status: done ? 'True' : 'False', reason: done ? 'Completed' : reason, message },
-    { type: 'Reconciling', status: !done && !stalled ? 'True' : 'False', reason: waitingReason ?? phase, message },
+    { type: 'Ready', status: done ? 'True' : 'False', reason: done ?? reason, message },
+    { type: 'Reconciling', status: !done && !stalled ? 'True' : 'False', reason: o.waitingReason ?? phase, message },
     { type: 'Stalled', status: stalled ? 'True' : 'False', reason: stalled ? reason : phase, message },
   ];
-  const old = new Map((status.conditions ?? []).map((c) => [c.type, c]));
-  const others = (status.conditions ?? []).filter((c) => !wanted.some((w) => w.type === c.type));
-  status.conditions = [
+  const old = new Map((conditions ?? []).map((c) => [c.type, c]));
+  const others = (conditions ?? []).filter((c) => !wanted.some((w) => w.type === c.type));
+  return [
     ...wanted.map((c) => {
       const prev = old.get(c.type);
-      const lastTransitionTime = prev && prev.status === c.status ? prev.lastTransitionTime : now;
-      return { ...c, observedGeneration: generation, lastTransitionTime };
+      const lastTransitionTime = prev && prev.status === c.status ? prev.lastTransitionTime : o.now;
+      return { ...c, observedGeneration: o.generation, lastTransitionTime };
     }),
     ...others,
   ];
-  status.observedGeneration = generation;
 }
 
 /** Step transitions between two statuses, for Events: [step name, new state, message]. */

@@ -9,7 +9,7 @@ import { classNotSeenYet, neverPreempting } from '../actions/priority';
 import { ApiError, MigrationFailure, ignoreNotFound, isAlreadyExists, isRefusal } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
-import { buildTargetPod, targetPodName } from '../migration/optimizedPod';
+import { buildTargetPod, destinationOf, targetPodName } from '../migration/optimizedPod';
 import { describePod, isPodReady, targetPodState } from '../migration/podState';
 import { canRollBack, remainingMs, stepStartTime } from '../migration/status';
 
@@ -45,7 +45,7 @@ export async function createCopy({ migration, status, client, fresh }: StepConte
   }
   const built = buildTargetPod(source, {
     name: podName,
-    targetNode: migration.spec.targetNode,
+    where: destinationOf(migration.spec),
     migrationName: name,
     migrationUid: uid,
     keep: new Set((status.containers ?? []).filter((c) => c.migrated).map((c) => c.name)),
@@ -81,10 +81,10 @@ function ours(pod: V1Pod, migrationUid: string): V1Pod {
  */
 export function awaitCopy({ migration, status, now }: StepContext, pod: V1Pod): StepOutcome {
   const spec = withDefaults(migration.spec);
-  status.targetPod = { name: pod.metadata!.name!, uid: pod.metadata!.uid!, node: spec.targetNode };
+  recordTargetPod(status, pod, spec.targetNode);
   const state = targetPodState(pod, Date.parse(now));
   if (state.kind === 'failed') throw new MigrationFailure(state.reason, state.message);
-  if (state.kind === 'ready') return { done: true, message: `pod ${pod.metadata!.name} is Ready on ${spec.targetNode}` };
+  if (state.kind === 'ready') return { done: true, message: `pod ${pod.metadata!.name} is Ready on ${pod.spec?.nodeName}` };
   const left = remainingMs(stepStartTime(status, 'CreateTargetPod', now), spec.readyTimeoutSeconds, now);
   if (left <= 0) {
     throw new MigrationFailure('TargetPodNotReady', `pod ${pod.metadata!.name} did not become Ready within ${spec.readyTimeoutSeconds}s`);
@@ -95,6 +95,13 @@ export function awaitCopy({ migration, status, now }: StepContext, pod: V1Pod): 
     requeueAfterMs: Math.min(left, state.retryAfterMs ?? left),
     message: `${state.message}; ready deadline ${deadline}`,
   };
+}
+
+/** The pod the move made, and the node it went to: spec.targetNode, or where kube-scheduler bound it. */
+export function recordTargetPod(status: PodMigrationStatus, pod: V1Pod, targetNode: string | undefined): void {
+  const node = pod.spec?.nodeName ?? targetNode;
+  status.targetPod = { name: pod.metadata!.name!, uid: pod.metadata!.uid!, ...(node ? { node } : {}) };
+  if (node) status.targetNode = node;
 }
 
 /** Step 3 of a mode that makes its copy while the source runs (Copy, Surge). */

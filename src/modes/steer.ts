@@ -18,12 +18,12 @@ import { ApiError, MigrationFailure, isRefusal } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
 import { markedBy } from '../migration/marks';
-import { restorablePod } from '../migration/optimizedPod';
+import { describeDestination, destinationOf, restorablePod } from '../migration/optimizedPod';
 import { describeReplacement, isReplacement } from '../migration/owners';
 import { describePod, isPodReady, targetPodState } from '../migration/podState';
 import { canRollBack, remainingMs, stepStartTime } from '../migration/status';
 import type { Mode } from './mode';
-import { retireByEviction } from './shared';
+import { recordTargetPod, retireByEviction } from './shared';
 
 /** How long the dry run may show the webhook not yet steering (the API server reloads its configuration) before that is a failure. */
 const ARMING_GRACE_MS = 15_000;
@@ -51,11 +51,12 @@ async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
   const ref = status.sourcePod!;
   const { owner, replacement } = status.steer!;
   const ownerName = `${owner.kind} ${owner.name}`;
+  const dest = describeDestination(destinationOf(spec));
 
   const all = (await client.get<{ items: V1Pod[] }>(paths.pods(namespace))).items;
   const steered = all.find((p) => markedBy(p, migration.metadata));
   if (steered) {
-    status.targetPod = { name: steered.metadata!.name!, uid: steered.metadata!.uid!, node: spec.targetNode };
+    recordTargetPod(status, steered, spec.targetNode);
     const state = targetPodState(steered, Date.parse(now));
     if (state.kind === 'failed') {
       const unpin = !steered.spec?.nodeName
@@ -66,9 +67,9 @@ async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
     if (state.kind === 'ready')
       return {
         done: true,
-        message: `${ownerName} recreated pod ${steered.metadata!.name}, steered to ${spec.targetNode}, and it is Ready`,
+        message: `${ownerName} recreated pod ${steered.metadata!.name}, steered to ${steered.spec?.nodeName ?? dest}, and it is Ready`,
       };
-    return waitForReady(ctx, `${state.message} (${ownerName}'s replacement, steered to ${spec.targetNode})`, state.retryAfterMs);
+    return waitForReady(ctx, `${state.message} (${ownerName}'s replacement, steered to ${dest})`, state.retryAfterMs);
   }
 
   const source = all.find((p) => p.metadata?.uid === ref.uid);
@@ -90,7 +91,7 @@ async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
     return {
       done: false,
       requeueAfterMs: 1_000,
-      message: `evicted source pod ${ref.name}; waiting for ${ownerName} to recreate it on ${spec.targetNode}`,
+      message: `evicted source pod ${ref.name}; waiting for ${ownerName} to recreate it on ${dest}`,
     };
   }
   if (!ref.evictionRequestedAt) {
@@ -105,12 +106,12 @@ async function steerReplacement(ctx: StepContext): Promise<StepOutcome> {
     const where = unsteered.spec?.nodeName ? `runs on ${unsteered.spec.nodeName}` : 'is not scheduled yet';
     throw new MigrationFailure(
       'ReplacementNotSteered',
-      `${ownerName} recreated the pod as ${unsteered.metadata!.name}, which the admission webhook did not steer (was it reachable?); it ${where}, not necessarily on ${spec.targetNode}`,
+      `${ownerName} recreated the pod as ${unsteered.metadata!.name}, which the admission webhook did not steer (was it reachable?); it ${where}, not necessarily on ${dest}`,
     );
   }
   return waitForReady(
     ctx,
-    `source pod ${ref.name} evicted; waiting for ${ownerName} to recreate ${describeReplacement(replacement)} (steered to ${spec.targetNode})`,
+    `source pod ${ref.name} evicted; waiting for ${ownerName} to recreate ${describeReplacement(replacement)} (steered to ${dest})`,
   );
 }
 
@@ -228,7 +229,7 @@ async function undo(ctx: UndoContext): Promise<UndoResult> {
   const { namespace } = migration.metadata;
   const s = status.steer;
   await ctx.env.arming?.disarm(keyOf(migration));
-  const target = migration.spec.targetNode;
+  const target = describeDestination(destinationOf(migration.spec));
   const unready = pods.filter((p) => !isPodReady(p));
   for (const p of unready) {
     if (p.metadata?.deletionTimestamp) continue;

@@ -12,7 +12,7 @@ import {
 } from '../api/types';
 import { MigrationFailure, ignoreNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
-import { restorablePod } from '../migration/optimizedPod';
+import { allows, destinationOf, restorablePod } from '../migration/optimizedPod';
 import { captureContainers, droppedCrashed } from '../migration/podState';
 import { lacksRoom, nodeExcludes } from '../migration/placement';
 import { claimNames, nodeIsReady, singleNodeClaims } from '../migration/preflight';
@@ -21,7 +21,7 @@ import { claimSourcePod } from '../actions/claim';
 import { type ResourceClaim, claimPinned, claimsOf, classAbsentOn, devicesAllocated, templateDeviceClasses } from '../actions/devices';
 import { preemptionUnavoidable } from '../actions/priority';
 import { readUsage } from '../actions/usage';
-import type { Step, StepOutcome } from '../migration/context';
+import type { Step, StepContext, StepOutcome } from '../migration/context';
 import { chooseMode } from '../modes/chooseMode';
 
 export const captureState: Step = async ({ migration, status, client, env, hold, fresh, record }) => {
@@ -34,12 +34,13 @@ export const captureState: Step = async ({ migration, status, client, env, hold,
   if (!pod) {
     pod = await laterIncarnation(client, namespace, podName);
     if (!pod) throw new MigrationFailure('PodNotFound', `pod ${namespace}/${podName} does not exist`);
-    const { targetNode } = migration.spec;
-    if (pod.spec?.nodeName === targetNode && pod.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp) {
+    const node = pod.spec?.nodeName;
+    if (node && allows(destinationOf(migration.spec), node) && pod.status?.phase === 'Running' && !pod.metadata?.deletionTimestamp) {
+      status.targetNode = node;
       return {
         done: true,
         finished: { reason: 'AlreadyOnTarget' },
-        message: `pod ${podName} was moved by an earlier migration: pod ${pod.metadata!.name}, made from it, already runs on ${targetNode}; nothing was touched`,
+        message: `pod ${podName} was moved by an earlier migration: pod ${pod.metadata!.name}, made from it, already runs on ${node}; nothing was touched`,
       };
     }
   }
@@ -60,19 +61,26 @@ export const captureState: Step = async ({ migration, status, client, env, hold,
   if (!deleteFirst) await checkVolumes(client, pod);
   const unavoidable = !allowPreemption ? preemptionUnavoidable(pod.spec!) : undefined;
   if (unavoidable) throw new MigrationFailure('TargetPodRejected', unavoidable);
-  const node = await checkTargetNode(client, migration);
+  const sourceGoesFirst = deleteFirst || mode.mode === 'Steer';
+  const candidates = await targetNodes(client, migration);
   // Where the pod is down from its eviction until it runs on the target, a target the
-  // scheduler would certainly refuse is refused now, before anything is touched.
-  // (The reason a refusal gives is the contract's: TargetLacksDevice for DeleteBeforeCreate.)
-  if (deleteFirst || mode.mode === 'Steer')
-    await checkDevices(client, pod, node, kept, deleteFirst ? 'TargetLacksDevice' : 'TargetPodUnschedulable');
-  if (mode.mode === 'Steer' || deleteFirst) await checkPlacement(client, pod, node);
-  const claims = await checkClaims(client, pod, node, kept, deleteFirst || mode.mode === 'Steer');
+  // scheduler would certainly refuse is refused now, before anything is touched; left to
+  // the scheduler, some node must qualify. (The reason a refusal gives is the contract's:
+  // TargetLacksDevice for DeleteBeforeCreate.)
+  const onNode = podsByNode(client, candidates);
+  const claims = await someNode(candidates, async (node) => {
+    if (sourceGoesFirst) {
+      await checkDevices(client, pod, node, kept, deleteFirst ? 'TargetLacksDevice' : 'TargetPodUnschedulable');
+      checkPlacement(pod, node, await onNode(node));
+    }
+    return checkClaims(client, pod, node, kept, sourceGoesFirst);
+  });
   // Last, so that a refusal leaves the pod as it was (and the record without a finalizer).
   await hold();
   fresh.source = await claimSourcePod(client, migration, pod);
 
   status.sourcePod = { name: pod.metadata!.name!, uid: pod.metadata!.uid!, node: pod.spec!.nodeName! };
+  if (migration.spec.targetNode) status.targetNode = migration.spec.targetNode;
   status.mode = mode.mode;
   if (mode.surge) status.surge = mode.surge;
   if (mode.steer) status.steer = mode.steer;
@@ -100,6 +108,35 @@ export const captureState: Step = async ({ migration, status, client, env, hold,
       (dropped.length ? `; dropping ${dropped.join(', ')}` : ''),
   };
 };
+
+/** Thrown by the `hold` that `refusal` gives step 1: it stops there, before anything is held. */
+const WOULD_HOLD = Symbol('would hold');
+
+/**
+ * What step 1 would refuse, found before the migration has a slot: step 1 run up to where
+ * it would first hold anything, on a copy of the status, recording nothing. A record that
+ * can only fail (no such pod, the wrong node, opted out, a DaemonSet's pod...) then fails in
+ * seconds, not after waiting its turn behind a long queue. Undefined when step 1 would go on
+ * (or wait).
+ */
+export async function refusal(ctx: StepContext): Promise<MigrationFailure | undefined> {
+  try {
+    await captureState({
+      ...ctx,
+      status: structuredClone(ctx.status),
+      fresh: {},
+      record: () => undefined,
+      persist: async () => undefined,
+      hold: async () => {
+        throw WOULD_HOLD;
+      },
+    });
+  } catch (e) {
+    if (e instanceof MigrationFailure) return e;
+    if (e !== WOULD_HOLD) throw e;
+  }
+  return undefined;
+}
 
 /**
  * The pod that earlier migrations made from `name`: the newest live copy whose line starts
@@ -168,24 +205,75 @@ async function checkVolumes(client: KubeClient, pod: V1Pod): Promise<void> {
 }
 
 /**
- * What is cheap and certain about the target node: it exists, is Ready and is not cordoned.
- * Everything else (taints, room, the pod's own affinities, volumes, devices) is for
- * kube-scheduler to decide when it places the copy; its refusal ends the migration in
- * step 3 as TargetPodUnschedulable, with its own message.
+ * What is cheap and certain about the target node: it exists, is Ready and is not cordoned;
+ * left to the scheduler, that such a node exists. Everything else (taints, room, the pod's
+ * own affinities, volumes, devices) is for kube-scheduler to decide when it places the
+ * copy; its refusal ends the migration in step 3 as TargetPodUnschedulable, with its own
+ * message.
  */
 const NODE_MAX_AGE_MS = 1_000;
 
-async function checkTargetNode(client: KubeClient, migration: PodMigration): Promise<V1Node> {
-  const { targetNode } = migration.spec;
+async function targetNodes(client: KubeClient, migration: PodMigration): Promise<V1Node[]> {
+  const { targetNode, sourceNode } = migration.spec;
   // Shared by the migrations that start within the same second: a cordon a moment old is
   // still caught, by the scheduler, which then cannot place the copy.
+  if (!targetNode) {
+    const where = destinationOf(migration.spec);
+    const nodes = (await client.getRecent<{ items: V1Node[] }>(paths.nodes(), NODE_MAX_AGE_MS)).items.filter(
+      (n) => allows(where, n.metadata!.name!) && nodeIsReady(n) && !n.spec?.unschedulable,
+    );
+    if (!nodes.length) {
+      throw new MigrationFailure(
+        'TargetPodUnschedulable',
+        `spec.targetNode is unset and no node ${'avoid' in where && where.avoid ? `other than ${sourceNode} ` : ''}is Ready and uncordoned; nothing was touched`,
+      );
+    }
+    return nodes;
+  }
   const node = await ignoreNotFound(client.getRecent<V1Node>(paths.node(targetNode), NODE_MAX_AGE_MS));
   if (!node) throw new MigrationFailure('TargetNodeNotFound', `target node ${targetNode} does not exist`);
   if (!nodeIsReady(node)) throw new MigrationFailure('TargetNodeNotReady', `target node ${targetNode} is not Ready`);
   if (node.spec?.unschedulable) {
     throw new MigrationFailure('TargetNodeUnschedulable', `target node ${targetNode} is cordoned (spec.unschedulable)`);
   }
-  return node;
+  return [node];
+}
+
+/**
+ * The first answer of `check` for a node that passes it. When none does, the refusal for
+ * the one node, or (the scheduler choosing) one that names each node's reason.
+ */
+async function someNode<T>(nodes: readonly V1Node[], check: (node: V1Node) => Promise<T>): Promise<T> {
+  const refusals: MigrationFailure[] = [];
+  for (const node of nodes) {
+    try {
+      return await check(node);
+    } catch (e) {
+      if (!(e instanceof MigrationFailure)) throw e;
+      refusals.push(e);
+    }
+  }
+  if (refusals.length === 1) throw refusals[0];
+  const shown = refusals
+    .slice(0, 3)
+    .map((r) =>
+      r.message
+        .replace(/^kube-scheduler would not place pod \S+ on \S+: /, '')
+        .replace(/(; the pod would be down from its eviction until it could, so nothing was touched|; nothing was touched)$/, ''),
+    );
+  const more = refusals.length > shown.length ? `; and ${refusals.length - shown.length} more nodes` : '';
+  throw new MigrationFailure(refusals[0].reason, `no node qualifies: ${shown.join('; ')}${more}; nothing was touched`);
+}
+
+/** The pods bound to each node, listed once (all pods when several nodes are candidates). */
+function podsByNode(client: KubeClient, nodes: readonly V1Node[]): (node: V1Node) => Promise<V1Pod[]> {
+  let all: Promise<V1Pod[]> | undefined;
+  return async (node) => {
+    const name = node.metadata!.name!;
+    if (nodes.length === 1) return (await client.get<{ items: V1Pod[] }>(paths.pods(), { fieldSelector: `spec.nodeName=${name}` })).items;
+    all ??= client.get<{ items: V1Pod[] }>(paths.pods()).then((l) => l.items);
+    return (await all).filter((p) => p.spec?.nodeName === name);
+  };
 }
 
 /** The claims (DRA) the kept containers use; a named claim allocated on a node the target is not refuses the move. */
@@ -257,9 +345,8 @@ function claimsUsedBy(pod: V1Pod, kept: readonly ContainerRecord[]): Set<string>
 }
 
 /** Taints, the pod's node selector and affinity, and room on the target: what kube-scheduler would certainly refuse. */
-async function checkPlacement(client: KubeClient, pod: V1Pod, node: V1Node): Promise<void> {
-  const onNode = () => client.get<{ items: V1Pod[] }>(paths.pods(), { fieldSelector: `spec.nodeName=${node.metadata!.name}` });
-  const why = nodeExcludes(pod, node) ?? lacksRoom(pod, node, (await onNode()).items);
+function checkPlacement(pod: V1Pod, node: V1Node, podsOnNode: readonly V1Pod[]): void {
+  const why = nodeExcludes(pod, node) ?? lacksRoom(pod, node, podsOnNode);
   if (why) {
     throw new MigrationFailure(
       'TargetPodUnschedulable',

@@ -3,6 +3,7 @@
 import type { Step } from '../migration/context';
 import type { StepName } from '../migration/status';
 import { captureState } from './captureState';
+export { refusal } from './captureState';
 import { checkpoint } from './checkpoint';
 import { collectMetrics } from './collectMetrics';
 import { createTargetPod } from './createTargetPod';

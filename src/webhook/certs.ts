@@ -23,7 +23,8 @@ export interface CertManagerOptions {
   client: KubeClient;
   namespace: string;
   secretName: string;
-  webhookConfigName: string;
+  /** The webhook configurations whose CA bundle this keeps; an optional one may be absent (not installed). */
+  webhookConfigs: { kind: 'mutatingwebhookconfigurations' | 'validatingwebhookconfigurations'; name: string; optional?: boolean }[];
   dnsNames: string[];
   log: Logger;
   /** Called with every certificate in force (first, and after each renewal). */
@@ -90,17 +91,23 @@ export class CertManager {
     return c!;
   }
 
-  /** Writes the CA into every webhook of the configuration that does not have it yet. */
+  /** Writes the CA into every webhook of the configurations that does not have it yet. */
   private async injectCABundle(ca: string): Promise<void> {
-    const path = `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${this.o.webhookConfigName}`;
-    const config = await this.o.client.get<{ metadata: { resourceVersion: string }; webhooks?: { clientConfig: { caBundle?: string } }[] }>(
-      path,
-    );
     const bundle = b64(ca);
-    if ((config.webhooks ?? []).every((w) => w.clientConfig.caBundle === bundle)) return;
-    for (const w of config.webhooks ?? []) w.clientConfig.caBundle = bundle;
-    await this.o.client.replace(path, config);
-    this.o.log.info({ webhookConfiguration: this.o.webhookConfigName }, 'injected the CA bundle');
+    for (const { kind, name, optional } of this.o.webhookConfigs) {
+      const path = `/apis/admissionregistration.k8s.io/v1/${kind}/${name}`;
+      let config: { metadata: { resourceVersion: string }; webhooks?: { clientConfig: { caBundle?: string } }[] };
+      try {
+        config = await this.o.client.get(path);
+      } catch (e) {
+        if (optional && isNotFound(e)) continue;
+        throw e;
+      }
+      if ((config.webhooks ?? []).every((w) => w.clientConfig.caBundle === bundle)) continue;
+      for (const w of config.webhooks ?? []) w.clientConfig.caBundle = bundle;
+      await this.o.client.replace(path, config);
+      this.o.log.info({ webhookConfiguration: name, kind }, 'injected the CA bundle');
+    }
   }
 
   /** Syncs now (retrying until it succeeds), then every `periodMs`. */

@@ -1,7 +1,8 @@
-// The mutating admission webhook for pods (Steer mode), served over HTTPS. It must never
-// hurt pod creation: its configuration has failurePolicy Ignore, a short timeout and CEL
-// matchConditions so the API server calls it only for pods with a controlling owner; here
-// any error, a slow lookup or an unknown request answers "allowed, unchanged".
+// The admission webhooks, served over HTTPS: the mutating one for pods (Steer mode) and the
+// validating one for evictions (drains, eviction.ts). Neither may hurt what it is called
+// for: their configurations have failurePolicy Ignore, a short timeout and CEL
+// matchConditions so the API server calls them only when it matters; here any error, a
+// slow lookup or an unknown request answers "allowed" (unchanged).
 import type { Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -11,6 +12,7 @@ import { type KubeClient, paths } from '../kube/client';
 import { parseAddress } from '../http';
 import { type KeyPair, httpsServer } from '../tls';
 import { CertManager } from './certs';
+import { EVICTION_WEBHOOK_PATH, type EvictionDeps, reviewEviction } from './eviction';
 import { steerPatch, steeringMigrations, waitsForReplacement } from './steer';
 
 export const WEBHOOK_PATH = '/mutate-v1-pod';
@@ -34,7 +36,11 @@ export interface WebhookOptions {
   certDir?: string;
   secretName: string;
   configName: string;
+  /** The ValidatingWebhookConfiguration of the eviction webhook (its CA bundle is kept too). */
+  evictionConfigName: string;
   serviceName: string;
+  /** Serve the eviction webhook. */
+  eviction?: Omit<EvictionDeps, 'client' | 'log'>;
 }
 
 /** A namespace's name; anything else is no namespace (and never goes into a request path). */
@@ -93,7 +99,12 @@ export async function review(source: MigrationSource, log: Logger, body: unknown
     }
     const name = (pod.metadata.name ?? pod.metadata.generateName) as string | undefined;
     log.info(
-      { migration: `${namespace}/${m.metadata.name}`, pod: name, targetNode: m.spec.targetNode, dryRun: req.dryRun === true },
+      {
+        migration: `${namespace}/${m.metadata.name}`,
+        pod: name,
+        targetNode: m.spec.targetNode ?? `not ${m.spec.sourceNode}`,
+        dryRun: req.dryRun === true,
+      },
       'steering the replacement pod',
     );
     return allowed(steerPatch(pod as V1Pod, m));
@@ -138,7 +149,10 @@ export async function serveWebhook(
       client: o.client,
       namespace: o.namespace,
       secretName: o.secretName,
-      webhookConfigName: o.configName,
+      webhookConfigs: [
+        { kind: 'mutatingwebhookconfigurations', name: o.configName },
+        { kind: 'validatingwebhookconfigurations', name: o.evictionConfigName, optional: true },
+      ],
       dnsNames,
       log: o.log,
       onCert,
@@ -149,7 +163,14 @@ export async function serveWebhook(
   }
   const server = httpsServer(source, o.log, (req, res) => {
     const reply = (status: number, body: object) => res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
-    if (req.method !== 'POST' || (req.url ?? '').split('?')[0] !== WEBHOOK_PATH) return reply(404, { message: 'not found' });
+    const path = (req.url ?? '').split('?')[0];
+    const answer =
+      path === WEBHOOK_PATH
+        ? (body: unknown) => review(o.migrations, o.log, body)
+        : path === EVICTION_WEBHOOK_PATH && o.eviction
+          ? (body: unknown) => reviewEviction({ ...o.eviction!, client: o.client, log: o.log }, body)
+          : undefined;
+    if (req.method !== 'POST' || !answer) return reply(404, { message: 'not found' });
     let size = 0;
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => {
@@ -166,7 +187,7 @@ export async function serveWebhook(
       } catch {
         return reply(400, { message: 'the body is not an AdmissionReview' });
       }
-      review(o.migrations, o.log, body).then(
+      answer(body).then(
         (r) => reply(200, r),
         (e: unknown) => reply(500, { message: String(e) }),
       );

@@ -2,7 +2,7 @@
 import type { V1Pod } from '@kubernetes/client-node';
 import { ANNOTATION_STEER_PROBE, CHECKPOINT_MOUNT_PATH, CHECKPOINT_VOLUME, type PodMigration, TERMINAL_PHASES } from '../api/types';
 import { migrationMarks } from '../migration/marks';
-import { pinnedTo } from '../migration/optimizedPod';
+import { destinationOf, pinnedTo } from '../migration/optimizedPod';
 import { isReplacement } from '../migration/owners';
 
 /** A migration that waits for its owner's replacement of the source: armed, not yet steered, not ended. */
@@ -42,7 +42,7 @@ export interface JsonPatchOp {
 }
 
 /**
- * The JSON patch that steers `pod` for `m`: pinned to the target node by node affinity,
+ * The JSON patch that steers `pod` for `m`: pinned to the target node (or kept off the source) by node affinity,
  * marked as this migration's (so the migration finds it), and with the checkpoint claim
  * mounted at /migration-checkpoint in every container when there is one.
  */
@@ -50,7 +50,7 @@ export function steerPatch(pod: V1Pod, m: PodMigration): JsonPatchOp[] {
   const spec = pod.spec!;
   const marks = migrationMarks(m.metadata, { name: m.status!.sourcePod!.name, origin: m.spec.podName });
   const ops: JsonPatchOp[] = [
-    { op: 'add', path: '/spec/affinity', value: pinnedTo(spec.affinity, m.spec.targetNode) },
+    { op: 'add', path: '/spec/affinity', value: pinnedTo(spec.affinity, destinationOf(m.spec)) ?? null },
     { op: 'add', path: '/metadata/labels', value: { ...pod.metadata?.labels, ...marks.labels } },
     { op: 'add', path: '/metadata/annotations', value: { ...pod.metadata?.annotations, ...marks.annotations } },
   ];

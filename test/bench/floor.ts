@@ -50,7 +50,7 @@ export async function floor(cluster: BenchCluster, ns: string, n: number): Promi
       // The same copy the operator makes (a pure function: no requests).
       const body = buildTargetPod(pod, {
         name: copy,
-        targetNode: 'node-2',
+        where: { node: 'node-2' },
         migrationName: `m-${i}`,
         migrationUid: 'floor',
         keep: new Set(['main']),

@@ -1,0 +1,77 @@
+// Runs NodeDrains: a watch of them feeds a work queue, and a few workers reconcile them
+// (drain/reconciler.ts). A drain in progress is looked at again every DRAIN_POLL_MS; its
+// PodMigrations are carried out by the PodMigration controller, within its limits.
+import type { Logger } from 'pino';
+import type { NodeDrain, PodMigration } from '../api/types';
+import { isConflict } from '../errors';
+import type { KubeClient } from '../kube/client';
+import { Informer } from '../kube/informer';
+import { WorkQueue } from '../kube/workqueue';
+import type { Environment } from '../migration/context';
+import { DrainReconciler, drainPath } from './reconciler';
+
+export interface DrainControllerOptions {
+  client: KubeClient;
+  log: Logger;
+  env: Environment;
+  migrations: { get(name: string, namespace?: string): PodMigration | undefined; list(namespace?: string): readonly PodMigration[] };
+  /** The one namespace the operator watches, if any. */
+  namespace?: string;
+  workers?: number;
+}
+
+export class DrainController {
+  private readonly queue = new WorkQueue();
+  private readonly drains: Informer<NodeDrain>;
+  private readonly reconciler: DrainReconciler;
+  private workers: Promise<void>[] = [];
+
+  constructor(private readonly o: DrainControllerOptions) {
+    this.drains = new Informer<NodeDrain>({
+      client: o.client,
+      path: drainPath(),
+      log: o.log,
+      onChange: (d) => this.queue.add(d.metadata.name),
+    });
+    this.reconciler = new DrainReconciler({
+      client: o.client,
+      drains: { get: (name) => this.drains.get(name) },
+      migrations: o.migrations,
+      env: o.env,
+      log: o.log,
+      namespace: o.namespace,
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.drains.start();
+    while (!this.drains.hasSynced) await new Promise((r) => setTimeout(r, 100));
+    this.workers = Array.from({ length: this.o.workers ?? 2 }, () => this.work());
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    await this.drains.stop();
+    await Promise.all(this.workers);
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const name = await this.queue.get();
+      if (name === undefined) return;
+      try {
+        const after = await this.reconciler.reconcile(name);
+        this.queue.forget(name);
+        if (after !== undefined) this.queue.addAfter(name, after);
+      } catch (e) {
+        const retryInMs = this.queue.addRateLimited(name);
+        this.o.log[isConflict(e) ? 'debug' : 'error'](
+          { nodeDrain: name, err: e instanceof Error ? e.message : String(e), retryInMs },
+          'drain reconcile failed; retrying',
+        );
+      } finally {
+        this.queue.done(name);
+      }
+    }
+  }
+}
