@@ -18,7 +18,7 @@ node_modules/.installed: package.json package-lock.json
 	$(NODE) npm ci --no-audit --no-fund
 	touch $@
 
-demo: node_modules/.installed ## Start the local control plane and migrate a sample AI pod from node-1 to node-2
+demo: node_modules/.installed ## Start the local control plane, migrate a sample AI pod from node-1 to node-2, then drain node-1 with kubectl drain: its Deployment never without a Ready pod
 	$(NODE) hack/demo.sh
 
 test: node_modules/.installed ## Run every test (unit + integration on a real local control plane)
@@ -34,9 +34,9 @@ verify: node_modules/.installed ## No cluster: types, ESLint, Prettier, and the 
 
 # make bench ARGS='--n 100 --breakdown': those options alone (ARGS=--help lists them). BENCH_N or
 # BENCH_MEMORY set but empty: no runs of that kind.
-BENCH_ARGS = --n "$${BENCH_N-1,100,1000}" --memory "$${BENCH_MEMORY-1000,5000,10000}"
+BENCH_ARGS = --n "$${BENCH_N-1,100,1000}" --drain "$${BENCH_DRAIN-100,500}" --memory "$${BENCH_MEMORY-1000,5000,10000}"
 
-bench: build ## Operator vs a floor client on a local control plane of its own (BENCH_N=1,100,1000; BENCH_MEMORY=1000,5000,10000 stored records; or ARGS='...')
+bench: build ## Operator vs a floor on a local control plane of its own (BENCH_N=1,100,1000; BENCH_DRAIN=100,500 pods drained; BENCH_MEMORY=1000,5000,10000 stored records; or ARGS='...')
 	$(NODE) npx tsc -p tsconfig.bench.json
 	$(NODE) node dist/bench/test/bench/main.js $(or $(ARGS),$(BENCH_ARGS))
 
@@ -55,8 +55,8 @@ cluster-up: ## Start etcd + kube-apiserver + kube-controller-manager + kwok on 1
 cluster-down: ## Stop the local control plane and remove its state
 	hack/cluster.sh down
 
-run: build ## Run the operator against $$KUBECONFIG (default .cluster/kubeconfig)
-	$(NODE) node dist/main.js --kubeconfig "$(KUBECONFIG)"
+run: build ## Run the operator against $$KUBECONFIG (default .cluster/kubeconfig), its webhooks on 127.0.0.1:$$WEBHOOK_PORT (9443), registered by URL
+	$(NODE) hack/run.sh
 
 build-installer: ## Write dist/install.yaml: everything config/default installs, in one file, with image $$IMG
 	@mkdir -p dist

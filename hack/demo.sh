@@ -2,7 +2,9 @@
 # The operator's main job, end to end, on the local control plane: start the cluster,
 # create an AI-style pod on node-1 (two running containers, one finished), start the
 # operator, apply config/samples/podmigration.yaml, show the phases as they advance, and
-# print the result.
+# print the result. Then the drain: a single-replica inference Deployment on node-1, opted
+# in to migrate on eviction, and `kubectl drain node-1`, watched at every change the API
+# server makes: it is never without a Ready pod.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +25,12 @@ k delete podmigration move-tensorflow --ignore-not-found --wait=true >/dev/null
 k delete pvc -l migration.ai-storage.io/migration=move-tensorflow --ignore-not-found --wait=false >/dev/null
 k delete pod -l migration.ai-storage.io/migration=move-tensorflow --ignore-not-found --grace-period=0 --force >/dev/null 2>&1 || true
 k delete pod tensorflow-pod --ignore-not-found --grace-period=0 --force >/dev/null 2>&1 || true
+k delete deployment inference --ignore-not-found --wait=true >/dev/null
+for pm in $(k get podmigrations -l migration.ai-storage.io/created-by=eviction -o name); do
+  k patch "$pm" --type merge -p '{"metadata":{"finalizers":null}}' >/dev/null 2>&1 || true
+  k delete "$pm" --ignore-not-found >/dev/null
+done
+k uncordon node-1 >/dev/null
 
 say "Creating the AI training pod on node-1"
 k apply -f config/samples/ai-training-pod.yaml
@@ -30,8 +38,10 @@ k wait --for=jsonpath='{.status.phase}'=Running pod/tensorflow-pod --timeout=60s
 k get pod tensorflow-pod -o wide
 k get pod tensorflow-pod -o jsonpath='{range .status.containerStatuses[*]}  {.name}: {.state}{"\n"}{end}'
 
-say "Starting the operator (as its own ServiceAccount identity, bound by config/rbac)"
-node dist/main.js --kubeconfig "$CLUSTER_DIR/operator.kubeconfig" >"$CLUSTER_DIR/operator.log" 2>&1 &
+say "Starting the operator (as its own ServiceAccount identity, bound by config/rbac), its webhooks on loopback"
+port=${WEBHOOK_PORT:-9443}
+hack/register-webhooks.sh "https://127.0.0.1:$port"
+node dist/main.js --kubeconfig "$CLUSTER_DIR/operator.kubeconfig" --webhook-bind-address "127.0.0.1:$port" >"$CLUSTER_DIR/operator.log" 2>&1 &
 operator=$!
 watcher=
 cleanup() {
@@ -73,6 +83,30 @@ duration:       {.status.durationSeconds}s
 
 say "Events (kubectl describe podmigration move-tensorflow)"
 k describe podmigration move-tensorflow | sed -n '/^Events:/,$p'
+[[ "$phase" == Completed ]]
+
+say "A single-replica inference Deployment on node-1, opted in (migration.ai-storage.io/on-eviction: migrate)"
+k apply -f config/samples/inference-deployment.yaml
+k rollout status deployment/inference --timeout=90s
+k get pods -l app=inference -o wide
+
+say "kubectl drain node-1 --ignore-daemonsets --force (the Deployment's pods at every change, and how many are Ready)"
+# One line per change the API server makes; awk keeps each pod's state and counts the Ready ones.
+"$bin/kubectl" get pods -l app=inference -w --output-watch-events --no-headers \
+  -o 'custom-columns=POD:.metadata.name,NODE:.spec.nodeName,READY:.status.conditions[?(@.type=="Ready")].status,DELETING:.metadata.deletionTimestamp' |
+  awk '{ if ($1 == "DELETED") delete ready[$2]; else ready[$2] = ($4 == "True" && $5 == "<none>");
+         n = 0; for (p in ready) n += ready[p]; if (least == "" || n < least) least = n
+         printf "  %-9s %-34s on %-7s Ready pods now: %d (fewest so far: %d)\n", $1, $2, $3, n, least; fflush() }' &
+watcher=$!
+sleep 1
+k drain node-1 --ignore-daemonsets --force --timeout=120s
+sleep 1
+kill "$watcher" 2>/dev/null || true
+pkill -f "get pods -l app=inference -w" 2>/dev/null || true
+wait "$watcher" 2>/dev/null || true
+watcher=
+k get podmigrations -l migration.ai-storage.io/created-by=eviction -o wide
+k uncordon node-1 >/dev/null
 echo
 echo "The cluster keeps running: export KUBECONFIG=$KUBECONFIG; 'make cluster-down' stops it."
-[[ "$phase" == Completed ]]
+echo "Drain a node declaratively: kubectl apply -f config/samples/nodedrain.yaml; kubectl get nodedrains -w"

@@ -7,11 +7,13 @@
 // N at once. Requests are counted by identity from the API server's audit log, within each
 // run's window (./audit.ts). Prints wall time, p50/p99 latency (record created ->
 // Completed), requests per migration, the operator's CPU per migration and RSS, and the
-// ratios to the floor (./report.ts); then --costs (./costs.ts) and --memory (./memory.ts).
+// ratios to the floor (./report.ts); then --drain (./drain.ts), --costs (./costs.ts) and
+// --memory (./memory.ts).
 import { join } from 'node:path';
 import { requests } from './audit';
 import { BenchCluster, ROOT, sleep } from './cluster';
 import { costsRun } from './costs';
+import { type DrainRow, drainRun } from './drain';
 import { floor } from './floor';
 import { memoryRun, type MemoryRow } from './memory';
 import { OperatorBuild, killOperators, operatorRun } from './operator';
@@ -45,6 +47,12 @@ async function bench(o: BenchOptions): Promise<void> {
     rows.push(sizeRow(n, fr, fAudit, or, oAudit));
   }
   if (rows.length) console.table(rows);
+
+  if (o.drain.length) {
+    const drains: DrainRow[] = [];
+    for (const n of o.drain) drains.push(await drainRun(cluster, build, n, run, env));
+    console.table(drains);
+  }
 
   if (o.costs) console.table(await costsRun(cluster, run));
 

@@ -4,6 +4,10 @@
 export const USAGE = `usage: make bench ARGS='[option]...'
 
   --n 1,100            N: migrations at once, one run per N ('' for none; default 1,100)
+  --drain 100,500      N: kubectl drain of node-1 holding N single-replica Deployments'
+                       pods, plainly and with the operator answering the evictions, on
+                       the same control plane: wall times, the operator's requests per
+                       pod, the fewest Ready pods any Deployment had ('' for none)
   --memory 1000,5000   K: the operator's memory with K stored (ended) PodMigrations: its
                        peak, and its RSS 10 s and 90 s after its caches synced (V8 returns
                        the heap the initial list left behind after about a minute idle)
@@ -23,6 +27,7 @@ export const USAGE = `usage: make bench ARGS='[option]...'
 
 export interface BenchOptions {
   sizes: number[];
+  drain: number[];
   memory: number[];
   dist: string;
   keep: boolean;
@@ -34,7 +39,7 @@ export interface BenchOptions {
   nodeOptions?: string;
 }
 
-const VALUES = ['n', 'memory', 'dist', 'node-options'] as const;
+const VALUES = ['n', 'drain', 'memory', 'dist', 'node-options'] as const;
 const SWITCHES = ['keep', 'breakdown', 'timeline', 'costs', 'defaults'] as const;
 type Value = (typeof VALUES)[number];
 type Switch = (typeof SWITCHES)[number];
@@ -66,13 +71,14 @@ export function parseOptions(argv: readonly string[], defaultDist: string): Benc
       throw new UsageError(`unknown option ${JSON.stringify(argv[i])}`);
     }
   }
-  for (const name of ['n', 'memory'] as const) {
+  for (const name of ['n', 'drain', 'memory'] as const) {
     if (list(values[name] ?? '').some((x) => !Number.isInteger(x) || x <= 0)) {
       throw new UsageError(`--${name} takes positive whole numbers separated by commas, not ${JSON.stringify(values[name])}`);
     }
   }
   return {
     sizes: list(values.n ?? '1,100'),
+    drain: list(values.drain ?? ''),
     memory: list(values.memory ?? ''),
     dist: values.dist ?? defaultDist,
     keep: switches.has('keep'),

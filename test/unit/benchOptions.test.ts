@@ -8,6 +8,7 @@ const root = join(__dirname, '../..');
 it('reads values as they are, switches, and the defaults', () => {
   expect(parseOptions(['--n', '', '--costs', '--node-options', '--max-old-space-size=96', '--keep'], 'dist')).toEqual({
     sizes: [],
+    drain: [],
     memory: [],
     dist: 'dist',
     keep: true,
@@ -19,11 +20,12 @@ it('reads values as they are, switches, and the defaults', () => {
   });
   expect(parseOptions([], 'dist')).toMatchObject({ sizes: [1, 100], memory: [], dist: 'dist', nodeOptions: undefined });
   expect(parseOptions(['--n', '1,20', '--memory', '200', '--n', '5'], 'dist')).toMatchObject({ sizes: [1, 20], memory: [200] });
+  expect(parseOptions(['--drain', '100,500'], 'dist')).toMatchObject({ drain: [100, 500] });
   expect(parseOptions(['--help'], 'dist')).toBeUndefined();
 });
 
 it('refuses unknown options, missing values and sizes that are not counts', () => {
-  for (const argv of [['--bogus'], ['-n', '1'], ['--n'], ['--n', '1,x'], ['--memory', '0']]) {
+  for (const argv of [['--bogus'], ['-n', '1'], ['--n'], ['--n', '1,x'], ['--memory', '0'], ['--drain', '-5']]) {
     expect(() => parseOptions(argv, 'dist')).toThrow(UsageError);
   }
 });
