@@ -91,12 +91,24 @@ k rollout status deployment/inference --timeout=90s
 k get pods -l app=inference -o wide
 
 say "kubectl drain node-1 --ignore-daemonsets --force (the Deployment's pods at every change, and how many are Ready)"
-# One line per change the API server makes; awk keeps each pod's state and counts the Ready ones.
+# One line per change the API server makes to the Deployment's pods, and how many are Ready then.
+watch_ready() {
+  local -A ready=()
+  local event pod node is_ready deleting least='' n v
+  while read -r event pod node is_ready deleting; do
+    if [[ $event == DELETED ]]; then unset "ready[$pod]"; else
+      ready[$pod]=0
+      [[ $is_ready == True && $deleting == "<none>" ]] && ready[$pod]=1
+    fi
+    n=0
+    for v in "${ready[@]}"; do n=$((n + v)); done
+    [[ -z $least || $n -lt $least ]] && least=$n
+    printf '  %-9s %-38s on %-7s Ready pods now: %d (fewest so far: %d)\n' "$event" "$pod" "$node" "$n" "$least"
+  done
+}
 "$bin/kubectl" get pods -l app=inference -w --output-watch-events --no-headers \
-  -o 'custom-columns=POD:.metadata.name,NODE:.spec.nodeName,READY:.status.conditions[?(@.type=="Ready")].status,DELETING:.metadata.deletionTimestamp' |
-  awk '{ if ($1 == "DELETED") delete ready[$2]; else ready[$2] = ($4 == "True" && $5 == "<none>");
-         n = 0; for (p in ready) n += ready[p]; if (least == "" || n < least) least = n
-         printf "  %-9s %-34s on %-7s Ready pods now: %d (fewest so far: %d)\n", $1, $2, $3, n, least; fflush() }' &
+  -o 'custom-columns=EVENT:.type,POD:.object.metadata.name,NODE:.object.spec.nodeName,READY:.object.status.conditions[?(@.type=="Ready")].status,DELETING:.object.metadata.deletionTimestamp' |
+  watch_ready &
 watcher=$!
 sleep 1
 k drain node-1 --ignore-daemonsets --force --timeout=120s
