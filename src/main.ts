@@ -120,7 +120,7 @@ async function main(): Promise<number> {
       ...opts.webhook,
       client,
       log,
-      eviction: { env, self: () => self, namespace: opts.namespace },
+      eviction: { env, self: () => self, namespace: opts.namespace, migrations: (ns) => cache.list(ns) },
       migrations: { cached: (ns) => cache.list(ns), live: liveMigrations(client), jobParallelism: jobParallelism(client) },
     });
     if (arming) arming.ensureServing = ensureCA;

@@ -32,6 +32,7 @@ import {
 } from './helpers';
 
 const EVICTION_CONFIG = '/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/podmigration-eviction-webhook';
+const MUTATING_CONFIG = '/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/podmigration-mutating-webhook';
 const SECRET = '/api/v1/namespaces/podmigration-system/secrets/podmigration-webhook-cert';
 const ON_EVICTION = 'migration.ai-storage.io/on-eviction';
 let ns: string;
@@ -64,7 +65,9 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const d of drains) await k8s.delete(drainPath(d)).catch(() => undefined);
   await operator.stop('SIGTERM');
+  // Registered by URL here: removed, so that a later apply of config/webhook starts clean.
   await k8s.delete(EVICTION_CONFIG).catch(() => undefined);
+  await k8s.delete(MUTATING_CONFIG).catch(() => undefined);
   await deleteNamespace(ns);
   for (const n of nodes) await k8s.delete(paths.node(n)).catch(() => undefined);
 });
@@ -416,38 +419,49 @@ describe('NodeDrain', () => {
     expect(db0.spec!.nodeName).toBe(to);
   });
 
-  it('deleted mid-way: nothing lost, the migrations not past their point of no return cancelled, the node uncordoned', async () => {
-    const { from, selector, open } = await pool('stop');
+  it('deleted mid-way: nothing lost, a migration not past its point of no return cancelled, the node uncordoned; one NodeDrain per node', async () => {
+    const { from, to, selector, open } = await pool('stop');
     const apps = Array.from({ length: 6 }, (_, i) => `stop-${i}`);
-    for (const a of apps)
+    for (const a of apps) {
+      const t = template(a, selector);
+      // One of them never becomes Ready on the other node: its migration waits in step 3.
+      if (a === 'stop-5') Object.assign(t.metadata, { annotations: { 'kwok.podmigration.test/unready-on': to } });
       await k8s.create(`/apis/apps/v1/namespaces/${ns}/deployments`, {
         apiVersion: 'apps/v1',
         kind: 'Deployment',
         metadata: { name: a },
-        spec: { replicas: 1, selector: { matchLabels: { app: a } }, template: template(a, selector) },
+        spec: { replicas: 1, selector: { matchLabels: { app: a } }, template: t },
       });
-    await eventually('6 pods Ready', async () => {
-      const pods = (await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { fieldSelector: `spec.nodeName=${from}` })).items;
-      return pods.filter(ready).length === 6 ? true : undefined;
+    }
+    const sources = await eventually('6 pods Ready', async () => {
+      const pods = (await k8s.get<{ items: V1Pod[] }>(paths.pods(ns), { fieldSelector: `spec.nodeName=${from}` })).items.filter(ready);
+      return pods.length === 6 ? pods : undefined;
     });
     await open();
     const floor = await floorOfReady(apps);
     await nodeDrain('drain-stop', { nodeName: from });
-    await eventually('one migrated, some pending', async () => {
-      const c = (await k8s.get<NodeDrain>(drainPath('drain-stop'))).status?.pods;
-      return c && c.migrated >= 1 && c.pending >= 2 ? true : undefined;
-    });
-    await k8s.delete(drainPath('drain-stop'));
+    // A second NodeDrain of the same node is refused: the first drains it.
+    await nodeDrain('drain-stop-again', { nodeName: from });
+    expect((await drained('drain-stop-again', 30_000)).status).toMatchObject({ phase: 'Failed', reason: 'NodeAlreadyDraining' });
     await eventually(
-      'NodeDrain gone',
-      async () =>
-        await k8s.get(drainPath('drain-stop')).then(
-          () => undefined,
-          () => true,
-        ),
+      'five migrated, one whose copy never becomes Ready',
+      async () => {
+        const c = (await k8s.get<NodeDrain>(drainPath('drain-stop'))).status?.pods;
+        return c && c.migrated === 5 && c.pending === 1 ? true : undefined;
+      },
+      120_000,
+    );
+    const held = sources.find((p) => p.metadata!.labels!.app === 'stop-5')!;
+    await k8s.delete(drainPath('drain-stop'));
+    await eventually('NodeDrain gone', async () =>
+      k8s.get(drainPath('drain-stop')).then(
+        () => undefined,
+        () => true,
+      ),
     );
     expect((await k8s.get<{ spec: { unschedulable?: boolean } }>(paths.node(from))).spec.unschedulable).toBeFalsy();
-    // Every Deployment keeps a Ready pod, at every change, and ends with its one replica.
+    // The held pod runs on where it was; every Deployment ends with its one Ready pod, and none
+    // was ever without one.
     await eventually(
       'each Deployment settled with one Ready pod',
       async () => {
@@ -458,6 +472,8 @@ describe('NodeDrain', () => {
     );
     await floor.stop();
     expect([...floor.least.values()]).toEqual(apps.map(() => 1));
+    const after = await getPod(ns, held.metadata!.name!);
+    expect([after?.metadata?.uid, after?.spec?.nodeName, ready(after)]).toEqual([held.metadata!.uid, from, true]);
     // Its PodMigrations go with it (owner references), each undoing what it could.
     await eventually(
       'its PodMigrations gone',

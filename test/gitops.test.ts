@@ -55,7 +55,8 @@ it('is InProgress for kstatus from creation, with the operator down, until Compl
   // No operator yet: the record as stored by the API server alone.
   const stored = await getMigration(ns, 'move-flux');
   expect(stored.status).toEqual({ phase: 'Pending', observedGeneration: 0 });
-  expect(kubectl(['get', 'podmigration', 'move-flux', '-n', ns]).stdout).toMatch(/move-flux\s+flux\s+node-1\s+node-2\s+Pending\s/);
+  // TARGET shows status.targetNode: where the pod went, recorded by the operator (blank until then).
+  expect(kubectl(['get', 'podmigration', 'move-flux', '-n', ns]).stdout).toMatch(/move-flux\s+flux\s+node-1\s+Pending\s/);
   await sleep(1_000);
   const idle = await getMigration(ns, 'move-flux');
   operator.start();

@@ -11,6 +11,7 @@ import { env, kubectl } from './helpers';
 
 const CHART = join(ROOT, 'charts/podmigration-operator');
 const CRD = 'podmigrations.migration.ai-storage.io';
+const CRDS = [CRD, 'nodedrains.migration.ai-storage.io'];
 
 interface Obj {
   kind: string;
@@ -223,13 +224,15 @@ it('installs, upgrades and uninstalls on the real API server, and keeps the CRD'
   const prefix = `hpm${suffix}`;
   // The CRD is already installed here (by the test setup): let this release adopt it, as
   // one would adopt a CRD installed by kubectl before moving to the chart.
-  for (const [flag, value] of [
-    ['--overwrite', 'meta.helm.sh/release-name=' + release],
-    ['--overwrite', 'meta.helm.sh/release-namespace=' + ns],
-  ]) {
-    expect(kubectl(['annotate', 'crd', CRD, flag, value]).code).toBe(0);
+  for (const crd of CRDS) {
+    for (const [flag, value] of [
+      ['--overwrite', 'meta.helm.sh/release-name=' + release],
+      ['--overwrite', 'meta.helm.sh/release-namespace=' + ns],
+    ]) {
+      expect(kubectl(['annotate', 'crd', crd, flag, value]).code).toBe(0);
+    }
+    expect(kubectl(['label', 'crd', crd, '--overwrite', 'app.kubernetes.io/managed-by=Helm']).code).toBe(0);
   }
-  expect(kubectl(['label', 'crd', CRD, '--overwrite', 'app.kubernetes.io/managed-by=Helm']).code).toBe(0);
   // No webhook: its Service has no real endpoint here, and the other tests create pods.
   const common = ['-n', ns, '--set', `fullnameOverride=${prefix}`, '--set', 'webhook.enabled=false', '--set', 'image.tag=test'];
   try {
@@ -258,7 +261,7 @@ it('installs, upgrades and uninstalls on the real API server, and keeps the CRD'
     expect(uninstalled.stdout).toMatch(/kept due to the resource policy/);
     expect(kubectl(['get', 'deployment', `${prefix}-controller-manager`, '-n', ns]).code).not.toBe(0);
     expect(kubectl(['get', 'clusterrole', `${prefix}-manager`]).code).not.toBe(0);
-    expect(kubectl(['get', 'crd', CRD]).code).toBe(0);
+    for (const crd of CRDS) expect(kubectl(['get', 'crd', crd]).code).toBe(0);
   } finally {
     helm(['uninstall', release, '-n', ns]);
     kubectl(['delete', 'namespace', ns, '--wait=false']);

@@ -79,7 +79,7 @@ it('applies the one-file bundle of make build-installer, with the image IMG name
   );
 });
 
-it('grants the operator no write on nodes, no secrets but its own, and no wildcards', () => {
+it('grants the operator no write on nodes but a cordon, no secrets but its own, and no wildcards', () => {
   const get = (...what: string[]) => JSON.parse(kubectl(['get', ...what, '-o', 'json']).stdout);
   const role = get('clusterrole', 'podmigration-manager');
   const election = get('role', 'podmigration-leader-election', '-n', 'podmigration-system');
@@ -103,11 +103,14 @@ it('grants the operator no write on nodes, no secrets but its own, and no wildca
     expect(rule.apiGroups ?? []).not.toContain('*');
     expect(rule.nonResourceURLs ?? []).not.toContain('*');
     expect(rule.resources ?? []).not.toContain('secrets');
-    if (rule.resources?.includes('nodes')) expect(rule.verbs.every((v) => ['get', 'list', 'watch'].includes(v))).toBe(true);
+    // Nodes: read, and patched only to cordon and uncordon the node a NodeDrain names.
+    if (rule.resources?.includes('nodes')) expect(rule.verbs.every((v) => ['get', 'list', 'watch', 'patch'].includes(v))).toBe(true);
   }
   // And the identity the tests run the operator under really is that narrow.
   const as = ['--as', 'system:serviceaccount:podmigration-system:podmigration-operator'];
   expect(kubectl(['auth', 'can-i', 'delete', 'nodes', ...as]).stdout.trim()).toBe('no');
+  expect(kubectl(['auth', 'can-i', 'update', 'nodes', ...as]).stdout.trim()).toBe('no');
+  expect(kubectl(['auth', 'can-i', 'update', 'nodes/status', ...as]).stdout.trim()).toBe('no');
   expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-A', ...as]).stdout.trim()).toBe('no');
   // Only its own webhook Secret and webhook configuration.
   expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-n', 'podmigration-system', ...as]).stdout.trim()).toBe('no');

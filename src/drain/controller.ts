@@ -35,7 +35,7 @@ export class DrainController {
     });
     this.reconciler = new DrainReconciler({
       client: o.client,
-      drains: { get: (name) => this.drains.get(name) },
+      drains: { get: (name) => this.drains.get(name), list: () => this.drains.list() },
       migrations: o.migrations,
       env: o.env,
       log: o.log,
@@ -64,7 +64,8 @@ export class DrainController {
         this.queue.forget(name);
         if (after !== undefined) this.queue.addAfter(name, after);
       } catch (e) {
-        const retryInMs = this.queue.addRateLimited(name);
+        // A conflict (someone else wrote the NodeDrain meanwhile) is simply looked at again.
+        const retryInMs = isConflict(e) ? (this.queue.forget(name), this.queue.addAfter(name, 200), 200) : this.queue.addRateLimited(name);
         this.o.log[isConflict(e) ? 'debug' : 'error'](
           { nodeDrain: name, err: e instanceof Error ? e.message : String(e), retryInMs },
           'drain reconcile failed; retrying',

@@ -48,7 +48,7 @@ export const drainPath = (name?: string) =>
 
 export interface DrainReconcilerOptions {
   client: KubeClient;
-  drains: { get(name: string): NodeDrain | undefined };
+  drains: { get(name: string): NodeDrain | undefined; list(): readonly NodeDrain[] };
   /** The PodMigrations, as the operator's cache holds them. */
   migrations: { get(name: string, namespace?: string): PodMigration | undefined; list(namespace?: string): readonly PodMigration[] };
   env: Environment;
@@ -76,7 +76,12 @@ export class DrainReconciler {
     const phase = cached.status?.phase;
     if (phase === 'Drained' || phase === 'Failed') return undefined;
     const { client } = this.o;
-    let nd = cached;
+    // As the API server holds it now: the cache may lag behind this reconciler's last write,
+    // and a write from a stale copy would only meet a conflict.
+    const fresh = await client.get<NodeDrain>(drainPath(name)).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
+    if (!fresh) return undefined;
+    if (fresh.metadata.deletionTimestamp) return this.finalize(name);
+    let nd: NodeDrain = fresh;
     if (!nd.metadata.finalizers?.includes(DRAIN_FINALIZER)) {
       nd = await client.mergePatch<NodeDrain>(drainPath(name), {
         metadata: { resourceVersion: nd.metadata.resourceVersion, finalizers: [...(nd.metadata.finalizers ?? []), DRAIN_FINALIZER] },
@@ -102,6 +107,19 @@ export class DrainReconciler {
     };
 
     const nodeName = nd.spec.nodeName;
+    // One NodeDrain per node: the one created first drains it; a later one would share its
+    // pods and migrations, and uncordon the node under it when deleted.
+    const first = this.firstFor(nodeName);
+    if (first && first.metadata.name !== name && !status.startTime) {
+      Object.assign(status, {
+        phase: 'Failed',
+        reason: 'NodeAlreadyDraining',
+        completionTime: now,
+        message: `NodeDrain ${first.metadata.name} drains node ${nodeName} already; delete it first to drain the node again`,
+      });
+      await write();
+      return undefined;
+    }
     const node = await client.get<V1Node>(paths.node(nodeName)).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
     if (!node) {
       Object.assign(status, { phase: 'Failed', reason: 'NodeNotFound', message: `node ${nodeName} does not exist`, completionTime: now });
@@ -131,20 +149,31 @@ export class DrainReconciler {
     const c = countItems(items);
     const timeout = nd.spec.timeoutSeconds;
     if (!unfinished.length && !leaving.length) {
+      const left = items.filter((i) => (i.result === 'Failed' || i.result === 'Skipped') && onNode.has(i.uid));
       Object.assign(status, {
         phase: 'Drained',
         completionTime: now,
-        message: `node ${nodeName} drained: ${c.migrated} migrated, ${c.evicted} evicted, ${c.failed} failed, ${c.skipped} skipped`,
+        message:
+          `node ${nodeName} drained: ${c.migrated} migrated, ${c.evicted} evicted, ${c.failed} failed, ${c.skipped} skipped` +
+          (left.length
+            ? `; left on the node: ${left
+                .slice(0, 5)
+                .map((i) => `${i.namespace}/${i.name}`)
+                .join(', ')}${left.length > 5 ? ` and ${left.length - 5} more` : ''}`
+            : ''),
       });
     } else if (timeout && Date.parse(now) - Date.parse(status.startTime!) > timeout * 1000) {
+      // Ended: what it started and can still be undone is cancelled, as a deletion would.
+      const cancelled = await this.cancelMigrations(name);
       Object.assign(status, {
         phase: 'Failed',
         reason: 'Timeout',
         completionTime: now,
-        message: `node ${nodeName} not drained within ${timeout}s: ${c.pending} pods pending (${unfinished
-          .slice(0, 3)
-          .map((i) => `${i.namespace}/${i.name}: ${i.message}`)
-          .join('; ')})`,
+        message:
+          `node ${nodeName} not drained within ${timeout}s: ${c.pending} pods pending (${unfinished
+            .slice(0, 3)
+            .map((i) => `${i.namespace}/${i.name}: ${i.message}`)
+            .join('; ')})` + (cancelled ? `; ${cancelled} migrations not past their point of no return cancelled` : ''),
       });
     } else {
       const waiting = unfinished.length ? `${c.pending} pending` : `${leaving.length} leaving the node`;
@@ -242,6 +271,28 @@ export class DrainReconciler {
     else item.message = `eviction refused, retried: ${r}`;
   }
 
+  /** The NodeDrain that drains `node`: the oldest not being deleted nor ended Failed (by name, for the same second). */
+  private firstFor(node: string): NodeDrain | undefined {
+    const created = (d: NodeDrain) => Date.parse(String(d.metadata.creationTimestamp ?? 0));
+    return this.o.drains
+      .list()
+      .filter((d) => d.spec.nodeName === node && !d.metadata.deletionTimestamp && d.status?.phase !== 'Failed')
+      .sort((a, b) => created(a) - created(b) || a.metadata.name.localeCompare(b.metadata.name))[0];
+  }
+
+  /** Asks its unfinished migrations to cancel (each honours it only while it can still undo); how many were asked. */
+  private async cancelMigrations(name: string): Promise<number> {
+    let asked = 0;
+    for (const m of this.o.migrations.list()) {
+      if (m.metadata.labels?.[LABEL_NODE_DRAIN] !== name || ended(m) || m.metadata.annotations?.[ANNOTATION_CANCEL] === 'true') continue;
+      await this.o.client
+        .mergePatch(paths.migration(m.metadata.namespace, m.metadata.name), { metadata: { annotations: { [ANNOTATION_CANCEL]: 'true' } } })
+        .catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
+      asked++;
+    }
+    return asked;
+  }
+
   /** The PodMigration that moves `pod` for this drain: to where kube-scheduler chooses, labelled and owned by the NodeDrain. */
   private record(nd: NodeDrain, pod: V1Pod): PodMigration {
     return {
@@ -267,13 +318,15 @@ export class DrainReconciler {
     const { client, log } = this.o;
     const nd = await client.get<NodeDrain>(drainPath(name)).catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
     if (!nd?.metadata.finalizers?.includes(DRAIN_FINALIZER)) return undefined;
-    for (const m of this.o.migrations.list()) {
-      if (m.metadata.labels?.[LABEL_NODE_DRAIN] !== name || ended(m) || m.metadata.annotations?.[ANNOTATION_CANCEL] === 'true') continue;
-      await client
-        .mergePatch(paths.migration(m.metadata.namespace, m.metadata.name), { metadata: { annotations: { [ANNOTATION_CANCEL]: 'true' } } })
-        .catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));
-    }
-    if (nd.status?.cordoned) {
+    await this.cancelMigrations(name);
+    // A node another NodeDrain still drains stays cordoned.
+    const other = this.o.drains
+      .list()
+      .some(
+        (d) =>
+          d.metadata.name !== name && d.spec.nodeName === nd.spec.nodeName && !d.metadata.deletionTimestamp && d.status?.phase !== 'Failed',
+      );
+    if (nd.status?.cordoned && !other) {
       await client
         .mergePatch(paths.node(nd.spec.nodeName), { spec: { unschedulable: false } })
         .catch((e: unknown) => (isNotFound(e) ? undefined : Promise.reject(e)));

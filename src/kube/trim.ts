@@ -6,7 +6,7 @@ import { FINALIZER, GROUP, type PodMigration, TERMINAL_PHASES } from '../api/typ
 
 const OURS = `${GROUP}/`;
 
-/** Annotations of this operator's own (the cancel request, lineage, claims), none else. */
+/** Annotations (or labels) of this operator's own (the cancel request, lineage, claims, the NodeDrain a record belongs to), none else. */
 function ourAnnotations(a: Record<string, string> | undefined): Record<string, string> | undefined {
   if (!a) return undefined;
   const kept = Object.entries(a).filter(([k]) => k.startsWith(OURS));
@@ -29,6 +29,7 @@ export function trimMigration(pm: PodMigration): PodMigration {
     creationTimestamp: m.creationTimestamp,
     deletionTimestamp: m.deletionTimestamp,
     finalizers: m.finalizers,
+    labels: ourAnnotations(m.labels),
     annotations: ourAnnotations(m.annotations),
   } as PodMigration['metadata'];
   const ended = TERMINAL_PHASES.includes(pm.status?.phase ?? 'Pending') && !m.finalizers?.includes(FINALIZER) && !m.deletionTimestamp;

@@ -43,6 +43,8 @@ export interface EvictionDeps {
   namespace?: string;
   /** The time (tests inject their own). */
   now?: () => number;
+  /** The PodMigrations of a namespace, as the operator's cache holds them (the API server is asked when unset). */
+  migrations?: (namespace: string) => readonly PodMigration[];
 }
 
 /** The PodMigration an eviction of the pod starts: deterministic, so retries find it. */
@@ -77,7 +79,11 @@ export async function reviewEviction(deps: EvictionDeps, body: unknown): Promise
     if (typeof namespace !== 'string' || !DNS_LABEL.test(namespace) || typeof name !== 'string' || !DNS_SUBDOMAIN.test(name))
       return respond({ allowed: true });
     const user = isObject(req!.userInfo) && typeof req!.userInfo.username === 'string' ? req!.userInfo.username : '';
-    return respond(await decide(deps, namespace, name, user, req!.dryRun === true));
+    // A dry run is asked for in the request's query (dryRun) or in the Eviction's own
+    // deleteOptions, where kubectl drain --dry-run=server puts it.
+    const options = isObject(req!.object) && isObject(req!.object.deleteOptions) ? req!.object.deleteOptions : undefined;
+    const dryRun = req!.dryRun === true || (Array.isArray(options?.dryRun) && options.dryRun.length > 0);
+    return respond(await decide(deps, namespace, name, user, dryRun));
   } catch (e) {
     deps.log.warn({ err: String(e) }, 'eviction webhook could not decide; letting the eviction pass');
     return respond({ allowed: true });
@@ -108,14 +114,25 @@ async function decide(deps: EvictionDeps, namespace: string, podName: string, us
   if (pod.status?.phase !== 'Running') return pass(`the pod is ${pod.status?.phase ?? 'in no phase'}, not Running`);
 
   const migrationName = evictionMigrationName(pod.metadata!.uid!);
+  // Another migration moves it already (a user's, a NodeDrain's; holding the pod's claim,
+  // or still waiting for a slot): the drain waits for that one, whatever became of ours.
+  const claim = pod.metadata?.annotations?.[ANNOTATION_CLAIM];
+  const holder = claim ? await unfinishedHolder(client, namespace, claim) : undefined;
+  const other = holder
+    ? { metadata: { name: holder } }
+    : (deps.migrations?.(namespace) ?? (await client.get<{ items: PodMigration[] }>(paths.migrations(namespace))).items).find(
+        (m) =>
+          m.metadata.name !== migrationName &&
+          m.spec.podName === podName &&
+          (m.status?.sourcePod?.uid ?? pod.metadata!.uid) === pod.metadata!.uid &&
+          !m.metadata.deletionTimestamp &&
+          !TERMINAL_PHASES.includes(m.status?.phase ?? 'Pending'),
+      );
+  if (other) return busy(pod, `${namespace}/${other.metadata.name}`);
   const now = deps.now?.() ?? Date.now();
   const existing = await ended(client, namespace, migrationName, now);
   if (existing)
     return existing === 'running' ? busy(pod, `${namespace}/${migrationName}`) : pass(`PodMigration ${migrationName} ${existing}`);
-  // Another migration (one a user asked for) moves it already: the drain waits for that one.
-  const claim = pod.metadata?.annotations?.[ANNOTATION_CLAIM];
-  const holder = claim ? await unfinishedHolder(client, namespace, claim) : undefined;
-  if (holder) return busy(pod, `${namespace}/${holder}`);
 
   const record: PodMigration = {
     apiVersion: API_VERSION,

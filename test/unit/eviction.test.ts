@@ -48,7 +48,7 @@ function pod(
   }) as V1Pod & { metadata: { uid: string } };
 }
 
-const review = (name: string, o: { user?: string; dryRun?: boolean; namespace?: unknown } = {}) => ({
+const review = (name: string, o: { user?: string; dryRun?: boolean; namespace?: unknown; bodyDryRun?: boolean } = {}) => ({
   apiVersion: 'admission.k8s.io/v1',
   kind: 'AdmissionReview',
   request: {
@@ -59,6 +59,12 @@ const review = (name: string, o: { user?: string; dryRun?: boolean; namespace?: 
     name,
     userInfo: { username: o.user ?? 'kubectl-user' },
     dryRun: o.dryRun ?? false,
+    object: {
+      apiVersion: 'policy/v1',
+      kind: 'Eviction',
+      metadata: { name },
+      ...(o.bodyDryRun ? { deleteOptions: { dryRun: ['All'] } } : {}),
+    },
   },
 });
 
@@ -158,13 +164,41 @@ it.each([
   expect(migrations(kube)).toEqual([]);
 });
 
-it('answers a dry run as the eviction would be answered, creating nothing', async () => {
+it.each([
+  ['in the query', { dryRun: true }],
+  ["in the Eviction's deleteOptions (kubectl drain --dry-run=server)", { bodyDryRun: true }],
+])('answers a dry run asked %s as the eviction would be answered, creating nothing', async (_where, o) => {
   const { kube, deps } = setup();
   pod(kube, 'trainer', { annotation: 'migrate' });
-  const r = await answer(deps, review('trainer', { dryRun: true }));
+  const r = await answer(deps, review('trainer', o));
   expect(r.response).toMatchObject({ allowed: false, status: { code: 429 } });
   expect(r.response.status!.message).toMatch(/^dry run: /);
   expect(migrations(kube)).toEqual([]);
+});
+
+it("waits for a user's migration of the pod that waits for a slot (no claim yet), even once its own has failed", async () => {
+  const { kube, deps } = setup();
+  const p = pod(kube, 'trainer', { annotation: 'migrate' });
+  kube.put(paths.migration(NS, evictionMigrationName(p.metadata.uid)), {
+    apiVersion: 'migration.ai-storage.io/v1alpha1',
+    kind: 'PodMigration',
+    metadata: { name: evictionMigrationName(p.metadata.uid), namespace: NS },
+    spec: { podName: 'trainer', sourceNode: 'node-1' },
+    status: { phase: 'Failed', reason: 'MigrationInProgress' },
+  });
+  kube.put(paths.migration(NS, 'by-hand'), {
+    apiVersion: 'migration.ai-storage.io/v1alpha1',
+    kind: 'PodMigration',
+    metadata: { name: 'by-hand', namespace: NS },
+    spec: { podName: 'trainer', sourceNode: 'node-1', targetNode: 'node-2' },
+    status: { phase: 'Pending' },
+  });
+  const r = await answer(deps, review('trainer'));
+  expect(r.response).toMatchObject({ allowed: false, status: { code: 429 } });
+  expect(r.response.status!.message).toContain(`PodMigration ${NS}/by-hand`);
+  // Once that one has ended, and its own has too, the eviction passes.
+  kube.update(paths.migration(NS, 'by-hand'), (m) => (m.status = { phase: 'Failed', reason: 'TargetPodUnschedulable' }));
+  expect((await answer(deps, review('trainer'))).response.allowed).toBe(true);
 });
 
 it('names a migration already moving the pod, rather than starting another', async () => {
