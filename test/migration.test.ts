@@ -241,12 +241,14 @@ it('exposes Prometheus metrics computed from what it did', async () => {
         ?.slice(line.length)
         .trim(),
     );
-  // The operator counts a migration right after the status write the test saw.
+  // The operator counts a migration right after the status write the test saw, and the
+  // reconcile that wrote it once it has returned (after the finalizer is released).
   const text = await eventually(
-    'four completions counted',
+    'four completions counted, and their reconciles ended',
     async () => {
       const t = await scrape();
-      return read(t, 'podmigration_migrations_total{result="Completed",reason=""}') === 4 ? t : undefined;
+      const done = read(t, 'podmigration_migrations_total{result="Completed",reason=""}') === 4;
+      return done && read(t, 'controller_runtime_active_workers{controller="podmigration"}') === 0 ? t : undefined;
     },
     10_000,
   );

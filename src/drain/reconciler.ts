@@ -127,15 +127,17 @@ export class DrainReconciler {
       return undefined;
     }
     if (!status.startTime) Object.assign(status, { phase: 'Draining', startTime: now, message: `draining node ${nodeName}` });
-    // Cordoned first, its intent on record before the node is touched.
-    if (status.cordoned === undefined) {
-      status.cordoned = !node.spec?.unschedulable;
-      await write();
-    }
+    // Cordoned first, its intent on record before the node is touched, so that only a node
+    // this NodeDrain cordoned is uncordoned when it goes (one someone else uncordons meanwhile
+    // is cordoned again, and then counts as its own).
     if (!node.spec?.unschedulable) {
+      if (!status.cordoned) {
+        status.cordoned = true;
+        await write();
+      }
       await client.mergePatch(paths.node(nodeName), { spec: { unschedulable: true } });
       this.o.log.info({ nodeDrain: name, node: nodeName }, 'cordoned the node');
-    }
+    } else status.cordoned ??= false;
 
     const pods = await this.podsInScope(nd);
     const items = (status.items ??= []);
