@@ -220,7 +220,8 @@ status:
   capacity: {cpu: "256", memory: 1Ti, pods: "10000"}
 EOF
   done
-  "${k[@]}" wait --for=condition=Established crd/podmigrations.migration.ai-storage.io --timeout=60s >/dev/null
+  "${k[@]}" wait --for=condition=Established crd/podmigrations.migration.ai-storage.io crd/nodedrains.migration.ai-storage.io \
+    crd/reclaimpolicies.migration.ai-storage.io --timeout=60s >/dev/null
   "${k[@]}" wait --for=condition=Ready node --all --timeout=60s >/dev/null
   wait_for "default ServiceAccount" 60 "${k[@]}" get serviceaccount default -n default
   touch "$dir/ready"

@@ -17,7 +17,7 @@ const LAYERS: string[][] = [
   ['actions'],
   ['modes'],
   ['steps'],
-  ['controller', 'drain', 'webhook', 'facade'],
+  ['controller', 'drain', 'reclaim', 'webhook', 'facade'],
   ['options', 'leaderelection'],
   ['main'],
 ];

@@ -15,6 +15,8 @@ import { selfIssued } from './tls';
 import { VERSION } from './version';
 import { WebhookArming } from './webhook/arming';
 import { DrainController } from './drain/controller';
+import { ReclaimController } from './reclaim/controller';
+import { DEFAULT_LIMITS } from './controller/inflight';
 import { EVICTION_WEBHOOK_PATH } from './webhook/eviction';
 import { WEBHOOK_PATH, jobParallelism, liveMigrations, serveWebhook } from './webhook/server';
 import { whoAmI } from './auth';
@@ -154,6 +156,16 @@ async function main(): Promise<number> {
       env,
       migrations: controller.cachedMigrations,
       namespace: opts.namespace,
+    }).start();
+  // ReclaimPolicies and the stranded-capacity gauges, from the leader's cache of the pods.
+  if (!stopping)
+    await new ReclaimController({
+      client: new KubeClient(kc),
+      log,
+      metrics: controller.metrics,
+      migrations: controller.cachedMigrations,
+      namespace: opts.namespace,
+      clusterLimit: (opts.limits ?? DEFAULT_LIMITS).cluster,
     }).start();
   return -1; // keep running until a signal
 }

@@ -48,6 +48,47 @@ export class Metrics {
     labelNames: ['resource'],
     registers: [this.registry],
   });
+  readonly reclaimedCpu = new Counter({
+    name: 'podmigration_reclaimed_cpu_cores_total',
+    help: 'CPU requests given back by completed migrations (original minus optimized), in cores, by namespace.',
+    labelNames: ['namespace'],
+    registers: [this.registry],
+  });
+  readonly reclaimedMemory = new Counter({
+    name: 'podmigration_reclaimed_memory_bytes_total',
+    help: 'Memory requests given back by completed migrations (original minus optimized), in bytes, by namespace.',
+    labelNames: ['namespace'],
+    registers: [this.registry],
+  });
+
+  /**
+   * The capacity finished containers strand, by namespace and node, read from `source` when
+   * scraped (the leader's cache of the cluster's pods; nothing on a standby).
+   */
+  serveStranded(source: () => Iterable<{ namespace: string; node: string; cpu: number; memory: number; pods: number }>): void {
+    const gauge = (name: string, help: string, value: (s: { cpu: number; memory: number; pods: number }) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['namespace', 'node'],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const s of source()) this.set({ namespace: s.namespace, node: s.node }, value(s));
+        },
+      });
+    gauge(
+      'podmigration_stranded_cpu_cores',
+      'CPU requests held for finished containers (what a copy would give back), in cores.',
+      (s) => s.cpu,
+    );
+    gauge(
+      'podmigration_stranded_memory_bytes',
+      'Memory requests held for finished containers (what a copy would give back), in bytes.',
+      (s) => s.memory,
+    );
+    gauge('podmigration_stranded_pods', 'Running pods that hold requests for finished containers.', (s) => s.pods);
+  }
 
   // controller-runtime (pkg/internal/controller/metrics).
   readonly reconciles = new Counter({

@@ -11,7 +11,7 @@ import { env, kubectl } from './helpers';
 
 const CHART = join(ROOT, 'charts/podmigration-operator');
 const CRD = 'podmigrations.migration.ai-storage.io';
-const CRDS = [CRD, 'nodedrains.migration.ai-storage.io'];
+const CRDS = [CRD, 'nodedrains.migration.ai-storage.io', 'reclaimpolicies.migration.ai-storage.io'];
 
 interface Obj {
   kind: string;
@@ -132,6 +132,12 @@ it('renders what config/default renders, object by object', () => {
     readFileSync(join(ROOT, 'crds/migration.ai-storage.io_nodedrains.yaml'), 'utf8'),
   );
   expect(readFileSync(join(CHART, 'files/alerts.yaml'), 'utf8')).toBe(readFileSync(join(ROOT, 'config/prometheus/alerts.yaml'), 'utf8'));
+  expect(readFileSync(join(CHART, 'files/dashboard.json'), 'utf8')).toBe(
+    readFileSync(join(ROOT, 'config/prometheus/dashboard.json'), 'utf8'),
+  );
+  expect(readFileSync(join(CHART, 'files/reclaimpolicy-crd.yaml'), 'utf8')).toBe(
+    readFileSync(join(ROOT, 'crds/migration.ai-storage.io_reclaimpolicies.yaml'), 'utf8'),
+  );
 });
 
 it('honours its values', () => {
@@ -146,6 +152,7 @@ it('honours its values', () => {
     'podDisruptionBudget.enabled=false',
     'metrics.serviceMonitor.enabled=true',
     'metrics.prometheusRule.enabled=true',
+    'metrics.dashboard.enabled=true',
     'crds.keep=false',
     'fullnameOverride=team',
     'maxMigrationsInFlight=50',
@@ -175,6 +182,11 @@ it('honours its values', () => {
   const kustomizeMonitor = parse(readFileSync(join(ROOT, 'config/prometheus/monitor.yaml'), 'utf8'))[0];
   expect((monitor.spec as { endpoints: unknown }).endpoints).toEqual((kustomizeMonitor.spec as { endpoints: unknown }).endpoints);
   expect(JSON.stringify(find(objs, 'PrometheusRule', 'team-operator').spec)).toContain('PodMigrationsStuck');
+  const dashboard = find(objs, 'ConfigMap', 'team-dashboard');
+  expect(dashboard.metadata.labels).toMatchObject({ grafana_dashboard: '1' });
+  expect(JSON.parse((dashboard as unknown as { data: Record<string, string> }).data['dashboard.json'])).toEqual(
+    JSON.parse(readFileSync(join(ROOT, 'config/prometheus/dashboard.json'), 'utf8')),
+  );
   expect(find(objs, 'CustomResourceDefinition', CRD).metadata.annotations?.['helm.sh/resource-policy']).toBeUndefined();
   // The REST facade: off by default; on, it needs a TLS Secret and gets a Service.
   expect(template().some((o) => o.metadata.name === `${PREFIX}-api`)).toBe(false);

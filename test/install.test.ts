@@ -112,6 +112,11 @@ it('grants the operator no write on nodes but a cordon, no secrets but its own, 
   expect(kubectl(['auth', 'can-i', 'update', 'nodes', ...as]).stdout.trim()).toBe('no');
   expect(kubectl(['auth', 'can-i', 'update', 'nodes/status', ...as]).stdout.trim()).toBe('no');
   expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-A', ...as]).stdout.trim()).toBe('no');
+  // A ReclaimPolicy is the user's: the operator writes only its status (the report).
+  expect(kubectl(['auth', 'can-i', 'patch', 'reclaimpolicies.migration.ai-storage.io', ...as]).stdout.trim()).toBe('no');
+  expect(
+    kubectl(['auth', 'can-i', 'update', 'reclaimpolicies.migration.ai-storage.io', '--subresource', 'status', ...as]).stdout.trim(),
+  ).toBe('yes');
   // Only its own webhook Secret and webhook configuration.
   expect(kubectl(['auth', 'can-i', 'get', 'secrets', '-n', 'podmigration-system', ...as]).stdout.trim()).toBe('no');
   expect(kubectl(['auth', 'can-i', 'get', 'secret/podmigration-webhook-cert', '-n', 'podmigration-system', ...as]).stdout.trim()).toBe(

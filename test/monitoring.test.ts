@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from './cluster/provider';
 import {
+  DOWNLOADER_DONE,
   OperatorProcess,
   TRAINING_CONTAINERS,
   createNamespace,
@@ -69,10 +70,35 @@ const FUNCTIONS = new Set([
   'bool',
 ]);
 
+const GROUPING = /\b(by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)/g;
+
 /** Metric names an expression reads (identifiers that are not functions, keywords or label names). */
 function metricNames(expr: string): string[] {
-  const withoutLabels = expr.replace(/\{[^}]*\}/g, '{}').replace(/\[[^\]]*\]/g, '[]');
-  return [...withoutLabels.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)].map((m) => m[0]).filter((w) => !FUNCTIONS.has(w));
+  const withoutLabels = expr
+    .replace(/\{[^}]*\}/g, '{}')
+    .replace(/\[[^\]]*\]/g, '[]')
+    .replace(GROUPING, '$1()');
+  return [...withoutLabels.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)].map((m) => m[0]).filter((w) => !FUNCTIONS.has(w) && !/^\d/.test(w));
+}
+
+/** Labels an expression groups or matches by (`by (namespace, node)`), which its metrics' series must carry. */
+const groupingLabels = (expr: string) =>
+  [...expr.matchAll(GROUPING)].flatMap((m) =>
+    m[2]
+      .split(',')
+      .map((l) => l.trim())
+      .filter(Boolean),
+  );
+
+/** A live scrape: every series line, and the metric names served. */
+async function liveScrape(ready: (text: string) => boolean): Promise<{ served: Set<string>; series: string[] }> {
+  const port = await operator.port('metrics');
+  const text = await eventually('the scrape', async () => {
+    const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return ready(t) ? t : undefined;
+  });
+  const series = text.split('\n').filter((l) => l && !l.startsWith('#'));
+  return { served: new Set(series.map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0])), series };
 }
 
 it('alerts on metrics the operator serves, with the labels it gives them', async () => {
@@ -86,20 +112,9 @@ it('alerts on metrics the operator serves, with the labels it gives them', async
   await k8s.create(pmPath(ns), migration(ns, 'move-nothing', { podName: 'nothing', sourceNode: 'node-1', targetNode: 'node-2' }));
   expect((await waitForPhase(ns, 'move-nothing', ['Completed', 'Failed'])).status!.reason).toBe('PodNotFound');
 
-  const port = await operator.port('metrics');
-  const text = await eventually('leader and a completion in the scrape', async () => {
-    const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    return t.includes(`leader_election_master_status{name="${LEASE}"} 1`) && t.includes('podmigration_migrations_total{result="Failed"')
-      ? t
-      : undefined;
-  });
-  const served = new Set(
-    text
-      .split('\n')
-      .filter((l) => l && !l.startsWith('#'))
-      .map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0]),
+  const { served, series } = await liveScrape(
+    (t) => t.includes(`leader_election_master_status{name="${LEASE}"} 1`) && t.includes('podmigration_migrations_total{result="Failed"'),
   );
-  const series = text.split('\n').filter((l) => l && !l.startsWith('#'));
 
   const rules = parseAllDocuments(readFileSync(join(ROOT, 'config/prometheus/alerts.yaml'), 'utf8'))[0].toJS() as {
     spec: { groups: { rules: { alert: string; expr: string }[] }[] };
@@ -127,6 +142,67 @@ it('alerts on metrics the operator serves, with the labels it gives them', async
       }
     }
   }
+});
+
+it('charts in its dashboard only metrics the operator serves, with the labels it gives them', async () => {
+  // A pod that strands requests (a finished downloader), so that the stranded gauges are served.
+  await createRunningPod(podManifest(ns, 'idle', 'node-1', TRAINING_CONTAINERS, DOWNLOADER_DONE));
+  const { served, series } = await liveScrape(
+    (t) =>
+      t.includes(`podmigration_stranded_cpu_cores{namespace="${ns}"`) && t.includes('podmigration_migrations_total{result="Completed"'),
+  );
+  const dashboard = JSON.parse(readFileSync(join(ROOT, 'config/prometheus/dashboard.json'), 'utf8')) as {
+    panels: { title: string; type: string; targets?: { expr: string }[] }[];
+  };
+  const queries = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
+  expect(queries.length).toBeGreaterThanOrEqual(10);
+  const charted = new Set<string>();
+  for (const q of queries) {
+    const names = metricNames(q.expr);
+    expect([q.panel, names.length > 0]).toEqual([q.panel, true]);
+    for (const name of names) {
+      charted.add(name);
+      expect([q.panel, name, served.has(name)]).toEqual([q.panel, name, true]);
+      const of = series.filter((l) => l.startsWith(`${name}{`));
+      for (const label of groupingLabels(q.expr))
+        expect([q.panel, name, label, of.some((l) => l.includes(`${label}="`))]).toEqual([q.panel, name, label, true]);
+      for (const m of q.expr.matchAll(new RegExp(`${name}\\{([^}]*)\\}`, 'g')))
+        for (const [, label, value] of m[1].matchAll(/(\w+)="([^"]*)"/g))
+          expect([q.panel, `${label}="${value}"`, of.some((l) => l.includes(`${label}="${value}"`))]).toEqual([
+            q.panel,
+            `${label}="${value}"`,
+            true,
+          ]);
+    }
+  }
+  // What the issue asks it to show: stranded and reclaimed capacity, results and reasons, durations, in flight and queued.
+  for (const name of [
+    'podmigration_stranded_cpu_cores',
+    'podmigration_stranded_memory_bytes',
+    'podmigration_reclaimed_cpu_cores_total',
+    'podmigration_reclaimed_memory_bytes_total',
+    'podmigration_migrations_total',
+    'podmigration_migration_duration_seconds_bucket',
+    'podmigration_migrations_in_flight',
+    'workqueue_depth',
+  ])
+    expect([name, charted.has(name)]).toEqual([name, true]);
+});
+
+it('ships the dashboard as a ConfigMap Grafana picks up, with the component', () => {
+  const rendered = kubectl(['kustomize', join(ROOT, 'test/fixtures/prometheus-overlay')]);
+  const cm = parseAllDocuments(rendered.stdout)
+    .map(
+      (d) =>
+        d.toJS() as {
+          kind: string;
+          metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+          data?: Record<string, string>;
+        },
+    )
+    .find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'podmigration-dashboard')!;
+  expect(cm.metadata).toMatchObject({ namespace: 'podmigration-system', labels: { grafana_dashboard: '1' } });
+  expect(JSON.parse(cm.data!['dashboard.json'])).toEqual(JSON.parse(readFileSync(join(ROOT, 'config/prometheus/dashboard.json'), 'utf8')));
 });
 
 it('renders the ServiceMonitor and rules as a component that selects the metrics Service', () => {

@@ -5,11 +5,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ts from 'typescript';
 import { parse } from 'yaml';
-import { DRAIN_PHASES, PHASES, SPEC_DEFAULTS } from './types';
+import { DRAIN_PHASES, PHASES, RECLAIM_ACTIONS, SPEC_DEFAULTS } from './types';
 
 const ROOT = join(__dirname, '../..');
 const CRD_FILE = join(ROOT, 'crds/migration.ai-storage.io_podmigrations.yaml');
 const DRAIN_CRD_FILE = join(ROOT, 'crds/migration.ai-storage.io_nodedrains.yaml');
+const RECLAIM_CRD_FILE = join(ROOT, 'crds/migration.ai-storage.io_reclaimpolicies.yaml');
 const crd = parse(readFileSync(CRD_FILE, 'utf8'));
 const root: Schema = crd.spec.versions[0].schema.openAPIV3Schema;
 
@@ -157,6 +158,9 @@ it('is shipped unchanged in the Helm chart', () => {
   expect(readFileSync(join(ROOT, 'charts/podmigration-operator/files/nodedrain-crd.yaml'), 'utf8')).toBe(
     readFileSync(DRAIN_CRD_FILE, 'utf8'),
   );
+  expect(readFileSync(join(ROOT, 'charts/podmigration-operator/files/reclaimpolicy-crd.yaml'), 'utf8')).toBe(
+    readFileSync(RECLAIM_CRD_FILE, 'utf8'),
+  );
 });
 
 describe('NodeDrain', () => {
@@ -165,5 +169,14 @@ describe('NodeDrain', () => {
     expect(compareDeclared('NodeDrainSpec', drain.properties!.spec, 'spec')).toEqual([]);
     expect(compareDeclared('NodeDrainStatus', drain.properties!.status, 'status')).toEqual([]);
     expect(drain.properties!.status.properties!.phase.enum).toEqual([...DRAIN_PHASES]);
+  });
+});
+
+describe('ReclaimPolicy', () => {
+  const rp: Schema = parse(readFileSync(RECLAIM_CRD_FILE, 'utf8')).spec.versions[0].schema.openAPIV3Schema;
+  it('declares the fields, types and enums of its spec and status that the CRD declares', () => {
+    expect(compareDeclared('ReclaimPolicySpec', rp.properties!.spec, 'spec')).toEqual([]);
+    expect(compareDeclared('ReclaimPolicyStatus', rp.properties!.status, 'status')).toEqual([]);
+    expect(rp.properties!.spec.properties!.action.enum).toEqual([...RECLAIM_ACTIONS]);
   });
 });

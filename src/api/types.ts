@@ -333,3 +333,67 @@ export interface NodeDrain {
   spec: NodeDrainSpec;
   status?: NodeDrainStatus;
 }
+
+// ReclaimPolicy (cluster-scoped): finds the capacity finished containers strand, and may move it back.
+
+export const RECLAIM_PLURAL = 'reclaimpolicies';
+export const RECLAIM_KIND = 'ReclaimPolicy';
+/** On the PodMigrations a ReclaimPolicy creates: its name. */
+export const LABEL_RECLAIM_POLICY = `${GROUP}/reclaim-policy`;
+
+export const RECLAIM_ACTIONS = ['Report', 'Migrate'] as const;
+export type ReclaimAction = (typeof RECLAIM_ACTIONS)[number];
+
+export interface ReclaimPolicySpec {
+  namespaceSelector?: V1LabelSelector;
+  podSelector?: V1LabelSelector;
+  minStrandedCPU?: string | number;
+  minStrandedMemory?: string | number;
+  minFinishedSeconds?: number;
+  action?: ReclaimAction;
+  maxConcurrent?: number;
+  maxCandidates?: number;
+  allowDowntime?: boolean;
+}
+
+export interface ReclaimCandidate {
+  namespace: string;
+  pod: string;
+  node: string;
+  mode: MigrationMode;
+  downtime: boolean;
+  strandedCPU: string;
+  strandedMemory: string;
+  finishedContainers: string[];
+  migration?: string;
+}
+
+export interface ReclaimTotals {
+  pods: number;
+  strandedCPU: string;
+  strandedMemory: string;
+}
+
+export interface ReclaimedFigures {
+  migrations: number;
+  cpu: string;
+  memory: string;
+}
+
+export interface ReclaimPolicyStatus {
+  observedGeneration?: number;
+  candidates?: ReclaimCandidate[];
+  totals?: ReclaimTotals;
+  reclaimed?: ReclaimedFigures;
+  inFlight?: number;
+  message?: string;
+  conditions?: Condition[];
+}
+
+export interface ReclaimPolicy {
+  apiVersion: string;
+  kind: string;
+  metadata: Omit<ObjectMeta, 'namespace'> & { namespace?: string };
+  spec: ReclaimPolicySpec;
+  status?: ReclaimPolicyStatus;
+}

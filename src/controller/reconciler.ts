@@ -176,7 +176,7 @@ export class Reconciler {
     }
     if (!isDeepStrictEqual(before, status)) {
       log.info({ newPhase: status.phase, newStep: status.step, reason: status.reason, message: status.message }, 'status updated');
-      observe(this.o.metrics, before, status);
+      observe(this.o.metrics, pm.metadata.namespace, before, status);
       recordEvents(this.o.events, pm, before, status);
     }
     // Completed just now: nothing is left to undo, so the finalizer goes at once.

@@ -7,7 +7,7 @@ import { STEP_TABLE, TOTAL_STEPS, isTerminal, stepTransitions } from '../migrati
 import type { EventRecorder } from './events';
 
 /** Metrics for what this status write recorded: steps that ended, a migration that ended. */
-export function observe(m: Metrics, before: PodMigrationStatus, after: PodMigrationStatus): void {
+export function observe(m: Metrics, namespace: string, before: PodMigrationStatus, after: PodMigrationStatus): void {
   for (const s of stepTransitions(before, after)) {
     if (s.startTime && s.completionTime && s.state !== 'Running') {
       m.stepDuration.observe({ step: s.name, state: s.state }, (Date.parse(s.completionTime) - Date.parse(s.startTime)) / 1000);
@@ -22,6 +22,8 @@ export function observe(m: Metrics, before: PodMigrationStatus, after: PodMigrat
     const n = fromFigures(optimized);
     m.cpuSaved.inc(Math.max(o.cpu - n.cpu, 0));
     m.memorySaved.inc(Math.max(o.memory - n.memory, 0));
+    m.reclaimedCpu.inc({ namespace }, Math.max(o.cpu - n.cpu, 0));
+    m.reclaimedMemory.inc({ namespace }, Math.max(o.memory - n.memory, 0));
     for (const [resource, amount] of Object.entries(after.resources?.savings?.freed ?? {}))
       m.devicesSaved.inc({ resource }, parseQuantity(amount));
   }

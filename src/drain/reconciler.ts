@@ -35,9 +35,11 @@ import { evictPod } from '../actions/evict';
 import { MigrationFailure, isAlreadyExists, isNotFound } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import type { Environment } from '../migration/context';
+import { nodeBound } from '../migration/preflight';
 import { kstatusConditions } from '../migration/status';
+import { selectorMatches } from '../migration/surge';
 import { chooseMode } from '../modes/chooseMode';
-import { countItems, drainMigrationName, finished, nodeBound, selectorMatches } from './scope';
+import { countItems, drainMigrationName, finished } from './scope';
 import { isDeepStrictEqual } from 'node:util';
 
 /** How often a drain in progress looks again (its migrations and evictions move on their own). */

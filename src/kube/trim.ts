@@ -16,7 +16,7 @@ function ourAnnotations(a: Record<string, string> | undefined): Record<string, s
 /**
  * A PodMigration without managed fields or others' annotations. One that has ended and
  * holds no finalizer is never acted on again (its spec is immutable): of its status only
- * what counts and lists need is kept.
+ * what counts and lists need is kept, and its figures (what a ReclaimPolicy sums).
  */
 export function trimMigration(pm: PodMigration): PodMigration {
   const m = pm.metadata;
@@ -35,7 +35,15 @@ export function trimMigration(pm: PodMigration): PodMigration {
   const ended = TERMINAL_PHASES.includes(pm.status?.phase ?? 'Pending') && !m.finalizers?.includes(FINALIZER) && !m.deletionTimestamp;
   const s = pm.status;
   const status =
-    ended && s ? { phase: s.phase, reason: s.reason, observedGeneration: s.observedGeneration, completionTime: s.completionTime } : s;
+    ended && s
+      ? {
+          phase: s.phase,
+          reason: s.reason,
+          observedGeneration: s.observedGeneration,
+          completionTime: s.completionTime,
+          resources: s.resources,
+        }
+      : s;
   return { apiVersion: pm.apiVersion, kind: pm.kind, metadata, spec: pm.spec, status };
 }
 

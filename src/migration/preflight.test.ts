@@ -1,5 +1,5 @@
 import type { V1Pod } from '@kubernetes/client-node';
-import { claimNames, controllingOwner, singleNodeClaims } from './preflight';
+import { claimNames, controllingOwner, nodeBound, singleNodeClaims } from './preflight';
 
 describe('controllingOwner', () => {
   it('finds only a controller: true owner', () => {
@@ -34,5 +34,19 @@ describe('volumes', () => {
       },
     };
     expect(claimNames(pod)).toEqual(['data']);
+  });
+});
+
+describe('nodeBound', () => {
+  const pod = (metadata: V1Pod['metadata']): V1Pod => ({ metadata });
+  it('names DaemonSet and mirror pods, which belong to their node, and nothing else', () => {
+    expect(
+      nodeBound(pod({ ownerReferences: [{ apiVersion: 'apps/v1', kind: 'DaemonSet', name: 'agent', uid: 'u', controller: true }] })),
+    ).toMatch(/DaemonSet agent/);
+    expect(nodeBound(pod({ annotations: { 'kubernetes.io/config.mirror': 'x' } }))).toMatch(/mirror of a static pod/);
+    expect(
+      nodeBound(pod({ ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web', uid: 'u', controller: true }] })),
+    ).toBeUndefined();
+    expect(nodeBound(pod({}))).toBeUndefined();
   });
 });

@@ -29,3 +29,20 @@ describe('labelsToWithhold', () => {
     expect(labelsToWithhold({ matchLabels: { app: 'db' } }, { app: 'web' })).toBeUndefined();
   });
 });
+
+describe('selectorMatches', () => {
+  it('reads a label selector as Kubernetes does: omitted or empty matches all, terms all hold', () => {
+    expect(selectorMatches(undefined, { a: '1' })).toBe(true);
+    expect(selectorMatches({}, {})).toBe(true);
+    expect(selectorMatches({ matchLabels: { app: 'web' } }, { app: 'web', x: 'y' })).toBe(true);
+    expect(selectorMatches({ matchLabels: { app: 'web' } }, { app: 'db' })).toBe(false);
+    const expr = (operator: string, values?: string[]) => ({ matchExpressions: [{ key: 'tier', operator, values }] });
+    expect(selectorMatches(expr('In', ['gpu', 'cpu']), { tier: 'gpu' })).toBe(true);
+    expect(selectorMatches(expr('In', ['gpu']), {})).toBe(false);
+    expect(selectorMatches(expr('NotIn', ['gpu']), {})).toBe(true);
+    expect(selectorMatches(expr('NotIn', ['gpu']), { tier: 'gpu' })).toBe(false);
+    expect(selectorMatches(expr('Exists'), { tier: '' })).toBe(true);
+    expect(selectorMatches(expr('DoesNotExist'), { tier: '' })).toBe(false);
+    expect(selectorMatches(expr('Bogus'), { tier: 'gpu' })).toBe(false);
+  });
+});

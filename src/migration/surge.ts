@@ -8,8 +8,9 @@ export const LOWEST_COST = '-2147483648';
 /** The label a Deployment puts in each of its ReplicaSets' selectors. */
 export const POD_TEMPLATE_HASH = 'pod-template-hash';
 
-/** Does the selector match these labels? (the API server's label selector semantics) */
-export function selectorMatches(selector: V1LabelSelector, labels: Record<string, string>): boolean {
+/** Does the selector match these labels? (the API server's label selector semantics: an omitted selector matches everything) */
+export function selectorMatches(selector: V1LabelSelector | undefined, labels: Readonly<Record<string, string>> = {}): boolean {
+  if (!selector) return true;
   const ml = Object.entries(selector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
   return (
     ml &&

@@ -12,7 +12,7 @@ import { evictSource } from '../actions/evict';
 import { MigrationFailure, ignoreNotFound, isRefusal } from '../errors';
 import { paths } from '../kube/client';
 import type { StepContext, StepOutcome, UndoContext, UndoResult } from '../migration/context';
-import { describePod } from '../migration/podState';
+import { describePod, isPodReady } from '../migration/podState';
 import { LOWEST_COST } from '../migration/surge';
 import type { Mode } from './mode';
 import { beforeRetire, cancellableUntilStep4Eviction, placeCopy, removeMade } from './shared';
@@ -117,11 +117,14 @@ async function handOver(ctx: StepContext, source: V1Pod, copy: V1Pod): Promise<S
 
   if (!ref.evictionRequestedAt) {
     if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
-    // Settled: the ReplicaSet has exactly its replicas, all Ready, so that once it adopts
-    // the copy the only pod it can prefer to remove is the one with the lowest cost.
+    // Settled: the ReplicaSet has exactly its replicas, all Ready but perhaps the source, so
+    // that once it adopts the copy the only pod it can prefer to remove is the source (the
+    // one not Ready, or the one with the lowest cost). A source not Ready (a finished
+    // container, the very pod a reclaim moves) is one the ReplicaSet removes first.
     const want = rs.spec?.replicas ?? 1;
     const s = rs.status;
-    if ((s?.observedGeneration ?? 0) < (rs.metadata?.generation ?? 0) || s?.replicas !== want || s?.readyReplicas !== want) {
+    const ready = (s?.readyReplicas ?? 0) + (isPodReady(source) ? 0 : 1);
+    if ((s?.observedGeneration ?? 0) < (rs.metadata?.generation ?? 0) || s?.replicas !== want || ready < want) {
       return {
         done: false,
         requeueAfterMs: 2_000,
