@@ -264,6 +264,10 @@ describe('a Report policy', () => {
     expect(rp.status!.conditions!.find((x) => x.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Scanned' });
     await sleep(2_000);
     expect(await reclaimMigrations()).toEqual([]);
+    // Written when it changes, not each time it is looked at.
+    const version = (await getPolicy()).metadata.resourceVersion;
+    await sleep(3_000);
+    expect((await getPolicy()).metadata.resourceVersion).toBe(version);
 
     // kubectl get reads as a report.
     const table = kubectl(['get', 'reclaimpolicies', policy]).stdout;

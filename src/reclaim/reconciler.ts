@@ -4,6 +4,7 @@
 // migration already moves. What it reports is recomputed from the cluster each time: the
 // candidates from the pods as they are now, the reclaimed figures from its completed
 // PodMigrations.
+import { isDeepStrictEqual } from 'node:util';
 import type { V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
@@ -186,7 +187,8 @@ export class ReclaimReconciler {
       now: new Date(now).toISOString(),
     });
     status.observedGeneration = generation;
-    if (JSON.stringify(status) !== JSON.stringify(rp.status ?? {}))
+    // (The API server hands objects back with their keys sorted: compared as values, not text.)
+    if (!isDeepStrictEqual(status, rp.status ?? {}))
       await this.o.client.replace(`${reclaimPath(rp.metadata.name)}/status`, { ...rp, status });
     return undefined;
   }

@@ -7,8 +7,8 @@
 // N at once. Requests are counted by identity from the API server's audit log, within each
 // run's window (./audit.ts). Prints wall time, p50/p99 latency (record created ->
 // Completed), requests per migration, the operator's CPU per migration and RSS, and the
-// ratios to the floor (./report.ts); then --drain (./drain.ts), --costs (./costs.ts) and
-// --memory (./memory.ts).
+// ratios to the floor (./report.ts); then --drain (./drain.ts), --costs (./costs.ts),
+// --memory (./memory.ts) and --stranded (./stranded.ts).
 import { join } from 'node:path';
 import { requests } from './audit';
 import { BenchCluster, ROOT, sleep } from './cluster';
@@ -18,6 +18,7 @@ import { floor } from './floor';
 import { memoryRun, type MemoryRow } from './memory';
 import { OperatorBuild, killOperators, operatorRun } from './operator';
 import { type BenchOptions, USAGE, UsageError, parseOptions } from './options';
+import { type StrandedRow, strandedRun } from './stranded';
 import { printBreakdown, printTimeline, type SizeRow, sizeRow } from './report';
 import { podsOnNode1 } from './workload';
 
@@ -60,6 +61,12 @@ async function bench(o: BenchOptions): Promise<void> {
     const mem: MemoryRow[] = [];
     for (const k of o.memory) mem.push(await memoryRun(cluster, build, k, run));
     console.table(mem);
+  }
+
+  if (o.stranded.length) {
+    const rows: StrandedRow[] = [];
+    for (const p of o.stranded) rows.push(await strandedRun(cluster, build, p, run));
+    console.table(rows);
   }
 }
 

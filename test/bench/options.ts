@@ -11,6 +11,10 @@ export const USAGE = `usage: make bench ARGS='[option]...'
   --memory 1000,5000   K: the operator's memory with K stored (ended) PodMigrations: its
                        peak, and its RSS 10 s and 90 s after its caches synced (V8 returns
                        the heap the initial list left behind after about a minute idle)
+  --stranded 10000     P: the operator's memory with P running pods, half of them holding
+                       requests for a finished container (its cluster-wide pod watch):
+                       when its stranded gauges agree, its RSS 10 s and 90 s after, its
+                       peak, and the same operator watching no pods as the floor
   --defaults           the operator keeps its default limits on migrations in flight (what
                        safety costs), instead of limits raised to N (throughput)
   --breakdown          also lists the operator's requests per migration by verb, resource
@@ -29,6 +33,7 @@ export interface BenchOptions {
   sizes: number[];
   drain: number[];
   memory: number[];
+  stranded: number[];
   dist: string;
   keep: boolean;
   breakdown: boolean;
@@ -39,7 +44,7 @@ export interface BenchOptions {
   nodeOptions?: string;
 }
 
-const VALUES = ['n', 'drain', 'memory', 'dist', 'node-options'] as const;
+const VALUES = ['n', 'drain', 'memory', 'stranded', 'dist', 'node-options'] as const;
 const SWITCHES = ['keep', 'breakdown', 'timeline', 'costs', 'defaults'] as const;
 type Value = (typeof VALUES)[number];
 type Switch = (typeof SWITCHES)[number];
@@ -71,7 +76,7 @@ export function parseOptions(argv: readonly string[], defaultDist: string): Benc
       throw new UsageError(`unknown option ${JSON.stringify(argv[i])}`);
     }
   }
-  for (const name of ['n', 'drain', 'memory'] as const) {
+  for (const name of ['n', 'drain', 'memory', 'stranded'] as const) {
     if (list(values[name] ?? '').some((x) => !Number.isInteger(x) || x <= 0)) {
       throw new UsageError(`--${name} takes positive whole numbers separated by commas, not ${JSON.stringify(values[name])}`);
     }
@@ -80,6 +85,7 @@ export function parseOptions(argv: readonly string[], defaultDist: string): Benc
     sizes: list(values.n ?? '1,100'),
     drain: list(values.drain ?? ''),
     memory: list(values.memory ?? ''),
+    stranded: list(values.stranded ?? ''),
     dist: values.dist ?? defaultDist,
     keep: switches.has('keep'),
     breakdown: switches.has('breakdown'),

@@ -10,6 +10,7 @@ it('reads values as they are, switches, and the defaults', () => {
     sizes: [],
     drain: [],
     memory: [],
+    stranded: [],
     dist: 'dist',
     keep: true,
     breakdown: false,
@@ -21,11 +22,12 @@ it('reads values as they are, switches, and the defaults', () => {
   expect(parseOptions([], 'dist')).toMatchObject({ sizes: [1, 100], memory: [], dist: 'dist', nodeOptions: undefined });
   expect(parseOptions(['--n', '1,20', '--memory', '200', '--n', '5'], 'dist')).toMatchObject({ sizes: [1, 20], memory: [200] });
   expect(parseOptions(['--drain', '100,500'], 'dist')).toMatchObject({ drain: [100, 500] });
+  expect(parseOptions(['--n', '', '--stranded', '10000'], 'dist')).toMatchObject({ sizes: [], stranded: [10000] });
   expect(parseOptions(['--help'], 'dist')).toBeUndefined();
 });
 
 it('refuses unknown options, missing values and sizes that are not counts', () => {
-  for (const argv of [['--bogus'], ['-n', '1'], ['--n'], ['--n', '1,x'], ['--memory', '0'], ['--drain', '-5']]) {
+  for (const argv of [['--bogus'], ['-n', '1'], ['--n'], ['--n', '1,x'], ['--memory', '0'], ['--drain', '-5'], ['--stranded', 'x']]) {
     expect(() => parseOptions(argv, 'dist')).toThrow(UsageError);
   }
 });
