@@ -337,6 +337,17 @@ async function floorOfReady(apps: string[]) {
 }
 
 describe('NodeDrain', () => {
+  it('refuses a misspelt or malformed selector, naming the field (a selector pruned to {} would drain every pod)', () => {
+    const bad = (selector: string) =>
+      kubectl(
+        ['apply', '-f', '-'],
+        `{"apiVersion":"migration.ai-storage.io/v1alpha1","kind":"NodeDrain","metadata":{"name":"bad-${process.pid}"},"spec":{"nodeName":"node-3","podSelector":${selector}}}`,
+      );
+    expect(bad('{"matchlabels":{"app":"web"}}').stderr).toMatch(/unknown field "spec\.podSelector\.matchlabels"/);
+    expect(bad('{"matchExpressions":[{"key":"app","operator":"NotIn"}]}').stderr).toMatch(/values must be non-empty for In and NotIn/);
+    expect(kubectl(['get', 'nodedrain', `bad-${process.pid}`]).code).not.toBe(0);
+  });
+
   it('drains 20 pods of 10 Deployments under the default limits: no Deployment below its replicas, counts right at every version', async () => {
     const { from, to, selector, open } = await pool('nd');
     const apps = Array.from({ length: 10 }, (_, i) => `svc-${i}`);

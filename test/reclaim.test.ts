@@ -31,6 +31,7 @@ const policy = `reclaim-${process.pid}`;
 let a: string; // in scope (labelled)
 let b: string; // in scope (labelled)
 let c: string; // out of scope
+let d: string; // in scope, where a quota refuses PodMigrations
 let operator: OperatorProcess;
 let port: number;
 
@@ -64,13 +65,13 @@ const ctr = (name: string, cpu: string, memory: string, extra: Partial<V1Contain
   ...extra,
 });
 
-async function workload(ns: string, kind: 'Deployment' | 'StatefulSet', name: string): Promise<void> {
+async function workload(ns: string, kind: 'Deployment' | 'StatefulSet', name: string, replicas = 1): Promise<void> {
   await k8s.create(`/apis/apps/v1/namespaces/${ns}/${kind.toLowerCase()}s`, {
     apiVersion: 'apps/v1',
     kind,
     metadata: { name },
     spec: {
-      replicas: 1,
+      replicas,
       ...(kind === 'StatefulSet' ? { serviceName: name } : {}),
       selector: { matchLabels: { app: name } },
       template: {
@@ -100,8 +101,13 @@ const value = (text: string, series: string) => {
 };
 
 beforeAll(async () => {
-  [a, b, c] = [await createNamespace('reclaim-a'), await createNamespace('reclaim-b'), await createNamespace('reclaim-c')];
-  for (const ns of [a, b]) await k8s.mergePatch(`/api/v1/namespaces/${ns}`, { metadata: { labels: { [TEAM]: 'ml' } } });
+  [a, b, c, d] = [
+    await createNamespace('reclaim-a'),
+    await createNamespace('reclaim-b'),
+    await createNamespace('reclaim-c'),
+    await createNamespace('reclaim-d'),
+  ];
+  for (const ns of [a, b, d]) await k8s.mergePatch(`/api/v1/namespaces/${ns}`, { metadata: { labels: { [TEAM]: 'ml' } } });
   // Every namespace: the stranded figures are cluster-wide; the policy's selector picks a and b.
   operator = new OperatorProcess('', [], `reclaim-${process.pid}`);
   operator.start();
@@ -136,18 +142,31 @@ beforeAll(async () => {
   await bare(a, 'busy', [ctr('app', '100m', '64Mi'), ctr('done', '800m', '800Mi')], { terminated: ['done'], labels: GUARD });
   await bare(a, 'goes-away', [ctr('app', '100m', '64Mi'), ctr('done', '300m', '300Mi')], { terminated: ['done'] });
   // b: an owner's pods, and one opted out.
-  await workload(b, 'Deployment', 'web'); // Surge: 500m, 512Mi
+  await workload(b, 'Deployment', 'web', 2); // Surge, both replicas never Ready: 500m, 512Mi each
   await workload(b, 'StatefulSet', 'db'); // Steer (an eviction: downtime): 500m, 512Mi
   await bare(b, 'opted-out', [ctr('app', '100m', '64Mi'), ctr('done', '2', '2Gi')], {
     terminated: ['done'],
     annotations: { 'migration.ai-storage.io/migratable': 'false' },
   });
   // c: strands, but is not selected.
+  // Its copy would keep the crashing trainer, and crash too: reported, never moved.
+  await bare(b, 'crash-and-done', [ctr('trainer', '100m', '64Mi'), ctr('done', '400m', '400Mi')], {
+    crashlooping: ['trainer'],
+    terminated: ['done'],
+  });
+  // d: a quota that refuses every PodMigration.
+  await bare(d, 'quota-held', [ctr('app', '100m', '64Mi'), ctr('done', '300m', '300Mi')], { terminated: ['done'] });
+  await k8s.create(`/api/v1/namespaces/${d}/resourcequotas`, {
+    apiVersion: 'v1',
+    kind: 'ResourceQuota',
+    metadata: { name: 'no-migrations' },
+    spec: { hard: { 'count/podmigrations.migration.ai-storage.io': '0' } },
+  });
   await bare(c, 'elsewhere', [ctr('app', '100m', '64Mi'), ctr('done', '3', '3Gi')], { terminated: ['done'] });
   for (const app of ['web', 'db'])
     await eventually(`${app} running`, async () => {
       const pods = (await k8s.get<{ items: V1Pod[] }>(paths.pods(b), { labelSelector: `app=${app}` })).items;
-      return pods.some((p) => p.status?.phase === 'Running') ? true : undefined;
+      return pods.filter((p) => p.status?.phase === 'Running').length === (app === 'web' ? 2 : 1) ? true : undefined;
     });
   // A budget that refuses to let `budgeted` and `busy` go (they are not Ready: a finished container).
   await k8s.create(`/apis/policy/v1/namespaces/${a}/poddisruptionbudgets`, {
@@ -161,7 +180,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await k8s.delete(`${RP}/${policy}`).catch(() => undefined);
   await operator.stop('SIGTERM');
-  for (const ns of [a, b, c]) await deleteNamespace(ns);
+  for (const ns of [a, b, c, d]) await deleteNamespace(ns);
 });
 
 const EXPECTED = [
@@ -220,8 +239,35 @@ const EXPECTED = [
     finishedContainers: ['downloader'],
   },
   {
+    namespace: () => b,
+    pod: 'web-',
+    mode: 'Surge',
+    downtime: false,
+    strandedCPU: '500m',
+    strandedMemory: '512Mi',
+    finishedContainers: ['downloader'],
+  },
+  {
+    namespace: () => b,
+    pod: 'crash-and-done',
+    mode: 'Copy',
+    downtime: false,
+    strandedCPU: '400m',
+    strandedMemory: '400Mi',
+    finishedContainers: ['done'],
+  },
+  {
     namespace: () => a,
     pod: 'goes-away',
+    mode: 'Copy',
+    downtime: false,
+    strandedCPU: '300m',
+    strandedMemory: '300Mi',
+    finishedContainers: ['done'],
+  },
+  {
+    namespace: () => d,
+    pod: 'quota-held',
     mode: 'Copy',
     downtime: false,
     strandedCPU: '300m',
@@ -240,6 +286,16 @@ describe('a Report policy', () => {
     expect(bad('{}').stderr).toMatch(/spec\.minStrandedCPU or spec\.minStrandedMemory must be set/);
     expect(bad('{"minStrandedCPU":"lots"}').stderr).toMatch(/spec\.minStrandedCPU must be a positive quantity/);
     expect(bad('{"minStrandedMemory":"1Gi","action":"Delete"}').stderr).toMatch(/spec\.action: Unsupported value: "Delete"/);
+    // A misspelt selector would select every pod: refused, never pruned to an empty one.
+    expect(bad('{"minStrandedCPU":"1","podSelector":{"matchlabels":{"app":"x"}}}').stderr).toMatch(
+      /unknown field "spec\.podSelector\.matchlabels"/,
+    );
+    expect(bad('{"minStrandedCPU":"1","namespaceSelector":{"matchExpressions":[{"key":"team","operator":"Bogus"}]}}').stderr).toMatch(
+      /spec\.namespaceSelector\.matchExpressions\[0\]\.operator: Unsupported value: "Bogus"/,
+    );
+    expect(bad('{"minStrandedCPU":"1","podSelector":{"matchExpressions":[{"key":"team","operator":"In"}]}}').stderr).toMatch(
+      /spec\.podSelector\.matchExpressions\[0\]: Invalid value: .*values must be non-empty for In and NotIn/,
+    );
   });
 
   it('lists exactly the pods that strand, largest first, with their figures and modes, and creates nothing', async () => {
@@ -258,8 +314,8 @@ describe('a Report policy', () => {
     expect(listed).toEqual(
       EXPECTED.map((e) => ({ ...e, namespace: e.namespace(), node: e.pod === 'db-0' || e.pod === 'web-' ? 'node-2' : 'node-1' })),
     );
-    // 1500m + 800m + 700m + 500m * 3 + 300m; 2Gi + 800Mi + 700Mi + 512Mi * 3 + 300Mi.
-    expect(rp.status!.totals).toEqual({ pods: 7, strandedCPU: '4800m', strandedMemory: '5384Mi' });
+    // 1500m + 800m + 700m + 500m * 4 + 400m + 300m * 2; 2Gi + 800Mi + 700Mi + 512Mi * 4 + 400Mi + 300Mi * 2.
+    expect(rp.status!.totals).toEqual({ pods: 10, strandedCPU: '6000m', strandedMemory: '6596Mi' });
     expect(rp.status!.reclaimed).toEqual({ migrations: 0, cpu: '0m', memory: '0' });
     expect(rp.status!.conditions!.find((x) => x.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Scanned' });
     await sleep(2_000);
@@ -281,7 +337,7 @@ describe('a Report policy', () => {
       'RECLAIMED-MEM',
       'AGE',
     ]);
-    expect(table.split('\n')[1].split(/\s+/).slice(0, 7)).toEqual([policy, 'Report', '7', '4800m', '5384Mi', '0m', '0']);
+    expect(table.split('\n')[1].split(/\s+/).slice(0, 7)).toEqual([policy, 'Report', '10', '6000m', '6596Mi', '0m', '0']);
   });
 
   it('serves the stranded figures as gauges, by namespace and node, for every namespace', async () => {
@@ -291,9 +347,9 @@ describe('a Report policy', () => {
     });
     expect(value(text, `podmigration_stranded_cpu_cores{namespace="${a}",node="node-1"}`)).toBeCloseTo(1.5 + 0.8 + 0.7 + 0.5 + 0.3, 6);
     expect(value(text, `podmigration_stranded_pods{namespace="${a}",node="node-1"}`)).toBe(5);
-    expect(value(text, `podmigration_stranded_memory_bytes{namespace="${b}",node="node-2"}`)).toBe(2 * 512 * 2 ** 20);
+    expect(value(text, `podmigration_stranded_memory_bytes{namespace="${b}",node="node-2"}`)).toBe(3 * 512 * 2 ** 20);
     // Opted out of migrations, it still strands what it strands.
-    expect(value(text, `podmigration_stranded_cpu_cores{namespace="${b}",node="node-1"}`)).toBe(2);
+    expect(value(text, `podmigration_stranded_cpu_cores{namespace="${b}",node="node-1"}`)).toBeCloseTo(2.4, 6);
     expect(value(text, `podmigration_stranded_cpu_cores{namespace="${c}",node="node-1"}`)).toBe(3);
   });
 
@@ -302,10 +358,10 @@ describe('a Report policy', () => {
     await k8s.mergePatch(`${paths.pod(c, 'elsewhere')}/status`, { status: { phase: 'Succeeded' } });
     const rp = await eventually('the report without goes-away', async () => {
       const p = await getPolicy();
-      return p.status?.totals?.pods === 6 ? p : undefined;
+      return p.status?.totals?.pods === 9 ? p : undefined;
     });
     expect(rp.status!.candidates!.map((x) => x.pod)).not.toContain('goes-away');
-    expect(rp.status!.totals).toEqual({ pods: 6, strandedCPU: '4500m', strandedMemory: '5084Mi' });
+    expect(rp.status!.totals).toEqual({ pods: 9, strandedCPU: '5700m', strandedMemory: '6296Mi' });
     await eventually('elsewhere no longer stranding', async () =>
       value(await scrape(), `podmigration_stranded_cpu_cores{namespace="${c}",node="node-1"}`) === 0 ? true : undefined,
     );
@@ -346,20 +402,27 @@ describe('a Migrate policy', () => {
       );
     // Three complete; `budgeted` waits on its budget, its source untouched.
     await until(
-      'three completed, budgeted held',
+      'four completed, budgeted held',
       (ms) =>
-        ms.filter((m) => m.status?.phase === 'Completed').length === 3 &&
+        ms.filter((m) => m.status?.phase === 'Completed').length === 4 &&
         ms.some((m) => m.spec.podName === 'budgeted' && m.status?.phase === 'DeletingSourcePod'),
     );
     expect(await getPod(a, 'budgeted')).toMatchObject({ metadata: { name: 'budgeted' } });
     expect((await getPod(a, 'budgeted'))!.metadata!.deletionTimestamp).toBeUndefined();
 
     await k8s.delete(`/apis/policy/v1/namespaces/${a}/poddisruptionbudgets/guard`);
-    const ms = await until('four completed', (x) => x.filter((m) => m.status?.phase === 'Completed').length === 4);
+    const ms = await until('five completed', (x) => x.filter((m) => m.status?.phase === 'Completed').length === 5);
     expect(most).toBeLessThanOrEqual(2);
     expect(most).toBeGreaterThanOrEqual(1);
-    // Moved: the three bare pods and the Deployment's; not `busy` (the user's), not db-0 (Steer), not opted-out.
-    expect([...seen].map((p) => (p.startsWith('web-') ? 'web-' : p)).sort()).toEqual(['budgeted', 'downloaded', 'web-', 'with-sidecar']);
+    // Moved: the three bare pods and both of the Deployment's (never Ready: a finished container); not `busy` (the
+    // user's), not db-0 (Steer), not opted-out.
+    expect([...seen].map((p) => (p.startsWith('web-') ? 'web-' : p)).sort()).toEqual([
+      'budgeted',
+      'downloaded',
+      'web-',
+      'web-',
+      'with-sidecar',
+    ]);
     for (const m of ms) {
       expect(m.metadata.name).toMatch(/^reclaim-[0-9a-f-]{36}$/);
       expect(m.spec).toMatchObject({ avoidSourceNode: false });
@@ -368,20 +431,26 @@ describe('a Migrate policy', () => {
     }
     expect(await waitForPhase(a, 'user-busy', ['Completed'])).toBeTruthy();
 
-    // The report: only db-0 left; reclaimed is what the four migrations gave back.
+    // The report: db-0, crash-and-done and quota-held left, each saying why; reclaimed is what the five
+    // migrations gave back.
     const saved = (m: PodMigration) => {
       const o = fromFigures(m.status!.resources!.original!);
       const n = fromFigures(m.status!.resources!.optimized!);
       return { cpu: o.cpu - n.cpu, memory: o.memory - n.memory };
     };
     const gave = ms.map(saved).reduce((x, y) => ({ cpu: x.cpu + y.cpu, memory: x.memory + y.memory }));
-    expect(gave.cpu).toBeCloseTo(1.5 + 0.7 + 0.5 + 0.5, 6);
+    expect(gave.cpu).toBeCloseTo(1.5 + 0.7 + 0.5 + 0.5 + 0.5, 6);
     const rp = await eventually('the report after', async () => {
       const p = await getPolicy();
-      return p.status?.totals?.pods === 1 && p.status.reclaimed?.migrations === 4 && p.status.inFlight === 0 ? p : undefined;
+      return p.status?.totals?.pods === 3 && p.status.reclaimed?.migrations === 5 && p.status.inFlight === 0 ? p : undefined;
     });
-    expect(rp.status!.candidates!.map((x) => x.pod)).toEqual(['db-0']);
-    expect(rp.status!.reclaimed).toEqual({ migrations: 4, cpu: '3200m', memory: `${(gave.memory / 2 ** 20).toFixed(0)}Mi` });
+    expect(rp.status!.candidates!.map((x) => [x.pod, x.skipped])).toEqual([
+      ['db-0', expect.stringMatching(/^moving it has downtime \(Steer mode/)],
+      ['crash-and-done', 'container trainer crashes: a copy would keep it, and crash too'],
+      ['quota-held', expect.stringMatching(/^the API server refused its PodMigration: .*forbidden.*quota: no-migrations/)],
+    ]);
+    expect(rp.status!.message).toMatch(/; 0 migrations in flight, 5 completed, 3 skipped/);
+    expect(rp.status!.reclaimed).toEqual({ migrations: 5, cpu: '3700m', memory: `${(gave.memory / 2 ** 20).toFixed(0)}Mi` });
     expect(rp.status!.conditions!.find((x) => x.type === 'Ready')).toMatchObject({ status: 'True' });
 
     // The gauges fall to what is left, and the counter rose by what a's migrations gave back (the user's too).
@@ -395,6 +464,6 @@ describe('a Migrate policy', () => {
       inA.reduce((x, y) => x + y.cpu, 0),
       6,
     );
-    expect(value(after, `podmigration_reclaimed_cpu_cores_total{namespace="${b}"}`)).toBeCloseTo(0.5, 6);
+    expect(value(after, `podmigration_reclaimed_cpu_cores_total{namespace="${b}"}`)).toBeCloseTo(1, 6);
   }, 240_000);
 });

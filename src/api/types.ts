@@ -366,6 +366,7 @@ export interface ReclaimCandidate {
   strandedMemory: string;
   finishedContainers: string[];
   migration?: string;
+  skipped?: string;
 }
 
 export interface ReclaimTotals {

@@ -37,7 +37,7 @@ import { type KubeClient, paths } from '../kube/client';
 import type { Environment } from '../migration/context';
 import { nodeBound } from '../migration/preflight';
 import { kstatusConditions } from '../migration/status';
-import { selectorMatches } from '../migration/surge';
+import { selectorMatches, selectorProblem } from '../migration/surge';
 import { chooseMode } from '../modes/chooseMode';
 import { countItems, drainMigrationName, finished } from './scope';
 import { isDeepStrictEqual } from 'node:util';
@@ -119,6 +119,14 @@ export class DrainReconciler {
         completionTime: now,
         message: `NodeDrain ${first.metadata.name} drains node ${nodeName} already; delete it first to drain the node again`,
       });
+      await write();
+      return undefined;
+    }
+    // The CRD's schema refuses malformed selectors; one stored before it did ends the drain before it starts.
+    const bad =
+      selectorProblem(nd.spec.namespaceSelector, 'spec.namespaceSelector') ?? selectorProblem(nd.spec.podSelector, 'spec.podSelector');
+    if (bad && !status.startTime) {
+      Object.assign(status, { phase: 'Failed', reason: 'InvalidSpec', message: bad, completionTime: now });
       await write();
       return undefined;
     }

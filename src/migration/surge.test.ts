@@ -1,4 +1,4 @@
-import { labelsToWithhold, selectorMatches } from './surge';
+import { labelsToWithhold, selectorMatches, selectorProblem } from './surge';
 
 describe('selectorMatches', () => {
   const labels = { app: 'web', tier: 'front', 'pod-template-hash': 'abc' };
@@ -44,5 +44,22 @@ describe('selectorMatches', () => {
     expect(selectorMatches(expr('Exists'), { tier: '' })).toBe(true);
     expect(selectorMatches(expr('DoesNotExist'), { tier: '' })).toBe(false);
     expect(selectorMatches(expr('Bogus'), { tier: 'gpu' })).toBe(false);
+  });
+});
+
+describe('selectorProblem', () => {
+  it('names what is wrong with a stored selector, and passes a good one', () => {
+    expect(selectorProblem(undefined, 's')).toBeUndefined();
+    expect(selectorProblem({ matchLabels: { a: 'b' }, matchExpressions: [{ key: 'k', operator: 'Exists' }] }, 's')).toBeUndefined();
+    expect(selectorProblem({ matchlabels: { a: 'b' } }, 's')).toMatch(/^s: unknown field "matchlabels"/);
+    expect(selectorProblem('x', 's')).toMatch(/must be a label selector/);
+    expect(selectorProblem({ matchLabels: { a: 1 } }, 's')).toMatch(/s\.matchLabels must map/);
+    expect(selectorProblem({ matchExpressions: 'foo' }, 's')).toMatch(/s\.matchExpressions must be a list/);
+    expect(selectorProblem({ matchExpressions: [null] }, 's')).toMatch(/s\.matchExpressions\[0\] must be an object/);
+    expect(selectorProblem({ matchExpressions: [{ key: 'k', operator: 'Bogus' }] }, 's')).toMatch(/operator must be one of/);
+    expect(selectorProblem({ matchExpressions: [{ key: 'k', operator: 'In' }] }, 's')).toMatch(/values must be non-empty/);
+    expect(selectorProblem({ matchExpressions: [{ key: 'k', operator: 'Exists', values: ['x'] }] }, 's')).toMatch(
+      /values must be non-empty/,
+    );
   });
 });

@@ -32,6 +32,40 @@ export function selectorMatches(selector: V1LabelSelector | undefined, labels: R
   );
 }
 
+const OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'];
+
+/** What is wrong with a label selector as stored (a field named, as the API server would), or undefined. */
+export function selectorProblem(selector: unknown, field: string): string | undefined {
+  if (selector === undefined || selector === null) return undefined;
+  if (typeof selector !== 'object' || Array.isArray(selector)) return `${field} must be a label selector (matchLabels, matchExpressions)`;
+  const s = selector as Record<string, unknown>;
+  const unknown = Object.keys(s).filter((k) => k !== 'matchLabels' && k !== 'matchExpressions');
+  if (unknown.length)
+    return `${field}: unknown field ${JSON.stringify(unknown[0])} (a label selector has matchLabels and matchExpressions)`;
+  const labels = s.matchLabels;
+  if (
+    labels !== undefined &&
+    (typeof labels !== 'object' || labels === null || Array.isArray(labels) || Object.values(labels).some((v) => typeof v !== 'string'))
+  )
+    return `${field}.matchLabels must map label keys to string values`;
+  const exprs = s.matchExpressions;
+  if (exprs === undefined) return undefined;
+  if (!Array.isArray(exprs)) return `${field}.matchExpressions must be a list`;
+  for (const [i, e] of exprs.entries()) {
+    const at = `${field}.matchExpressions[${i}]`;
+    if (typeof e !== 'object' || e === null) return `${at} must be an object with key and operator`;
+    const { key, operator, values } = e as Record<string, unknown>;
+    if (typeof key !== 'string' || !key) return `${at}.key must be a label key`;
+    if (typeof operator !== 'string' || !OPERATORS.includes(operator)) return `${at}.operator must be one of ${OPERATORS.join(', ')}`;
+    if (values !== undefined && (!Array.isArray(values) || values.some((v) => typeof v !== 'string')))
+      return `${at}.values must be a list of strings`;
+    const some = Array.isArray(values) && values.length > 0;
+    if ((operator === 'In' || operator === 'NotIn') !== some)
+      return `${at}: values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist`;
+  }
+  return undefined;
+}
+
 /**
  * One label of the pod whose absence makes the selector miss, as `{key: value}`: the
  * Deployment's pod-template-hash when the selector has it (Services select on the other

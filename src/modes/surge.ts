@@ -117,14 +117,20 @@ async function handOver(ctx: StepContext, source: V1Pod, copy: V1Pod): Promise<S
 
   if (!ref.evictionRequestedAt) {
     if (deadline) throw new MigrationFailure(deadline.reason, deadline.message);
-    // Settled: the ReplicaSet has exactly its replicas, all Ready but perhaps the source, so
-    // that once it adopts the copy the only pod it can prefer to remove is the source (the
-    // one not Ready, or the one with the lowest cost). A source not Ready (a finished
-    // container, the very pod a reclaim moves) is one the ReplicaSet removes first.
+    // Settled: the ReplicaSet has exactly its replicas. Once it adopts the copy it removes
+    // the pod it ranks first: not assigned, not Running, not Ready, then the lowest cost
+    // (the source's). A Ready source waits until every replica is Ready, so that the source
+    // is the only pod it can prefer. A source not Ready (a finished container: the very pod
+    // a reclaim moves) is outranked only by pods that are not Ready either, so whichever goes
+    // no Ready pod is lost (and a source kept is evicted below).
     const want = rs.spec?.replicas ?? 1;
     const s = rs.status;
-    const ready = (s?.readyReplicas ?? 0) + (isPodReady(source) ? 0 : 1);
-    if ((s?.observedGeneration ?? 0) < (rs.metadata?.generation ?? 0) || s?.replicas !== want || ready < want) {
+    const sourceReady = isPodReady(source);
+    if (
+      (s?.observedGeneration ?? 0) < (rs.metadata?.generation ?? 0) ||
+      s?.replicas !== want ||
+      (sourceReady && s?.readyReplicas !== want)
+    ) {
       return {
         done: false,
         requeueAfterMs: 2_000,

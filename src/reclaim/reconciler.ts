@@ -21,11 +21,12 @@ import {
   type ReclaimPolicyStatus,
   VERSION,
 } from '../api/types';
-import { isAlreadyExists, isNotFound } from '../errors';
+import { isAlreadyExists, isNotFound, isRefusal } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { formatCpu, formatMemory, fromFigures, parseQuantity } from '../migration/resources';
 import { canRollBack, isTerminal, kstatusConditions } from '../migration/status';
-import { type StrandedPod, type Thresholds, qualifies } from './stranded';
+import { selectorProblem } from '../migration/surge';
+import { type StrandedPod, type Thresholds, qualifies, sumBy } from './stranded';
 
 export const reclaimPath = (name?: string) => `/apis/${GROUP}/${VERSION}/${RECLAIM_PLURAL}${name ? `/${name}` : ''}`;
 
@@ -43,6 +44,8 @@ const occupies = (m: PodMigration) =>
 /** How often a policy with migrations in flight is looked at again; and at the latest, any policy. */
 const IN_FLIGHT_POLL_MS = 2_000;
 const RESYNC_MS = 60_000;
+/** How long a PodMigration the API server refused is not asked for again. */
+const REFUSAL_BACKOFF_MS = 60_000;
 
 export interface ReclaimReconcilerOptions {
   client: KubeClient;
@@ -56,7 +59,27 @@ export interface ReclaimReconcilerOptions {
 }
 
 export class ReclaimReconciler {
+  /** PodMigrations this process created, by namespace/name, until the cache shows them. */
+  private readonly created = new Map<string, { policy: string; at: number }>();
+  /** PodMigrations the API server refused, by namespace/name: when, and what it said. */
+  private readonly refused = new Map<string, { at: number; message: string }>();
+  private queue: Promise<unknown> = Promise.resolve();
+
   constructor(private readonly o: ReclaimReconcilerOptions) {}
+
+  /** Runs `fn` after every other caller's `fn` has finished. */
+  private serially<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** What this process created that `cached` does not show yet (forgotten after a minute: then it was deleted). */
+  private unseen(cached: readonly PodMigration[]): { key: string; policy: string }[] {
+    const seen = new Set(cached.map((m) => `${m.metadata.namespace}/${m.metadata.name}`));
+    for (const [key, c] of this.created) if (seen.has(key) || Date.now() - c.at > 60_000) this.created.delete(key);
+    return [...this.created].map(([key, c]) => ({ key, policy: c.policy }));
+  }
 
   /** Brings one policy's status (and, for Migrate, its migrations) up to date; when to look again (ms). */
   async reconcile(name: string, now = Date.now()): Promise<number | undefined> {
@@ -66,6 +89,9 @@ export class ReclaimReconciler {
     const spec = rp.spec;
     const status: ReclaimPolicyStatus = { ...structuredClone(rp.status ?? {}) };
     let thresholds: Thresholds;
+    // The CRD's schema refuses malformed selectors; one stored before it did is refused here.
+    const bad = selectorProblem(spec.namespaceSelector, 'spec.namespaceSelector') ?? selectorProblem(spec.podSelector, 'spec.podSelector');
+    if (bad) return this.write(rp, { ...status, message: bad }, { stalled: 'InvalidSpec' }, now);
     try {
       thresholds = {
         namespaceSelector: spec.namespaceSelector,
@@ -96,35 +122,72 @@ export class ReclaimReconciler {
 
     const mine = this.o.migrations.list().filter((m) => m.metadata.labels?.[LABEL_RECLAIM_POLICY] === name);
     let inFlight = mine.filter((m) => !isTerminal(m.status?.phase)).length;
-    const started: string[] = [];
+    const started = new Set<string>();
+    /** Why Migrate leaves a candidate where it is, by namespace/pod. */
+    const skipped = new Map<string, string>();
     if (spec.action === 'Migrate') {
-      const all = this.o.migrations.list();
-      const moving = new Set(all.filter((m) => !isTerminal(m.status?.phase)).map((m) => `${m.metadata.namespace}/${m.spec.podName}`));
-      let room = Math.min((spec.maxConcurrent ?? 1) - mine.filter(occupies).length, this.o.clusterLimit - all.filter(occupies).length);
-      for (const p of found) {
-        if (room <= 0) break;
-        const { namespace, name: pod, uid } = p.metadata;
-        if ((p.mode === 'Steer' && !spec.allowDowntime) || moving.has(`${namespace}/${pod}`) || !uid) continue;
-        // One per pod, ever: a migration of it that ended (Failed, say) is not tried again.
-        if (this.o.migrations.get(reclaimMigrationName(uid), namespace)) continue;
-        const created = await client.create(paths.migrations(namespace), this.record(rp, p)).then(
-          () => true,
-          (e: unknown) => (isAlreadyExists(e) ? false : Promise.reject(e)),
+      // One policy at a time decides, counting what this process created that the cache does
+      // not show yet: two policies never take the same room twice.
+      await this.serially(async () => {
+        for (const [k, r] of this.refused) if (Date.now() - r.at > REFUSAL_BACKOFF_MS) this.refused.delete(k);
+        const all = this.o.migrations.list();
+        const unseen = this.unseen(all);
+        const moving = new Map(
+          all.filter((m) => !isTerminal(m.status?.phase)).map((m) => [`${m.metadata.namespace}/${m.spec.podName}`, m.metadata.name]),
         );
-        if (!created) continue;
-        this.o.log.info({ reclaimPolicy: name, namespace, pod, node: p.node }, 'started a migration to reclaim stranded requests');
-        started.push(`${namespace}/${pod}`);
-        room--;
-        inFlight++;
-      }
+        let room = Math.min(
+          (spec.maxConcurrent ?? 1) - mine.filter(occupies).length - unseen.filter((u) => u.policy === name).length,
+          this.o.clusterLimit - all.filter(occupies).length - unseen.length,
+        );
+        for (const p of found) {
+          const { namespace, name: pod, uid } = p.metadata;
+          const key = `${namespace}/${pod}`;
+          const mig = reclaimMigrationName(uid!);
+          const earlier = this.o.migrations.get(mig, namespace);
+          const why = earlier
+            ? isTerminal(earlier.status?.phase) && earlier.status?.phase !== 'Completed'
+              ? `PodMigration ${mig} ended ${earlier.status?.phase} (${earlier.status?.reason ?? 'no reason'}): not tried again`
+              : undefined
+            : moving.has(key)
+              ? `being moved by PodMigration ${moving.get(key)}`
+              : p.mode === 'Steer' && !spec.allowDowntime
+                ? 'moving it has downtime (Steer mode: an eviction, then its owner recreates it); allowDowntime is false'
+                : p.crashing.length
+                  ? `container ${p.crashing.join(', ')} crashes: a copy would keep it, and crash too`
+                  : undefined;
+          const refused = this.refused.get(`${namespace}/${mig}`);
+          if (refused && !why) skipped.set(key, refused.message);
+          if (why) skipped.set(key, why);
+          if (why || refused || earlier || room <= 0 || unseen.some((u) => u.key === `${namespace}/${mig}`)) continue;
+          try {
+            await client.create(paths.migrations(namespace), this.record(rp, p));
+          } catch (e) {
+            if (isAlreadyExists(e)) continue;
+            // A quota, a policy or an admission webhook that refuses it, a namespace going away:
+            // this pod is left, the others are not.
+            if (!isRefusal(e) && !isNotFound(e)) throw e;
+            const message = `the API server refused its PodMigration: ${(e as Error).message}`;
+            // Asked again a minute later, not at every look (a quota may be lifted).
+            this.refused.set(`${namespace}/${mig}`, { at: Date.now(), message });
+            skipped.set(key, message);
+            continue;
+          }
+          this.created.set(`${namespace}/${mig}`, { policy: name, at: Date.now() });
+          this.o.log.info({ reclaimPolicy: name, namespace, pod, node: p.node }, 'started a migration to reclaim stranded requests');
+          started.add(key);
+          room--;
+          inFlight++;
+        }
+      });
     }
 
-    const total = found.reduce((t, p) => ({ cpu: t.cpu + p.stranded.cpu, memory: t.memory + p.stranded.memory }), { cpu: 0, memory: 0 });
+    const total = sumBy(found, () => '').get('') ?? { cpu: 0, memory: 0 };
     status.candidates = found.slice(0, spec.maxCandidates ?? 20).map((p): ReclaimCandidate => {
       const migration = p.metadata.uid ? reclaimMigrationName(p.metadata.uid) : undefined;
       const ours =
         !!migration &&
-        (!!this.o.migrations.get(migration, p.metadata.namespace) || started.includes(`${p.metadata.namespace}/${p.metadata.name}`));
+        (!!this.o.migrations.get(migration, p.metadata.namespace) || started.has(`${p.metadata.namespace}/${p.metadata.name}`));
+      const why = skipped.get(`${p.metadata.namespace}/${p.metadata.name}`);
       return {
         namespace: p.metadata.namespace,
         pod: p.metadata.name,
@@ -135,6 +198,7 @@ export class ReclaimReconciler {
         strandedMemory: formatMemory(p.stranded.memory),
         finishedContainers: p.finished,
         ...(ours ? { migration } : {}),
+        ...(why ? { skipped: why } : {}),
       };
     });
     status.totals = { pods: found.length, strandedCPU: formatCpu(total.cpu), strandedMemory: formatMemory(total.memory) };
@@ -150,10 +214,11 @@ export class ReclaimReconciler {
     status.reclaimed = { migrations: done.length, cpu: formatCpu(back.cpu), memory: formatMemory(back.memory) };
     status.inFlight = inFlight;
     const what = `${found.length} pod${found.length === 1 ? '' : 's'} strand ${status.totals.strandedCPU} CPU and ${status.totals.strandedMemory} memory`;
+    const flying = `${inFlight} migration${inFlight === 1 ? '' : 's'} in flight`;
     status.message =
       spec.action === 'Migrate'
-        ? `${what}; ${inFlight} migration${inFlight === 1 ? '' : 's'} in flight, ${done.length} completed`
-        : `${what} (action Report: nothing is moved)`;
+        ? `${what}; ${flying}, ${done.length} completed${skipped.size ? `, ${skipped.size} skipped (candidates[].skipped says why)` : ''}`
+        : `${what} (action Report: nothing is moved${inFlight ? `; ${flying}, started before` : ''})`;
     await this.write(rp, status, inFlight > 0 ? { migrating: true } : {}, now);
     return inFlight > 0 ? IN_FLIGHT_POLL_MS : nextMs;
   }

@@ -52,6 +52,7 @@ describe('scanPod', () => {
     ) as StrandedPod;
     expect(s.stranded).toEqual({ cpu: 1.5, memory: 3 * 2 ** 30 });
     expect(s.finished).toEqual(['downloader']);
+    expect(s.crashing).toEqual(['flaky']);
     expect(s.finishedAt).toBe(NOW - 600_000);
     expect(s.mode).toBe('Copy');
     expect(s.node).toBe('node-1');
@@ -124,6 +125,7 @@ describe('qualifies', () => {
     node: 'n',
     stranded: { cpu, memory },
     finished: ['done'],
+    crashing: [],
     finishedAt: NOW - finishedAgoS * 1000,
     mode: 'Copy',
   });
@@ -139,6 +141,10 @@ describe('qualifies', () => {
     expect(qualifies(p(1, 0, 600, { app: 'x' }), { ...t, podSelector: { matchLabels: { app: 'x' } } }, {}, NOW)).toBe(true);
     expect(qualifies(p(1, 0), t, undefined, NOW)).toBe(false);
     expect(qualifies({ ...p(1, 0), mode: undefined }, t, {}, NOW)).toBe(false);
+  });
+  it('sums many small figures exactly', () => {
+    const many = Array.from({ length: 834 }, () => p(0.02, 1));
+    expect(sumBy(many, () => '').get('')).toEqual({ cpu: 16.68, memory: 834, pods: 834 });
   });
   it('sums by a key', () => {
     const sums = sumBy([p(1, 2), p(0.5, 3), { ...p(2, 0), node: 'm' }], (x) => x.node);

@@ -16,6 +16,8 @@ export interface StrandedPod {
   stranded: Totals;
   /** The containers a copy would leave behind. */
   finished: string[];
+  /** Containers a copy would keep that have crashed (and so would crash in the copy too). */
+  crashing: string[];
   /** When the last of them exited (ms since the epoch). */
   finishedAt: number;
   /** How a migration would move it; undefined when none can (a DaemonSet's or a static pod, or opted out). */
@@ -61,6 +63,9 @@ export function scanPod(pod: V1Pod): Scanned {
     node: spec.nodeName,
     stranded,
     finished: left,
+    crashing: containers
+      .filter((c) => c.migrated && c.state !== 'running' && ((c.exitCode ?? 0) !== 0 || c.reason === 'CrashLoopBackOff'))
+      .map((c) => c.name),
     finishedAt: Math.max(...exited),
     mode: likelyMode(pod),
   };
@@ -105,13 +110,16 @@ export function qualifies(
   return wait > 0 ? { after: wait } : true;
 }
 
-/** Sums per key (namespace, node, or both). */
+/** Sums per key (namespace, node, or both), in whole nanocores and bytes, so that many small figures add up exactly. */
 export function sumBy(pods: Iterable<StrandedPod>, key: (p: StrandedPod) => string): Map<string, Totals & { pods: number }> {
-  const out = new Map<string, Totals & { pods: number }>();
+  const sums = new Map<string, { nanocores: number; bytes: number; pods: number }>();
   for (const p of pods) {
     const k = key(p);
-    const t = out.get(k) ?? { cpu: 0, memory: 0, pods: 0 };
-    out.set(k, { cpu: t.cpu + p.stranded.cpu, memory: t.memory + p.stranded.memory, pods: t.pods + 1 });
+    const t = sums.get(k) ?? { nanocores: 0, bytes: 0, pods: 0 };
+    t.nanocores += Math.round(p.stranded.cpu * 1e9);
+    t.bytes += Math.round(p.stranded.memory);
+    t.pods += 1;
+    sums.set(k, t);
   }
-  return out;
+  return new Map([...sums].map(([k, t]) => [k, { cpu: t.nanocores / 1e9, memory: t.bytes, pods: t.pods }]));
 }
