@@ -8,7 +8,19 @@ import type { V1Pod } from '@kubernetes/client-node';
 import type { PodMigration } from '../src/api/types';
 import { paths } from '../src/kube/client';
 import { CLUSTER_DIR } from './cluster/provider';
-import { env, eventually, getMigration, getPod, k8s, migration, operatorNamespace, pmPath, podsOfMigration, waitForPhase } from './helpers';
+import {
+  env,
+  eventually,
+  followPods,
+  getMigration,
+  getPod,
+  k8s,
+  migration,
+  operatorNamespace,
+  pmPath,
+  podsOfMigration,
+  waitForPhase,
+} from './helpers';
 
 const { ns } = operatorNamespace('surge');
 const NODES = ['node-1', 'node-2', 'node-3'];
@@ -37,10 +49,25 @@ async function deployment(name: string, replicas: number): Promise<V1Pod[]> {
       },
     },
   });
-  return eventually(`${name}: ${replicas} Ready`, async () => {
+  const pods = await eventually(`${name}: ${replicas} Ready`, async () => {
     const pods = (await podsOf(name)).filter(live);
     return pods.length === replicas && pods.every(ready) ? pods : undefined;
   });
+  // And its ReplicaSet's status says so (the tests that stop kube-controller-manager freeze it).
+  await eventually(`${name}: ReplicaSet status ${replicas} Ready`, async () => {
+    const sets = (
+      await k8s.get<{ items: { status?: { readyReplicas?: number; observedGeneration?: number }; metadata: { generation?: number } }[] }>(
+        `/apis/apps/v1/namespaces/${ns}/replicasets`,
+        { labelSelector: `app=${name}` },
+      )
+    ).items;
+    return sets.length === 1 &&
+      sets[0].status?.readyReplicas === replicas &&
+      (sets[0].status.observedGeneration ?? 0) >= (sets[0].metadata.generation ?? 0)
+      ? true
+      : undefined;
+  });
+  return pods;
 }
 
 describe('the ReplicaSet removes the source while the copy starts', () => {
@@ -279,4 +306,47 @@ describe('a ReplicaSet that adopts the copy but keeps the source', () => {
       if (stopped) process.kill(kcm, 'SIGCONT');
     }
   });
+});
+
+describe('a ReplicaSet that removes another Ready pod', () => {
+  it('never evicts a Ready source that the ReplicaSet kept when that would leave it short of Ready replicas', async () => {
+    const pods = await deployment('cheap', 3);
+    const source = pods[0];
+    // Someone else's pod already has the lowest cost, and shares the target node with the copy
+    // (so it outranks the source, which ties on cost): the ReplicaSet removes it, not the source.
+    const other = pods.find((p) => p.spec!.nodeName !== source.spec!.nodeName)!;
+    expect(other).toBeDefined();
+    await k8s.mergePatch(paths.pod(ns, other.metadata!.name!), {
+      metadata: { annotations: { 'controller.kubernetes.io/pod-deletion-cost': '-2147483648' } },
+    });
+    let fewest = 3;
+    const follow = await followPods(
+      ns,
+      (all) => {
+        if (all.length) fewest = Math.min(fewest, all.filter(ready).length);
+      },
+      'app=cheap',
+    );
+    try {
+      await k8s.create(
+        pmPath(ns),
+        migration(ns, 'move-cheap', {
+          podName: source.metadata!.name!,
+          sourceNode: source.spec!.nodeName!,
+          targetNode: other.spec!.nodeName!,
+          timeoutSeconds: 35,
+          metricsDelaySeconds: 0,
+        }),
+      );
+      const pm = await waitForPhase(ns, 'move-cheap', ['Failed', 'Completed'], 90_000);
+      expect(pm.status).toMatchObject({ phase: 'Failed', reason: 'Timeout', step: 4 });
+      expect(await getPod(ns, source.metadata!.name!)).toMatchObject({ metadata: { name: source.metadata!.name } });
+      expect(live((await getPod(ns, source.metadata!.name!))!)).toBe(true);
+      await eventually('3 Ready replicas', async () => ((await podsOf('cheap')).filter(ready).length === 3 ? true : undefined));
+    } finally {
+      await follow.stop();
+    }
+    // Never fewer Ready pods than the Deployment's replicas, at any change.
+    expect([fewest, follow.changes() > 3]).toEqual([3, true]);
+  }, 120_000);
 });

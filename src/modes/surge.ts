@@ -180,6 +180,33 @@ async function handOver(ctx: StepContext, source: V1Pod, copy: V1Pod): Promise<S
       message: `ReplicaSet ${replicaSet.name} adopted pod ${copy.metadata!.name}; waiting for it to remove ${ref.name}`,
     };
   }
+  // Evicting a Ready source must leave the ReplicaSet its replicas Ready (counted from its
+  // pods, not from a status that may lag): it removed another pod, and until it has its
+  // replicas Ready without the source the source stays, and the deadline ends the migration
+  // with the copy the ReplicaSet's.
+  const want = rs.spec?.replicas ?? 1;
+  const readyOthers = async () =>
+    (
+      await client.get<{ items: V1Pod[] }>(paths.pods(namespace), {
+        labelSelector: Object.entries(rs.spec?.selector?.matchLabels ?? {})
+          .map(([k, v]) => `${k}=${v}`)
+          .join(','),
+      })
+    ).items.filter(
+      (p) =>
+        p.metadata?.name !== ref.name &&
+        !p.metadata?.deletionTimestamp &&
+        p.metadata?.ownerReferences?.some((o) => o.controller && o.uid === replicaSet.uid) &&
+        isPodReady(p),
+    ).length;
+  if (isPodReady(source) && (await readyOthers()) < want) {
+    return {
+      done: false,
+      requeueAfterMs: 2_000,
+      reason: 'ReplicaSetNotSettled',
+      message: `ReplicaSet ${replicaSet.name} adopted pod ${copy.metadata!.name} but removed another pod and kept ${ref.name}; evicting it now would leave fewer than ${want} Ready, so it stays`,
+    };
+  }
   const r = await evictSource(client, namespace, status, 'DeleteSourcePod', now);
   if (r.kind === 'evicted' || r.kind === 'gone')
     return { done: false, requeueAfterMs: 1_000, message: `evicted source pod ${ref.name}, which ReplicaSet ${replicaSet.name} kept` };
