@@ -240,6 +240,10 @@ describe('a ReplicaSet that adopts the copy but keeps the source', () => {
     const kcm = Number(readFileSync(pidFile, 'utf8'));
     const pods = await deployment('keeper', 2);
     const [source, other] = pods;
+    // A deletion cost of the user's own, which the hand-over replaces and the rollback puts back.
+    await k8s.mergePatch(paths.pod(ns, source.metadata!.name!), {
+      metadata: { annotations: { 'controller.kubernetes.io/pod-deletion-cost': '100' } },
+    });
     const from = source.spec!.nodeName!;
     const to = NODES.find((n) => n !== from)!;
     await k8s.create(`/apis/policy/v1/namespaces/${ns}/poddisruptionbudgets`, {
@@ -289,13 +293,14 @@ describe('a ReplicaSet that adopts the copy but keeps the source', () => {
       const rb = await eventually('RolledBack', async () => rolledBack(await getMigration(ns, 'move-keeper')));
       expect(rb).toMatchObject({ status: 'False', reason: 'TargetPodKept' });
       expect(rb.message).toMatch(/ReplicaSet keeper-[a-z0-9]+ adopted it, it is its pod now; source pod .* still runs/);
-      // The source runs on, released; the Deployment has its two Ready pods, the copy among them.
+      // The source runs on, released, with its own deletion cost again; the Deployment has its two
+      // Ready pods, the copy among them.
       const after = (await getPod(ns, source.metadata!.name!))!;
       expect([
         live(after),
         after.metadata!.annotations?.['migration.ai-storage.io/claimed-by'],
         after.metadata!.annotations?.['controller.kubernetes.io/pod-deletion-cost'],
-      ]).toEqual([true, undefined, undefined]);
+      ]).toEqual([true, undefined, '100']);
       const running = await eventually('2 Ready replicas', async () => {
         const all = (await podsOf('keeper')).filter(live);
         return all.length === 2 && all.every(ready) ? all : undefined;

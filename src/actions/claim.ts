@@ -53,13 +53,16 @@ export async function claimSourcePod(client: KubeClient, migration: PodMigration
 
 /**
  * Removes this migration's claim from the pod, if it still holds it (after a rollback),
- * and the lowest deletion cost a Surge hand-over gave it.
+ * and the lowest deletion cost a Surge hand-over gave it (its own put back).
  */
 export async function releaseClaim(client: KubeClient, migration: PodMigration, pod: V1Pod): Promise<void> {
   if (!claimedBy(pod, migration)) return;
   const annotations = pod.metadata?.annotations ?? {};
+  // The cost the pod had before, or none.
   const cost =
-    migration.status?.mode === 'Surge' && annotations[ANNOTATION_DELETION_COST] === LOWEST_COST ? { [ANNOTATION_DELETION_COST]: null } : {};
+    migration.status?.mode === 'Surge' && annotations[ANNOTATION_DELETION_COST] === LOWEST_COST
+      ? { [ANNOTATION_DELETION_COST]: migration.status.surge?.deletionCost ?? null }
+      : {};
   try {
     await client.mergePatch(paths.pod(migration.metadata.namespace, pod.metadata!.name!), {
       metadata: { resourceVersion: pod.metadata!.resourceVersion, annotations: { [ANNOTATION_CLAIM]: null, ...cost } },

@@ -207,7 +207,12 @@ export interface PodMigrationStatus {
   /** How the pod moves; see MigrationMode. */
   mode?: MigrationMode;
   /** Surge mode: the owning ReplicaSet, and the labels left off the copy until it is Ready. */
-  surge?: { replicaSet: { name: string; uid: string }; withheldLabels: Record<string, string> };
+  surge?: {
+    replicaSet: { name: string; uid: string };
+    withheldLabels: Record<string, string>;
+    /** The source's own pod-deletion-cost, put back should the hand-over be undone. */
+    deletionCost?: string;
+  };
   /** Steer mode: the owner whose replacement of the source the webhook pins to the target node. */
   steer?: SteerStatus;
   checkpointPVC?: string;

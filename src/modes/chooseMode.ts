@@ -2,6 +2,7 @@
 // asked for (step 1). Refusals here leave the pod untouched.
 import type { V1Job, V1Pod, V1ReplicaSet, V1StatefulSet } from '@kubernetes/client-node';
 import {
+  ANNOTATION_DELETION_COST,
   ANNOTATION_MIGRATABLE,
   ANNOTATION_MIRROR,
   type MigrationMode,
@@ -62,7 +63,16 @@ export async function chooseMode(client: KubeClient, migration: PodMigration, po
     if (deleteFirst) throw ownedByController(': strategy DeleteBeforeCreate is only for pods without an owner');
     const rs = await ignoreNotFound(client.get<V1ReplicaSet>(paths.replicaSet(migration.metadata.namespace, owner.name)));
     const withheld = rs && rs.metadata?.uid === owner.uid ? labelsToWithhold(rs.spec!.selector, pod.metadata?.labels ?? {}) : undefined;
-    if (withheld) return { mode: 'Surge', surge: { replicaSet: { name: owner.name, uid: owner.uid }, withheldLabels: withheld } };
+    const deletionCost = pod.metadata?.annotations?.[ANNOTATION_DELETION_COST];
+    if (withheld)
+      return {
+        mode: 'Surge',
+        surge: {
+          replicaSet: { name: owner.name, uid: owner.uid },
+          withheldLabels: withheld,
+          ...(deletionCost !== undefined ? { deletionCost } : {}),
+        },
+      };
     throw ownedByController(': no label of its selector can be left off a copy');
   }
   if (deleteFirst) throw ownedByController(': strategy DeleteBeforeCreate is only for pods without an owner');
