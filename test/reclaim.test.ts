@@ -229,7 +229,7 @@ const EXPECTED = [
     strandedMemory: '512Mi',
     finishedContainers: ['downloader'],
   },
-  {
+  ...[1, 2].map(() => ({
     namespace: () => b,
     pod: 'web-',
     mode: 'Surge',
@@ -237,16 +237,7 @@ const EXPECTED = [
     strandedCPU: '500m',
     strandedMemory: '512Mi',
     finishedContainers: ['downloader'],
-  },
-  {
-    namespace: () => b,
-    pod: 'web-',
-    mode: 'Surge',
-    downtime: false,
-    strandedCPU: '500m',
-    strandedMemory: '512Mi',
-    finishedContainers: ['downloader'],
-  },
+  })),
   {
     namespace: () => b,
     pod: 'crash-and-done',

@@ -3,10 +3,9 @@
 // PodMigrations are carried out by the PodMigration controller, within its limits.
 import type { Logger } from 'pino';
 import type { NodeDrain, PodMigration } from '../api/types';
-import { isConflict } from '../errors';
 import type { KubeClient } from '../kube/client';
 import { Informer } from '../kube/informer';
-import { WorkQueue } from '../kube/workqueue';
+import { WorkQueue, runWorker } from '../kube/workqueue';
 import type { Environment } from '../migration/context';
 import { DrainReconciler, drainPath } from './reconciler';
 
@@ -46,33 +45,14 @@ export class DrainController {
   async start(): Promise<void> {
     await this.drains.start();
     while (!this.drains.hasSynced) await new Promise((r) => setTimeout(r, 100));
-    this.workers = Array.from({ length: this.o.workers ?? 2 }, () => this.work());
+    this.workers = Array.from({ length: this.o.workers ?? 2 }, () =>
+      runWorker(this.queue, (name) => this.reconciler.reconcile(name), this.o.log, 'nodeDrain'),
+    );
   }
 
   async stop(): Promise<void> {
     this.queue.shutDown();
     await this.drains.stop();
     await Promise.all(this.workers);
-  }
-
-  private async work(): Promise<void> {
-    for (;;) {
-      const name = await this.queue.get();
-      if (name === undefined) return;
-      try {
-        const after = await this.reconciler.reconcile(name);
-        this.queue.forget(name);
-        if (after !== undefined) this.queue.addAfter(name, after);
-      } catch (e) {
-        // A conflict (someone else wrote the NodeDrain meanwhile) is simply looked at again.
-        const retryInMs = isConflict(e) ? (this.queue.forget(name), this.queue.addAfter(name, 200), 200) : this.queue.addRateLimited(name);
-        this.o.log[isConflict(e) ? 'debug' : 'error'](
-          { nodeDrain: name, err: e instanceof Error ? e.message : String(e), retryInMs },
-          'drain reconcile failed; retrying',
-        );
-      } finally {
-        this.queue.done(name);
-      }
-    }
   }
 }

@@ -5,6 +5,9 @@
 // flight is handed out before new ones are started (finish what was started), so a
 // migration whose copy turned Ready does not wait behind every record created after it.
 
+import type { Logger } from 'pino';
+import { isConflict } from '../errors';
+
 export interface WorkQueueOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -168,5 +171,37 @@ export class WorkQueue {
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     for (const w of this.waiters.splice(0)) w(undefined);
+  }
+}
+
+/**
+ * One worker of a controller: hands the queue's keys to `reconcile` until the queue shuts
+ * down. A key is looked at again after the delay `reconcile` returns; after a conflict
+ * (someone else wrote the object meanwhile) 200 ms later; after any other failure with
+ * backoff. `kind` names the key in the log (nodeDrain, reclaimPolicy).
+ */
+export async function runWorker(
+  queue: WorkQueue,
+  reconcile: (key: string) => Promise<number | undefined>,
+  log: Logger,
+  kind: string,
+): Promise<void> {
+  for (;;) {
+    const key = await queue.get();
+    if (key === undefined) return;
+    try {
+      const after = await reconcile(key);
+      queue.forget(key);
+      if (after !== undefined) queue.addAfter(key, after);
+    } catch (e) {
+      const conflict = isConflict(e);
+      const retryInMs = conflict ? (queue.forget(key), queue.addAfter(key, 200), 200) : queue.addRateLimited(key);
+      log[conflict ? 'debug' : 'error'](
+        { [kind]: key, err: e instanceof Error ? e.message : String(e), retryInMs },
+        `${kind} reconcile failed; retrying`,
+      );
+    } finally {
+      queue.done(key);
+    }
   }
 }

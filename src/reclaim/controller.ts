@@ -1,15 +1,15 @@
 // Runs ReclaimPolicies, from a cluster-wide cache of what each pod strands. The pod watch
 // keeps, per pod, only its figures (a pod that strands nothing: its name), so that the
 // operator's memory stays small however many pods the cluster runs. A change in what is
-// stranded brings every policy up to date within a second; the leader serves the stranded
+// stranded (or in a namespace's labels) brings every policy up to date within a second; the
+// leader serves the stranded
 // gauges from the same cache.
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { PodMigration, ReclaimPolicy } from '../api/types';
-import { isConflict } from '../errors';
 import { type KubeClient, paths } from '../kube/client';
 import { Informer } from '../kube/informer';
-import { WorkQueue } from '../kube/workqueue';
+import { WorkQueue, runWorker } from '../kube/workqueue';
 import type { Metrics } from '../metrics';
 import { ReclaimReconciler, reclaimPath } from './reconciler';
 import { type Scanned, type StrandedPod, scanPod, sumBy } from './stranded';
@@ -24,13 +24,15 @@ export interface ReclaimControllerOptions {
   workers?: number;
 }
 
-/** How long changes to pods are gathered before the policies look again. */
+/** How long changes to pods and namespaces are gathered before the policies look again. */
 const SETTLE_MS = 1_000;
 
 export class ReclaimController {
   private readonly queue = new WorkQueue();
   private readonly pods: Informer<Scanned>;
   private readonly policies: Informer<ReclaimPolicy>;
+  /** Namespaces, by their labels only (what namespace selectors read). */
+  private readonly namespaces: Informer<V1Namespace>;
   private readonly reconciler: ReclaimReconciler;
   private workers: Promise<void>[] = [];
   private settle?: NodeJS.Timeout;
@@ -41,7 +43,16 @@ export class ReclaimController {
       path: paths.pods(o.namespace),
       log: o.log,
       transform: (p) => scanPod(p as unknown as V1Pod),
-      onChange: () => this.podsChanged(),
+      onChange: () => this.changed(),
+    });
+    this.namespaces = new Informer<V1Namespace>({
+      client: o.client,
+      path: '/api/v1/namespaces',
+      log: o.log,
+      transform: (n) => ({
+        metadata: { name: n.metadata?.name, resourceVersion: n.metadata?.resourceVersion, labels: n.metadata?.labels },
+      }),
+      onChange: () => this.changed(),
     });
     this.policies = new Informer<ReclaimPolicy>({
       client: o.client,
@@ -53,8 +64,11 @@ export class ReclaimController {
       client: o.client,
       log: o.log,
       stranded: () => this.stranded(),
+      namespaceLabels: (name) => {
+        const n = this.namespaces.get(name);
+        return n ? (n.metadata?.labels ?? {}) : undefined;
+      },
       migrations: o.migrations,
-      namespace: o.namespace,
       clusterLimit: o.clusterLimit,
     });
   }
@@ -73,44 +87,28 @@ export class ReclaimController {
   }
 
   async start(): Promise<void> {
-    await Promise.all([this.pods.start(), this.policies.start()]);
-    while (!this.pods.hasSynced || !this.policies.hasSynced) await new Promise((r) => setTimeout(r, 100));
+    const informers = [this.pods, this.policies, this.namespaces];
+    await Promise.all(informers.map((i) => i.start()));
+    while (informers.some((i) => !i.hasSynced)) await new Promise((r) => setTimeout(r, 100));
     this.o.metrics.serveStranded(() => this.byNamespaceAndNode());
-    this.workers = Array.from({ length: this.o.workers ?? 2 }, () => this.work());
+    this.workers = Array.from({ length: this.o.workers ?? 2 }, () =>
+      runWorker(this.queue, (name) => this.reconciler.reconcile(name), this.o.log, 'reclaimPolicy'),
+    );
   }
 
   async stop(): Promise<void> {
     clearTimeout(this.settle);
     this.queue.shutDown();
-    await Promise.all([this.pods.stop(), this.policies.stop()]);
+    await Promise.all([this.pods.stop(), this.policies.stop(), this.namespaces.stop()]);
     await Promise.all(this.workers);
   }
 
-  private podsChanged(): void {
+  /** Pods or namespaces changed: every policy looks again, once the changes have settled. */
+  private changed(): void {
     if (this.settle) return;
     this.settle = setTimeout(() => {
       this.settle = undefined;
       for (const rp of this.policies.list()) this.queue.add(rp.metadata.name);
     }, SETTLE_MS);
-  }
-
-  private async work(): Promise<void> {
-    for (;;) {
-      const name = await this.queue.get();
-      if (name === undefined) return;
-      try {
-        const after = await this.reconciler.reconcile(name);
-        this.queue.forget(name);
-        if (after !== undefined) this.queue.addAfter(name, after);
-      } catch (e) {
-        const retryInMs = isConflict(e) ? (this.queue.forget(name), this.queue.addAfter(name, 200), 200) : this.queue.addRateLimited(name);
-        this.o.log[isConflict(e) ? 'debug' : 'error'](
-          { reclaimPolicy: name, err: e instanceof Error ? e.message : String(e), retryInMs },
-          'reclaim policy reconcile failed; retrying',
-        );
-      } finally {
-        this.queue.done(name);
-      }
-    }
   }
 }

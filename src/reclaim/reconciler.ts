@@ -5,7 +5,6 @@
 // candidates from the pods as they are now, the reclaimed figures from its completed
 // PodMigrations.
 import { isDeepStrictEqual } from 'node:util';
-import type { V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import {
   API_VERSION,
@@ -51,9 +50,9 @@ export interface ReclaimReconcilerOptions {
   client: KubeClient;
   log: Logger;
   stranded: () => Iterable<StrandedPod>;
+  /** A namespace's labels, from the cache; undefined when there is no such namespace. */
+  namespaceLabels: (name: string) => Record<string, string> | undefined;
   migrations: { get(name: string, namespace?: string): PodMigration | undefined; list(namespace?: string): readonly PodMigration[] };
-  /** The one namespace the operator watches, if any. */
-  namespace?: string;
   /** The operator's cluster-wide limit on migrations in flight: a policy never queues more than it leaves room for. */
   clusterLimit: number;
 }
@@ -105,11 +104,11 @@ export class ReclaimReconciler {
     }
 
     // The candidates, largest first.
-    const namespaces = await this.namespaceLabels(!!spec.namespaceSelector);
+
     let nextMs = RESYNC_MS;
     const found: StrandedPod[] = [];
     for (const p of this.o.stranded()) {
-      const q = qualifies(p, thresholds, namespaces ? namespaces.get(p.metadata.namespace) : {}, now);
+      const q = qualifies(p, thresholds, spec.namespaceSelector ? this.o.namespaceLabels(p.metadata.namespace) : {}, now);
       if (q === true) found.push(p);
       else if (q !== false) nextMs = Math.min(nextMs, q.after + 100);
     }
@@ -221,16 +220,6 @@ export class ReclaimReconciler {
         : `${what} (action Report: nothing is moved${inFlight ? `; ${flying}, started before` : ''})`;
     await this.write(rp, status, inFlight > 0 ? { migrating: true } : {}, now);
     return inFlight > 0 ? IN_FLIGHT_POLL_MS : nextMs;
-  }
-
-  /** Namespace labels by name (when a selector needs them); only the watched namespace when the operator has one. */
-  private async namespaceLabels(needed: boolean): Promise<Map<string, Record<string, string>> | undefined> {
-    if (!needed) return undefined;
-    const { client, namespace } = this.o;
-    const items = namespace
-      ? [await client.get<V1Namespace>(`/api/v1/namespaces/${namespace}`)]
-      : (await client.get<{ items: V1Namespace[] }>('/api/v1/namespaces')).items;
-    return new Map(items.map((n) => [n.metadata!.name!, n.metadata?.labels ?? {}]));
   }
 
   /** Writes the status when it changed; kstatus conditions: Ready once scanned with nothing in flight. */
