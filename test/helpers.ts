@@ -248,14 +248,18 @@ export function kubectlAsync(args: string[], timeoutMs = 300_000): Promise<Comma
 }
 
 /** A TCP port free on loopback now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
+export async function freePort(): Promise<number> {
+  // Below the kernel's ephemeral range (32768 and up), so that no process binding port 0
+  // meanwhile (the operator's own probe and metrics servers) is handed the same port.
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 /**
